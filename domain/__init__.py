@@ -1,0 +1,26 @@
+"""The election observation mission's rules, with no I/O: ``decide`` and ``evolve``."""
+
+from domain.commands import COMMAND_ADAPTER, COMMAND_TYPES, Command
+from domain.decide import decide, text_sha256
+from domain.errors import DomainError
+from domain.events import EVENT_ADAPTER, EVENT_TYPES, Event
+from domain.evolve import evolve, fold
+from domain.state import Mission
+from domain.values import Profile, Stage
+
+__all__ = [
+    "COMMAND_ADAPTER",
+    "COMMAND_TYPES",
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "Command",
+    "DomainError",
+    "Event",
+    "Mission",
+    "Profile",
+    "Stage",
+    "decide",
+    "evolve",
+    "fold",
+    "text_sha256",
+]

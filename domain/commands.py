@@ -1,0 +1,223 @@
+"""Commands: what a coordinator (or head of mission) asks the mission to do.
+
+Each is a frozen model with a literal ``type`` that discriminates the ``Command`` union,
+so a command travels as plain JSON (CLI file, Temporal update, HTTP body) and comes
+back as the right class.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, PositiveInt, TypeAdapter
+
+from domain.values import (
+    CountryCode,
+    DateWindow,
+    Election,
+    Finding,
+    Frozen,
+    Identifier,
+    ObserverRole,
+    PhaseChecklist,
+    Profile,
+    Recipient,
+    Recommendation,
+    Sha256,
+    StakeholderType,
+    Text,
+)
+
+
+class RegisterInvitation(Frozen):
+    type: Literal["register_invitation"] = "register_invitation"
+    mission_id: Identifier
+    organisation: Text
+    host_country: CountryCode
+    inviting_authority: Text
+    election: Election
+    mission_window: DateWindow
+    member_states: list[CountryCode] = Field(min_length=1)
+    profile: Profile = Profile.short_term
+    role_quotas: dict[ObserverRole, PositiveInt] = Field(default_factory=dict)
+
+
+class RecordNeedsAssessment(Frozen):
+    type: Literal["record_needs_assessment"] = "record_needs_assessment"
+    conducted_on: date
+    summary: Text
+
+
+class AppointHeadOfMission(Frozen):
+    type: Literal["appoint_head_of_mission"] = "appoint_head_of_mission"
+    name: Text
+    title: Text
+
+
+class NominateObserver(Frozen):
+    type: Literal["nominate_observer"] = "nominate_observer"
+    observer_id: Identifier
+    member_state: CountryCode
+    name: Text
+    role: ObserverRole = ObserverRole.short_term_observer
+    code_of_conduct_signed: bool = False
+    conflict_of_interest_declared: bool = False
+
+
+class AcceptObserver(Frozen):
+    type: Literal["accept_observer"] = "accept_observer"
+    observer_id: Identifier
+
+
+class WithdrawObserver(Frozen):
+    type: Literal["withdraw_observer"] = "withdraw_observer"
+    observer_id: Identifier
+    reason: Text
+
+
+class FormTeam(Frozen):
+    type: Literal["form_team"] = "form_team"
+    team_id: Identifier
+    observer_ids: list[Identifier] = Field(min_length=1)
+    area: Text | None = None
+
+
+class DeployMission(Frozen):
+    type: Literal["deploy_mission"] = "deploy_mission"
+    deployed_on: date
+
+
+class RecordMeeting(Frozen):
+    type: Literal["record_meeting"] = "record_meeting"
+    meeting_id: Identifier
+    stakeholder_type: StakeholderType
+    stakeholder_name: Text
+    held_on: date
+    participants: list[Text] = Field(default_factory=list)
+    topics: list[Text] = Field(default_factory=list)
+    summary: Text
+
+
+class PublishInterimReport(Frozen):
+    type: Literal["publish_interim_report"] = "publish_interim_report"
+    report_id: Identifier
+    published_on: date
+    summary: Text
+
+
+class OpenElectionDay(Frozen):
+    type: Literal["open_election_day"] = "open_election_day"
+
+
+class RecordStationVisit(Frozen):
+    type: Literal["record_station_visit"] = "record_station_visit"
+    visit_id: Identifier
+    station_id: Identifier
+    locality: Text
+    team_id: Identifier
+    arrived_at: datetime
+    departed_at: datetime
+    checklists: list[PhaseChecklist] = Field(min_length=1)
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class CloseElectionDay(Frozen):
+    type: Literal["close_election_day"] = "close_election_day"
+
+
+class DraftStatement(Frozen):
+    type: Literal["draft_statement"] = "draft_statement"
+    draft_id: Identifier
+    title: Text
+    text: Text
+
+
+class ApproveStatement(Frozen):
+    type: Literal["approve_statement"] = "approve_statement"
+    draft_id: Identifier
+    text_sha256: Sha256
+    approved_by: Text
+
+
+class PublishStatement(Frozen):
+    type: Literal["publish_statement"] = "publish_statement"
+    draft_id: Identifier
+    text_sha256: Sha256
+    published_on: date
+    venue: Text = "press conference"
+
+
+class PublishFinalReport(Frozen):
+    type: Literal["publish_final_report"] = "publish_final_report"
+    report_id: Identifier
+    published_on: date
+    summary: Text
+
+
+class IssueRecommendations(Frozen):
+    type: Literal["issue_recommendations"] = "issue_recommendations"
+    recommendations: list[Recommendation] = Field(min_length=1)
+
+
+class SendRecommendations(Frozen):
+    type: Literal["send_recommendations"] = "send_recommendations"
+    recipients: list[Recipient] = Field(min_length=1)
+    sent_on: date
+
+
+class AcknowledgeRecommendations(Frozen):
+    type: Literal["acknowledge_recommendations"] = "acknowledge_recommendations"
+    recipient: Recipient
+    acknowledged_on: date
+
+
+class PostponeElection(Frozen):
+    type: Literal["postpone_election"] = "postpone_election"
+    new_date: date
+    reason: Text
+
+
+class CloseMission(Frozen):
+    type: Literal["close_mission"] = "close_mission"
+    note: Text | None = None
+
+
+class CancelMission(Frozen):
+    type: Literal["cancel_mission"] = "cancel_mission"
+    reason: Text
+
+
+Command = Annotated[
+    RegisterInvitation
+    | RecordNeedsAssessment
+    | AppointHeadOfMission
+    | NominateObserver
+    | AcceptObserver
+    | WithdrawObserver
+    | FormTeam
+    | DeployMission
+    | RecordMeeting
+    | PublishInterimReport
+    | OpenElectionDay
+    | RecordStationVisit
+    | CloseElectionDay
+    | DraftStatement
+    | ApproveStatement
+    | PublishStatement
+    | PublishFinalReport
+    | IssueRecommendations
+    | SendRecommendations
+    | AcknowledgeRecommendations
+    | PostponeElection
+    | CloseMission
+    | CancelMission,
+    Field(discriminator="type"),
+]
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+COMMAND_TYPES: dict[str, type[Frozen]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Command)[0])
+}
+"""Command type name -> model, in lifecycle order (the CLI builds one subcommand each)."""

@@ -1,0 +1,535 @@
+"""``decide``: check a command against the mission's rules and say which events it causes.
+
+Pure: the time comes in as ``now``; ids are the caller's. The same function validates a
+Temporal update, runs in unit tests and tells the CLI why a closed mission refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from domain import commands as c
+from domain import errors as e
+from domain import events as ev
+from domain.commands import Command
+from domain.events import Event
+from domain.state import Mission, Observer, ObserverStatus
+from domain.values import PROFILE_RULES, Phase, RecipientKind, Stage
+
+COUNTING_GRACE = time(12, 0)
+"""Counting may run past midnight: a visit may end (or, for counting only, begin) on the
+morning after election day, up to this time."""
+
+_OPEN = {s for s in Stage if s not in (Stage.closed, Stage.cancelled)}
+
+
+def text_sha256(text: str) -> str:
+    """The fingerprint by which a head of mission approves one exact statement text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def decide(state: Mission, command: Command, *, now: datetime) -> list[Event]:
+    """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule."""
+    if isinstance(command, c.RegisterInvitation):
+        return _register(state, command, now)
+    handler = _HANDLERS[type(command)]
+    stages, name = _STAGES[type(command)]
+    _require_stage(state, stages, name)
+    return handler(state, command, now)
+
+
+def _require_stage(state: Mission, allowed: set[Stage], name: str) -> None:
+    stage = state.stage
+    if stage is None:
+        raise e.MissionNotRegistered(f"no mission is registered here, so it cannot {name}")
+    if stage is Stage.closed:
+        raise e.MissionClosed(f"mission {state.mission_id} is closed; cannot {name}")
+    if stage is Stage.cancelled:
+        raise e.MissionCancelled(
+            f"mission {state.mission_id} was cancelled ({state.cancellation_reason}); cannot {name}"
+        )
+    if stage in allowed:
+        return
+    wanted = ", ".join(s.value for s in sorted(allowed, key=lambda s: s.order))
+    if stage.order < min(s.order for s in allowed):
+        raise e.StageSkipped(
+            f"cannot {name} in stage {stage.value}: that belongs to stage {wanted}; "
+            f"stages are not skipped"
+        )
+    raise e.StageOver(f"cannot {name} in stage {stage.value}: stage {wanted} is over")
+
+
+def _unique(ids: Iterable[str], existing: Iterable[str], what: str) -> None:
+    seen: set[str] = set(existing)
+    for i in ids:
+        if i in seen:
+            raise e.DuplicateId(f"{what} id {i!r} is already used in this mission")
+        seen.add(i)
+
+
+def _election_day(state: Mission) -> date:
+    assert state.election is not None
+    return state.election.date
+
+
+# -- invitation and formation --------------------------------------------------------------
+
+
+def _register(state: Mission, cmd: c.RegisterInvitation, now: datetime) -> list[Event]:
+    if state.stage is not None:
+        raise e.MissionAlreadyRegistered(f"mission {state.mission_id} is already registered")
+    if cmd.election.date not in cmd.mission_window:
+        raise e.ElectionOutsideMissionWindow(
+            f"election day {cmd.election.date} is outside the mission window "
+            f"{cmd.mission_window.start}..{cmd.mission_window.end}"
+        )
+    if cmd.host_country in cmd.member_states:
+        raise e.HostAmongMemberStates(
+            f"{cmd.host_country} hosts the election and cannot be a participating member state"
+        )
+    _unique(cmd.member_states, [], "member state")
+    roles = {role for role in cmd.role_quotas if role not in PROFILE_RULES[cmd.profile].roles}
+    if roles:
+        raise e.RoleNotInProfile(
+            f"profile {cmd.profile.value} has no {', '.join(sorted(roles))} to set a quota for"
+        )
+    return [
+        ev.InvitationRegistered(
+            **cmd.model_dump(exclude={"type"}),
+            registered_at=now,
+        )
+    ]
+
+
+def _needs_assessment(state: Mission, cmd: c.RecordNeedsAssessment, now: datetime) -> list[Event]:
+    if not state.rules.needs_assessment:
+        raise e.StepNotInProfile(f"a {state.profile.value} mission has no needs assessment")
+    if state.needs_assessment_on is not None:
+        raise e.DuplicateId(
+            f"the needs assessment was already recorded ({state.needs_assessment_on})"
+        )
+    return [ev.NeedsAssessmentRecorded(conducted_on=cmd.conducted_on, summary=cmd.summary)]
+
+
+def _appoint(state: Mission, cmd: c.AppointHeadOfMission, now: datetime) -> list[Event]:
+    if (
+        state.stage is Stage.invited
+        and state.rules.needs_assessment
+        and not state.needs_assessment_on
+    ):
+        raise e.StepMissing(
+            f"a {state.profile.value} mission records its needs assessment before forming"
+        )
+    return [ev.HeadOfMissionAppointed(name=cmd.name, title=cmd.title)]
+
+
+def _nominate(state: Mission, cmd: c.NominateObserver, now: datetime) -> list[Event]:
+    if cmd.member_state == state.host_country:
+        raise e.ObserverFromHostCountry(
+            f"{cmd.name} is nominated by {cmd.member_state}, the host country; "
+            f"observers come only from the other member states"
+        )
+    if cmd.member_state not in state.member_states:
+        raise e.MemberStateNotParticipating(
+            f"{cmd.member_state} is not among the participating member states "
+            f"({', '.join(state.member_states)})"
+        )
+    if cmd.role not in state.rules.roles:
+        raise e.RoleNotInProfile(f"a {state.profile.value} mission has no {cmd.role.value} role")
+    _unique([cmd.observer_id], state.observers, "observer")
+    return [ev.ObserverNominated(**cmd.model_dump(exclude={"type"}))]
+
+
+def _observer(state: Mission, observer_id: str) -> Observer:
+    observer = state.observers.get(observer_id)
+    if observer is None:
+        raise e.UnknownReference(f"no observer {observer_id!r} has been nominated")
+    return observer
+
+
+def _accept(state: Mission, cmd: c.AcceptObserver, now: datetime) -> list[Event]:
+    observer = _observer(state, cmd.observer_id)
+    if observer.status is ObserverStatus.accepted:
+        raise e.AlreadyAccepted(f"observer {cmd.observer_id!r} is already accepted")
+    if observer.status is ObserverStatus.withdrawn:
+        raise e.ObserverNotActive(f"observer {cmd.observer_id!r} was withdrawn")
+    missing = [
+        what
+        for what, signed in (
+            ("code-of-conduct pledge", observer.code_of_conduct_signed),
+            ("conflict-of-interest declaration", observer.conflict_of_interest_declared),
+        )
+        if not signed
+    ]
+    if missing:
+        raise e.PledgeMissing(
+            f"observer {cmd.observer_id!r} has not signed the {' and '.join(missing)}"
+        )
+    quota = state.role_quotas.get(observer.role)
+    if quota is not None and len(state.accepted_observers(observer.role)) >= quota:
+        raise e.RoleQuotaExceeded(f"the quota of {quota} {observer.role.value} is already filled")
+    return [ev.ObserverAccepted(observer_id=cmd.observer_id, accepted_at=now)]
+
+
+def _withdraw(state: Mission, cmd: c.WithdrawObserver, now: datetime) -> list[Event]:
+    observer = _observer(state, cmd.observer_id)
+    if observer.status is ObserverStatus.withdrawn:
+        raise e.ObserverNotActive(f"observer {cmd.observer_id!r} was already withdrawn")
+    return [ev.ObserverWithdrawn(observer_id=cmd.observer_id, reason=cmd.reason)]
+
+
+def _form_team(state: Mission, cmd: c.FormTeam, now: datetime) -> list[Event]:
+    _unique([cmd.team_id], state.teams, "team")
+    _unique(cmd.observer_ids, [], "observer (in one team)")
+    for oid in cmd.observer_ids:
+        if _observer(state, oid).status is not ObserverStatus.accepted:
+            raise e.ObserverNotActive(f"observer {oid!r} is not accepted, so cannot join a team")
+    return [ev.TeamFormed(team_id=cmd.team_id, observer_ids=cmd.observer_ids, area=cmd.area)]
+
+
+def _deploy(state: Mission, cmd: c.DeployMission, now: datetime) -> list[Event]:
+    if state.head_of_mission is None:
+        raise e.NoHeadOfMission("appoint a head of mission before deploying")
+    if not state.accepted_observers():
+        raise e.NoAcceptedObservers("accept at least one observer before deploying")
+    return [ev.MissionDeployed(deployed_on=cmd.deployed_on)]
+
+
+# -- pre-election and election day ----------------------------------------------------------
+
+
+def _meeting(state: Mission, cmd: c.RecordMeeting, now: datetime) -> list[Event]:
+    _unique([cmd.meeting_id], state.meetings, "meeting")
+    window = state.mission_window
+    assert window is not None
+    if cmd.held_on not in window:
+        raise e.MeetingOutsideMissionWindow(
+            f"meeting {cmd.meeting_id!r} on {cmd.held_on} is outside the mission window "
+            f"{window.start}..{window.end}"
+        )
+    if cmd.held_on >= _election_day(state):
+        raise e.MeetingNotBeforeElectionDay(
+            f"meeting {cmd.meeting_id!r} on {cmd.held_on} is not before election day "
+            f"{_election_day(state)}"
+        )
+    return [ev.MeetingRecorded(**cmd.model_dump(exclude={"type"}))]
+
+
+def _interim(state: Mission, cmd: c.PublishInterimReport, now: datetime) -> list[Event]:
+    if not state.rules.interim_report:
+        raise e.StepNotInProfile(f"a {state.profile.value} mission publishes no interim report")
+    if state.interim_report is not None:
+        raise e.DuplicateId("the interim report was already published")
+    return [ev.InterimReportPublished(**cmd.model_dump(exclude={"type"}))]
+
+
+def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) -> list[Event]:
+    if state.rules.interim_report and state.interim_report is None:
+        raise e.StepMissing(
+            f"a {state.profile.value} mission publishes its interim report before election day"
+        )
+    return [ev.ElectionDayOpened(opened_at=now)]
+
+
+def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Event]:
+    _unique([cmd.visit_id], state.visits, "visit")
+    _check_visit_dates(cmd, _election_day(state))
+    if cmd.team_id not in state.teams:
+        raise e.UnknownReference(f"no team {cmd.team_id!r} has been formed")
+    if not state.active_members(cmd.team_id):
+        raise e.TeamNotActive(f"team {cmd.team_id!r} has no accepted observer left")
+    events: list[Event] = [ev.StationVisitRecorded(**cmd.model_dump(exclude={"type"}))]
+    same_station = [v for v in state.visits.values() if v.station_id == cmd.station_id]
+    teams = sorted({v.team_id for v in same_station} | {cmd.team_id})
+    if len(teams) > 1:
+        events.append(
+            ev.StationReportsConflicted(
+                station_id=cmd.station_id,
+                visit_ids=[v.visit_id for v in same_station] + [cmd.visit_id],
+                team_ids=teams,
+            )
+        )
+    return events
+
+
+def _check_visit_dates(cmd: c.RecordStationVisit, election_day: date) -> None:
+    if cmd.departed_at < cmd.arrived_at:
+        raise e.VisitTimesInverted(
+            f"visit {cmd.visit_id!r} departs at {cmd.departed_at} before it arrives at "
+            f"{cmd.arrived_at}"
+        )
+    morning_after = election_day + timedelta(days=1)
+    counting_only = all(cl.phase in (Phase.counting, Phase.tabulation) for cl in cmd.checklists)
+
+    def in_grace(moment: datetime) -> bool:
+        return moment.date() == morning_after and moment.time() <= COUNTING_GRACE
+
+    arrival_ok = cmd.arrived_at.date() == election_day or (
+        counting_only and in_grace(cmd.arrived_at)
+    )
+    departure_ok = cmd.departed_at.date() == election_day or in_grace(cmd.departed_at)
+    if not (arrival_ok and departure_ok):
+        raise e.VisitNotOnElectionDay(
+            f"visit {cmd.visit_id!r} is dated {cmd.arrived_at.date()} "
+            f"(from {cmd.arrived_at.isoformat()} to {cmd.departed_at.isoformat()}), but "
+            f"election day is {election_day}; counting may run until "
+            f"{COUNTING_GRACE.strftime('%H:%M')} on {morning_after}"
+        )
+
+
+def _close_election_day(state: Mission, cmd: c.CloseElectionDay, now: datetime) -> list[Event]:
+    if not state.visits:
+        raise e.NoStationVisits("no polling-station visit has been recorded")
+    return [
+        ev.ElectionDayClosed(
+            closed_at=now, stations_visited=len(state.stations_visited), visits=len(state.visits)
+        )
+    ]
+
+
+# -- statement, report, recommendations ------------------------------------------------------
+
+
+def _statement_stage(state: Mission, name: str) -> None:
+    if (
+        state.stage is not None
+        and state.stage.order < Stage.statement.order
+        and state.stage in _OPEN
+    ):
+        raise e.ElectionDayNotClosed(
+            f"cannot {name} while the mission is in stage {state.stage.value}: "
+            f"election day must be closed first"
+        )
+    if state.publication is not None:
+        raise e.AlreadyPublished(
+            f"the statement was published on {state.publication.published_on}; cannot {name}"
+        )
+
+
+def _draft(state: Mission, cmd: c.DraftStatement, now: datetime) -> list[Event]:
+    _unique([cmd.draft_id], state.drafts, "statement draft")
+    teams = {v.team_id for v in state.visits.values()}
+    return [
+        ev.StatementDrafted(
+            draft_id=cmd.draft_id,
+            title=cmd.title,
+            text=cmd.text,
+            text_sha256=text_sha256(cmd.text),
+            coverage=ev.Coverage(
+                stations_visited=len(state.stations_visited),
+                visits=len(state.visits),
+                localities=state.localities,
+                teams=len(teams),
+            ),
+        )
+    ]
+
+
+def _draft_named(state: Mission, draft_id: str, sha: str) -> None:
+    draft = state.drafts.get(draft_id)
+    if draft is None:
+        raise e.UnknownReference(f"no statement draft {draft_id!r}")
+    if draft.text_sha256 != sha:
+        raise e.DraftTextMismatch(
+            f"draft {draft_id!r} has text sha256 {draft.text_sha256}, not {sha}"
+        )
+
+
+def _approve(state: Mission, cmd: c.ApproveStatement, now: datetime) -> list[Event]:
+    _draft_named(state, cmd.draft_id, cmd.text_sha256)
+    head = state.head_of_mission
+    if head is None or head.name.casefold() != cmd.approved_by.strip().casefold():
+        raise e.ApproverNotHeadOfMission(
+            f"{cmd.approved_by} is not the head of mission" + (f" ({head.name})" if head else "")
+        )
+    return [
+        ev.StatementApproved(
+            draft_id=cmd.draft_id,
+            text_sha256=cmd.text_sha256,
+            approved_by=head.name,
+            approved_at=now,
+        )
+    ]
+
+
+def _publish(state: Mission, cmd: c.PublishStatement, now: datetime) -> list[Event]:
+    approval = state.approval
+    if approval is None:
+        raise e.UnapprovedDraft("the head of mission has approved no draft yet")
+    if (approval.draft_id, approval.text_sha256) != (cmd.draft_id, cmd.text_sha256):
+        raise e.UnapprovedDraft(
+            f"draft {cmd.draft_id!r} (sha256 {cmd.text_sha256[:12]}...) is not the exact draft "
+            f"approved by the head of mission ({approval.draft_id!r}, sha256 "
+            f"{approval.text_sha256[:12]}...)"
+        )
+    if cmd.published_on < _election_day(state):
+        raise e.PublishedBeforeElectionDay(
+            f"publication on {cmd.published_on} precedes election day {_election_day(state)}"
+        )
+    return [ev.StatementPublished(**cmd.model_dump(exclude={"type"}))]
+
+
+def _final_report(state: Mission, cmd: c.PublishFinalReport, now: datetime) -> list[Event]:
+    if state.publication is None:
+        raise e.StepMissing("the final report follows the published statement")
+    if state.final_report is not None:
+        raise e.DuplicateId("the final report was already published")
+    return [ev.FinalReportPublished(**cmd.model_dump(exclude={"type"}))]
+
+
+def _issue(state: Mission, cmd: c.IssueRecommendations, now: datetime) -> list[Event]:
+    if state.publication is None:
+        raise e.RecommendationsBeforeStatement(
+            "recommendations are issued only after the statement is published"
+        )
+    if state.rules.final_report and state.final_report is None:
+        raise e.StepMissing(
+            f"a {state.profile.value} mission issues its recommendations with the final report"
+        )
+    _unique([r.id for r in cmd.recommendations], state.recommendations, "recommendation")
+    return [ev.RecommendationsIssued(recommendations=cmd.recommendations)]
+
+
+def _send(state: Mission, cmd: c.SendRecommendations, now: datetime) -> list[Event]:
+    if not state.recommendations:
+        raise e.NoRecommendations("no recommendations have been issued")
+    _unique([r.key for r in cmd.recipients], state.deliveries, "recipient")
+    for r in cmd.recipients:
+        if r.kind is RecipientKind.member_state and r.name not in state.member_states:
+            raise e.RecipientNotEligible(f"{r.name} is not a participating member state")
+        if r.kind is RecipientKind.host_country and r.name != state.host_country:
+            raise e.RecipientNotEligible(f"{r.name} is not the host country ({state.host_country})")
+    return [
+        ev.RecommendationsSent(
+            recipients=cmd.recipients,
+            recommendation_ids=list(state.recommendations),
+            sent_on=cmd.sent_on,
+        )
+    ]
+
+
+def _acknowledge(state: Mission, cmd: c.AcknowledgeRecommendations, now: datetime) -> list[Event]:
+    delivery = state.deliveries.get(cmd.recipient.key)
+    if delivery is None:
+        raise e.NotSent(f"the recommendations were never sent to {cmd.recipient.name}")
+    if delivery.acknowledged_on is not None:
+        raise e.AlreadyAcknowledged(
+            f"{cmd.recipient.name} acknowledged them on {delivery.acknowledged_on}"
+        )
+    if cmd.acknowledged_on < delivery.sent_on:
+        raise e.NotSent(
+            f"acknowledged on {cmd.acknowledged_on}, before they were sent ({delivery.sent_on})"
+        )
+    return [ev.RecommendationsAcknowledged(**cmd.model_dump(exclude={"type"}))]
+
+
+# -- changes of plan ---------------------------------------------------------------------------
+
+
+def _postpone(state: Mission, cmd: c.PostponeElection, now: datetime) -> list[Event]:
+    previous = _election_day(state)
+    if cmd.new_date <= previous:
+        raise e.PostponementNotLater(
+            f"the new election day {cmd.new_date} is not after the current one {previous}"
+        )
+    window = state.mission_window
+    assert window is not None
+    shift = cmd.new_date - previous
+    return [
+        ev.ElectionPostponed(
+            previous_date=previous,
+            new_date=cmd.new_date,
+            mission_window=window.model_copy(
+                update={"start": window.start + shift, "end": window.end + shift}
+            ),
+            reason=cmd.reason,
+        )
+    ]
+
+
+def _close(state: Mission, cmd: c.CloseMission, now: datetime) -> list[Event]:
+    return [ev.MissionClosed(closed_at=now, note=cmd.note)]
+
+
+def _cancel(state: Mission, cmd: c.CancelMission, now: datetime) -> list[Event]:
+    return [ev.MissionCancelled(cancelled_at=now, reason=cmd.reason)]
+
+
+_S = Stage
+_STAGES: dict[type, tuple[set[Stage], str]] = {
+    c.RecordNeedsAssessment: ({_S.invited}, "record the needs assessment"),
+    c.AppointHeadOfMission: (
+        {_S.invited, _S.forming, _S.pre_election},
+        "appoint a head of mission",
+    ),
+    c.NominateObserver: ({_S.forming, _S.pre_election}, "nominate an observer"),
+    c.AcceptObserver: ({_S.forming, _S.pre_election}, "accept an observer"),
+    c.WithdrawObserver: ({_S.forming, _S.pre_election, _S.election_day}, "withdraw an observer"),
+    c.FormTeam: ({_S.forming, _S.pre_election}, "form a team"),
+    c.DeployMission: ({_S.forming}, "deploy the mission"),
+    c.RecordMeeting: ({_S.pre_election}, "record a meeting"),
+    c.PublishInterimReport: ({_S.pre_election}, "publish the interim report"),
+    c.OpenElectionDay: ({_S.pre_election}, "open election day"),
+    c.RecordStationVisit: ({_S.election_day}, "record a station visit"),
+    c.CloseElectionDay: ({_S.election_day}, "close election day"),
+    c.DraftStatement: (set(_OPEN), "draft the statement"),
+    c.ApproveStatement: (set(_OPEN), "approve the statement"),
+    c.PublishStatement: (set(_OPEN), "publish the statement"),
+    c.PublishFinalReport: ({_S.statement, _S.follow_up}, "publish the final report"),
+    c.IssueRecommendations: (set(_OPEN), "issue recommendations"),
+    c.SendRecommendations: ({_S.follow_up}, "send the recommendations"),
+    c.AcknowledgeRecommendations: ({_S.follow_up}, "record an acknowledgement"),
+    c.PostponeElection: ({_S.invited, _S.forming, _S.pre_election}, "postpone the election"),
+    c.CloseMission: ({_S.follow_up}, "close the mission"),
+    c.CancelMission: (set(_OPEN), "cancel the mission"),
+}
+
+
+def _statement_step(
+    handler: Callable[[Mission, Any, datetime], list[Event]], name: str
+) -> Callable[[Mission, Any, datetime], list[Event]]:
+    def checked(state: Mission, cmd: Any, now: datetime) -> list[Event]:
+        _statement_stage(state, name)
+        return handler(state, cmd, now)
+
+    return checked
+
+
+def _recommendations_step(
+    state: Mission, cmd: c.IssueRecommendations, now: datetime
+) -> list[Event]:
+    if state.stage is not None and state.stage.order < Stage.statement.order:
+        raise e.RecommendationsBeforeStatement(
+            f"the mission is in stage {state.stage.value}: recommendations come after the "
+            f"statement is published"
+        )
+    return _issue(state, cmd, now)
+
+
+_HANDLERS: dict[type, Callable[[Mission, Any, datetime], list[Event]]] = {
+    c.RecordNeedsAssessment: _needs_assessment,
+    c.AppointHeadOfMission: _appoint,
+    c.NominateObserver: _nominate,
+    c.AcceptObserver: _accept,
+    c.WithdrawObserver: _withdraw,
+    c.FormTeam: _form_team,
+    c.DeployMission: _deploy,
+    c.RecordMeeting: _meeting,
+    c.PublishInterimReport: _interim,
+    c.OpenElectionDay: _open_election_day,
+    c.RecordStationVisit: _visit,
+    c.CloseElectionDay: _close_election_day,
+    c.DraftStatement: _statement_step(_draft, "draft the statement"),
+    c.ApproveStatement: _statement_step(_approve, "approve the statement"),
+    c.PublishStatement: _statement_step(_publish, "publish the statement"),
+    c.PublishFinalReport: _final_report,
+    c.IssueRecommendations: _recommendations_step,
+    c.SendRecommendations: _send,
+    c.AcknowledgeRecommendations: _acknowledge,
+    c.PostponeElection: _postpone,
+    c.CloseMission: _close,
+    c.CancelMission: _cancel,
+}

@@ -1,0 +1,126 @@
+"""Refusals: one ``DomainError`` subclass per rule, each naming the rule it enforces.
+
+``str(error)`` is ``"<rule>: <message>"`` so that a refusal reads the same in the CLI,
+a Temporal update rejection, a log line and a test.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """A command the mission's rules refuse. Nothing is recorded."""
+
+    rule: ClassVar[str] = "domain_rule"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+
+def _rule(name: str, doc: str) -> type[DomainError]:
+    return type(
+        "".join(part.title() for part in name.split("_")),
+        (DomainError,),
+        {"rule": name, "__doc__": doc, "__module__": __name__},
+    )
+
+
+MissionNotRegistered = _rule(
+    "mission_not_registered", "A command other than the invitation on an unknown mission."
+)
+MissionAlreadyRegistered = _rule(
+    "mission_already_registered", "An invitation for a mission id already in use."
+)
+MissionClosed = _rule("mission_closed", "Any command on a closed mission.")
+MissionCancelled = _rule("mission_cancelled", "Any command on a cancelled mission.")
+StageSkipped = _rule("stage_skipped", "A command that belongs to a later stage.")
+StageOver = _rule("stage_over", "A command whose stage has passed.")
+DuplicateId = _rule("duplicate_id", "An id (observer, team, meeting, visit...) reused.")
+UnknownReference = _rule(
+    "unknown_reference", "A reference to an observer, team, draft or recipient that does not exist."
+)
+ElectionOutsideMissionWindow = _rule(
+    "election_outside_mission_window", "Election day must fall inside the mission window."
+)
+HostAmongMemberStates = _rule(
+    "host_among_member_states", "The host country is never a participating (observing) state."
+)
+ObserverFromHostCountry = _rule(
+    "observer_from_host_country", "The host country never supplies observers."
+)
+MemberStateNotParticipating = _rule(
+    "member_state_not_participating", "Only states asked to take part nominate observers."
+)
+RoleNotInProfile = _rule("role_not_in_profile", "The mission's profile has no such observer role.")
+PledgeMissing = _rule(
+    "pledge_missing",
+    "An observer is accepted only with a signed code of conduct and conflict-of-interest "
+    "declaration.",
+)
+RoleQuotaExceeded = _rule("role_quota_exceeded", "More accepted observers than the role quota.")
+ObserverNotActive = _rule(
+    "observer_not_active", "A withdrawn or not yet accepted observer cannot do this."
+)
+AlreadyAccepted = _rule("already_accepted", "The observer has already been accepted.")
+MeetingOutsideMissionWindow = _rule(
+    "meeting_outside_mission_window", "A meeting must be held inside the mission window."
+)
+MeetingNotBeforeElectionDay = _rule(
+    "meeting_not_before_election_day", "Pre-election meetings are held before election day."
+)
+VisitNotOnElectionDay = _rule(
+    "visit_not_on_election_day",
+    "A station visit is dated election day; counting may run into the next morning.",
+)
+VisitTimesInverted = _rule("visit_times_inverted", "A visit cannot end before it starts.")
+TeamNotActive = _rule("team_not_active", "A team with no accepted observer left cannot report.")
+NoHeadOfMission = _rule("no_head_of_mission", "The mission deploys only with a head of mission.")
+NoAcceptedObservers = _rule(
+    "no_accepted_observers", "The mission deploys only with at least one accepted observer."
+)
+StepNotInProfile = _rule(
+    "step_not_in_profile", "A step (needs assessment, interim or final report) the profile lacks."
+)
+StepMissing = _rule(
+    "step_missing", "A step the profile requires has not been done before moving on."
+)
+NoStationVisits = _rule(
+    "no_station_visits", "Election day closes only after at least one station visit."
+)
+ElectionDayNotClosed = _rule(
+    "election_day_not_closed", "The statement is drafted and published after election day closes."
+)
+DraftTextMismatch = _rule(
+    "draft_text_mismatch", "An approval or publication must name the exact text of the draft."
+)
+ApproverNotHeadOfMission = _rule(
+    "approver_not_head_of_mission", "Only the head of mission approves the statement."
+)
+UnapprovedDraft = _rule(
+    "unapproved_draft", "Only the exact draft the head of mission approved is published."
+)
+PublishedBeforeElectionDay = _rule(
+    "published_before_election_day", "A statement is published on or after election day."
+)
+AlreadyPublished = _rule("already_published", "The statement has already been published.")
+RecommendationsBeforeStatement = _rule(
+    "recommendations_before_statement",
+    "Recommendations are issued only after the statement is published.",
+)
+NoRecommendations = _rule("no_recommendations", "Nothing to send: no recommendations issued.")
+RecipientNotEligible = _rule(
+    "recipient_not_eligible", "Recommendations go to member states, the host and organisations."
+)
+AlreadySent = _rule("already_sent", "The recommendations were already sent to this recipient.")
+NotSent = _rule("not_sent", "An acknowledgement from a recipient never sent the recommendations.")
+AlreadyAcknowledged = _rule(
+    "already_acknowledged", "The recipient has already acknowledged the recommendations."
+)
+PostponementNotLater = _rule(
+    "postponement_not_later", "A postponement moves election day to a later date."
+)

@@ -1,0 +1,258 @@
+"""Events: facts the mission has recorded, named in the past tense.
+
+Every event carries a literal ``type`` (the ``Event`` union's discriminator) and the
+``schema_version`` of its shape, so an old event can be upcast when a shape changes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, PositiveInt, TypeAdapter
+
+from domain.values import (
+    CountryCode,
+    DateWindow,
+    Election,
+    Finding,
+    Frozen,
+    Identifier,
+    ObserverRole,
+    PhaseChecklist,
+    Profile,
+    Recipient,
+    Recommendation,
+    Sha256,
+    StakeholderType,
+    Text,
+)
+
+
+class EventBase(Frozen):
+    schema_version: int = 1
+
+
+class InvitationRegistered(EventBase):
+    type: Literal["InvitationRegistered"] = "InvitationRegistered"
+    mission_id: Identifier
+    organisation: Text
+    host_country: CountryCode
+    inviting_authority: Text
+    election: Election
+    mission_window: DateWindow
+    member_states: list[CountryCode]
+    profile: Profile
+    role_quotas: dict[ObserverRole, PositiveInt]
+    registered_at: datetime
+
+
+class NeedsAssessmentRecorded(EventBase):
+    type: Literal["NeedsAssessmentRecorded"] = "NeedsAssessmentRecorded"
+    conducted_on: date
+    summary: Text
+
+
+class HeadOfMissionAppointed(EventBase):
+    type: Literal["HeadOfMissionAppointed"] = "HeadOfMissionAppointed"
+    name: Text
+    title: Text
+
+
+class ObserverNominated(EventBase):
+    type: Literal["ObserverNominated"] = "ObserverNominated"
+    observer_id: Identifier
+    member_state: CountryCode
+    name: Text
+    role: ObserverRole
+    code_of_conduct_signed: bool
+    conflict_of_interest_declared: bool
+
+
+class ObserverAccepted(EventBase):
+    type: Literal["ObserverAccepted"] = "ObserverAccepted"
+    observer_id: Identifier
+    accepted_at: datetime
+
+
+class ObserverWithdrawn(EventBase):
+    type: Literal["ObserverWithdrawn"] = "ObserverWithdrawn"
+    observer_id: Identifier
+    reason: Text
+
+
+class TeamFormed(EventBase):
+    type: Literal["TeamFormed"] = "TeamFormed"
+    team_id: Identifier
+    observer_ids: list[Identifier]
+    area: Text | None
+
+
+class MissionDeployed(EventBase):
+    type: Literal["MissionDeployed"] = "MissionDeployed"
+    deployed_on: date
+
+
+class MeetingRecorded(EventBase):
+    type: Literal["MeetingRecorded"] = "MeetingRecorded"
+    meeting_id: Identifier
+    stakeholder_type: StakeholderType
+    stakeholder_name: Text
+    held_on: date
+    participants: list[Text]
+    topics: list[Text]
+    summary: Text
+
+
+class InterimReportPublished(EventBase):
+    type: Literal["InterimReportPublished"] = "InterimReportPublished"
+    report_id: Identifier
+    published_on: date
+    summary: Text
+
+
+class ElectionDayOpened(EventBase):
+    type: Literal["ElectionDayOpened"] = "ElectionDayOpened"
+    opened_at: datetime
+
+
+class StationVisitRecorded(EventBase):
+    type: Literal["StationVisitRecorded"] = "StationVisitRecorded"
+    visit_id: Identifier
+    station_id: Identifier
+    locality: Text
+    team_id: Identifier
+    arrived_at: datetime
+    departed_at: datetime
+    checklists: list[PhaseChecklist]
+    findings: list[Finding]
+
+
+class StationReportsConflicted(EventBase):
+    """Two or more teams reported the same station: every report is kept, the clash flagged."""
+
+    type: Literal["StationReportsConflicted"] = "StationReportsConflicted"
+    station_id: Identifier
+    visit_ids: list[Identifier]
+    team_ids: list[Identifier]
+
+
+class ElectionDayClosed(EventBase):
+    type: Literal["ElectionDayClosed"] = "ElectionDayClosed"
+    closed_at: datetime
+    stations_visited: int
+    visits: int
+
+
+class Coverage(Frozen):
+    """What a statement's findings rest on, stated so that it cannot overclaim."""
+
+    stations_visited: int
+    visits: int
+    localities: list[str]
+    teams: int
+
+
+class StatementDrafted(EventBase):
+    type: Literal["StatementDrafted"] = "StatementDrafted"
+    draft_id: Identifier
+    title: Text
+    text: Text
+    text_sha256: Sha256
+    coverage: Coverage
+
+
+class StatementApproved(EventBase):
+    type: Literal["StatementApproved"] = "StatementApproved"
+    draft_id: Identifier
+    text_sha256: Sha256
+    approved_by: Text
+    approved_at: datetime
+
+
+class StatementPublished(EventBase):
+    type: Literal["StatementPublished"] = "StatementPublished"
+    draft_id: Identifier
+    text_sha256: Sha256
+    published_on: date
+    venue: Text
+
+
+class FinalReportPublished(EventBase):
+    type: Literal["FinalReportPublished"] = "FinalReportPublished"
+    report_id: Identifier
+    published_on: date
+    summary: Text
+
+
+class RecommendationsIssued(EventBase):
+    type: Literal["RecommendationsIssued"] = "RecommendationsIssued"
+    recommendations: list[Recommendation]
+
+
+class RecommendationsSent(EventBase):
+    type: Literal["RecommendationsSent"] = "RecommendationsSent"
+    recipients: list[Recipient]
+    recommendation_ids: list[Identifier]
+    sent_on: date
+
+
+class RecommendationsAcknowledged(EventBase):
+    type: Literal["RecommendationsAcknowledged"] = "RecommendationsAcknowledged"
+    recipient: Recipient
+    acknowledged_on: date
+
+
+class ElectionPostponed(EventBase):
+    type: Literal["ElectionPostponed"] = "ElectionPostponed"
+    previous_date: date
+    new_date: date
+    mission_window: DateWindow
+    reason: Text
+
+
+class MissionClosed(EventBase):
+    type: Literal["MissionClosed"] = "MissionClosed"
+    closed_at: datetime
+    note: Text | None
+
+
+class MissionCancelled(EventBase):
+    type: Literal["MissionCancelled"] = "MissionCancelled"
+    cancelled_at: datetime
+    reason: Text
+
+
+Event = Annotated[
+    InvitationRegistered
+    | NeedsAssessmentRecorded
+    | HeadOfMissionAppointed
+    | ObserverNominated
+    | ObserverAccepted
+    | ObserverWithdrawn
+    | TeamFormed
+    | MissionDeployed
+    | MeetingRecorded
+    | InterimReportPublished
+    | ElectionDayOpened
+    | StationVisitRecorded
+    | StationReportsConflicted
+    | ElectionDayClosed
+    | StatementDrafted
+    | StatementApproved
+    | StatementPublished
+    | FinalReportPublished
+    | RecommendationsIssued
+    | RecommendationsSent
+    | RecommendationsAcknowledged
+    | ElectionPostponed
+    | MissionClosed
+    | MissionCancelled,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
+}

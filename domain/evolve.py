@@ -1,0 +1,155 @@
+"""``evolve``: fold one recorded event into the mission's state.
+
+Never refuses: an event is a fact. Each branch returns a new state (models are frozen),
+with ``version`` advanced by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from domain import events as ev
+from domain.events import Event
+from domain.state import (
+    Approval,
+    Delivery,
+    HeadOfMission,
+    Meeting,
+    Mission,
+    Observer,
+    ObserverStatus,
+    Publication,
+    Report,
+    StatementDraft,
+    StationVisit,
+    Team,
+)
+from domain.values import Stage
+
+
+def evolve(state: Mission, event: Event) -> Mission:
+    changes = _changes(state, event)
+    changes["version"] = state.version + 1
+    return state.model_copy(update=changes)
+
+
+def fold(events: Iterable[Event], state: Mission | None = None) -> Mission:
+    """The state after ``events``, starting from ``state`` (or from nothing)."""
+    current = state or Mission()
+    for event in events:
+        current = evolve(current, event)
+    return current
+
+
+def _fields(event: Any, *exclude: str) -> dict[str, Any]:
+    return {
+        name: getattr(event, name)
+        for name in type(event).model_fields
+        if name not in {"type", "schema_version", *exclude}
+    }
+
+
+def _changes(state: Mission, event: Event) -> dict[str, Any]:
+    match event:
+        case ev.InvitationRegistered():
+            return {**_fields(event), "stage": Stage.invited}
+        case ev.NeedsAssessmentRecorded():
+            return {"needs_assessment_on": event.conducted_on}
+        case ev.HeadOfMissionAppointed():
+            return {
+                "head_of_mission": HeadOfMission(**_fields(event)),
+                "stage": _advance(state, Stage.invited, Stage.forming),
+            }
+        case ev.ObserverNominated():
+            observer = Observer(**_fields(event))
+            return {"observers": {**state.observers, observer.observer_id: observer}}
+        case ev.ObserverAccepted():
+            return _observer_status(state, event.observer_id, ObserverStatus.accepted)
+        case ev.ObserverWithdrawn():
+            return _observer_status(
+                state, event.observer_id, ObserverStatus.withdrawn, withdrawal_reason=event.reason
+            )
+        case ev.TeamFormed():
+            moved = set(event.observer_ids)
+            teams = {
+                tid: team.model_copy(
+                    update={"observer_ids": [o for o in team.observer_ids if o not in moved]}
+                )
+                for tid, team in state.teams.items()
+            }
+            teams[event.team_id] = Team(**_fields(event))
+            return {"teams": teams}
+        case ev.MissionDeployed():
+            return {"deployed_on": event.deployed_on, "stage": Stage.pre_election}
+        case ev.MeetingRecorded():
+            meeting = Meeting(**_fields(event))
+            return {"meetings": {**state.meetings, meeting.meeting_id: meeting}}
+        case ev.InterimReportPublished():
+            return {"interim_report": Report(**_fields(event))}
+        case ev.ElectionDayOpened():
+            return {"stage": Stage.election_day}
+        case ev.StationVisitRecorded():
+            visit = StationVisit(**_fields(event))
+            return {"visits": {**state.visits, visit.visit_id: visit}}
+        case ev.StationReportsConflicted():
+            return {
+                "conflicting_stations": {
+                    **state.conflicting_stations,
+                    event.station_id: list(event.visit_ids),
+                }
+            }
+        case ev.ElectionDayClosed():
+            return {"stage": Stage.statement}
+        case ev.StatementDrafted():
+            draft = StatementDraft(**_fields(event, "coverage"))
+            return {"drafts": {**state.drafts, draft.draft_id: draft}}
+        case ev.StatementApproved():
+            return {"approval": Approval(**_fields(event))}
+        case ev.StatementPublished():
+            return {"publication": Publication(**_fields(event))}
+        case ev.FinalReportPublished():
+            return {"final_report": Report(**_fields(event))}
+        case ev.RecommendationsIssued():
+            issued = {r.id: r for r in event.recommendations}
+            return {
+                "recommendations": {**state.recommendations, **issued},
+                "stage": _advance(state, Stage.statement, Stage.follow_up),
+            }
+        case ev.RecommendationsSent():
+            sent = {r.key: Delivery(recipient=r, sent_on=event.sent_on) for r in event.recipients}
+            return {"deliveries": {**state.deliveries, **sent}}
+        case ev.RecommendationsAcknowledged():
+            key = event.recipient.key
+            delivery = state.deliveries[key].model_copy(
+                update={"acknowledged_on": event.acknowledged_on}
+            )
+            return {"deliveries": {**state.deliveries, key: delivery}}
+        case ev.ElectionPostponed():
+            assert state.election is not None
+            return {
+                "election": state.election.model_copy(update={"date": event.new_date}),
+                "mission_window": event.mission_window,
+                "postponements": state.postponements + 1,
+            }
+        case ev.MissionClosed():
+            return {"stage": Stage.closed, "closed_at": event.closed_at}
+        case ev.MissionCancelled():
+            return {
+                "stage": Stage.cancelled,
+                "cancelled_at": event.cancelled_at,
+                "cancellation_reason": event.reason,
+            }
+    raise TypeError(f"evolve has no branch for {type(event).__name__}")
+
+
+def _observer_status(
+    state: Mission, observer_id: str, status: ObserverStatus, **extra: Any
+) -> dict[str, Any]:
+    observer = state.observers[observer_id].model_copy(update={"status": status, **extra})
+    return {"observers": {**state.observers, observer_id: observer}}
+
+
+def _advance(state: Mission, source: Stage, target: Stage) -> Stage | None:
+    """``target`` when the mission is in ``source``; otherwise the stage is unchanged."""
+    return target if state.stage is source else state.stage

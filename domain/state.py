@@ -1,0 +1,175 @@
+"""The mission's state: what folding its events with ``evolve`` yields."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from domain.values import (
+    PROFILE_RULES,
+    CountryCode,
+    DateWindow,
+    Election,
+    Finding,
+    Frozen,
+    ObserverRole,
+    PhaseChecklist,
+    Profile,
+    ProfileRules,
+    Recipient,
+    Recommendation,
+    Stage,
+    StakeholderType,
+)
+
+
+class ObserverStatus(StrEnum):
+    nominated = "nominated"
+    accepted = "accepted"
+    withdrawn = "withdrawn"
+
+
+class Observer(Frozen):
+    observer_id: str
+    member_state: CountryCode
+    name: str
+    role: ObserverRole
+    code_of_conduct_signed: bool
+    conflict_of_interest_declared: bool
+    status: ObserverStatus = ObserverStatus.nominated
+    withdrawal_reason: str | None = None
+
+
+class Team(Frozen):
+    team_id: str
+    observer_ids: list[str]
+    area: str | None = None
+
+
+class HeadOfMission(Frozen):
+    name: str
+    title: str
+
+
+class Meeting(Frozen):
+    meeting_id: str
+    stakeholder_type: StakeholderType
+    stakeholder_name: str
+    held_on: date
+    participants: list[str]
+    topics: list[str]
+    summary: str
+
+
+class StationVisit(Frozen):
+    visit_id: str
+    station_id: str
+    locality: str
+    team_id: str
+    arrived_at: datetime
+    departed_at: datetime
+    checklists: list[PhaseChecklist]
+    findings: list[Finding]
+
+
+class Report(Frozen):
+    report_id: str
+    published_on: date
+    summary: str
+
+
+class StatementDraft(Frozen):
+    draft_id: str
+    title: str
+    text: str
+    text_sha256: str
+
+
+class Approval(Frozen):
+    draft_id: str
+    text_sha256: str
+    approved_by: str
+    approved_at: datetime
+
+
+class Publication(Frozen):
+    draft_id: str
+    text_sha256: str
+    published_on: date
+    venue: str
+
+
+class Delivery(Frozen):
+    recipient: Recipient
+    sent_on: date
+    acknowledged_on: date | None = None
+
+
+class Mission(Frozen):
+    """One election observation mission, as its history says it is now.
+
+    ``version`` counts the events folded into it: the stream version it reflects.
+    """
+
+    version: int = 0
+    mission_id: str | None = None
+    stage: Stage | None = None
+    profile: Profile = Profile.short_term
+    organisation: str | None = None
+    host_country: CountryCode | None = None
+    inviting_authority: str | None = None
+    election: Election | None = None
+    mission_window: DateWindow | None = None
+    member_states: list[CountryCode] = Field(default_factory=list)
+    role_quotas: dict[ObserverRole, int] = Field(default_factory=dict)
+    registered_at: datetime | None = None
+    needs_assessment_on: date | None = None
+    head_of_mission: HeadOfMission | None = None
+    observers: dict[str, Observer] = Field(default_factory=dict)
+    teams: dict[str, Team] = Field(default_factory=dict)
+    deployed_on: date | None = None
+    meetings: dict[str, Meeting] = Field(default_factory=dict)
+    interim_report: Report | None = None
+    visits: dict[str, StationVisit] = Field(default_factory=dict)
+    conflicting_stations: dict[str, list[str]] = Field(default_factory=dict)
+    drafts: dict[str, StatementDraft] = Field(default_factory=dict)
+    approval: Approval | None = None
+    publication: Publication | None = None
+    final_report: Report | None = None
+    recommendations: dict[str, Recommendation] = Field(default_factory=dict)
+    deliveries: dict[str, Delivery] = Field(default_factory=dict)
+    postponements: int = 0
+    closed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancellation_reason: str | None = None
+
+    @property
+    def rules(self) -> ProfileRules:
+        return PROFILE_RULES[self.profile]
+
+    def accepted_observers(self, role: ObserverRole | None = None) -> list[Observer]:
+        return [
+            o
+            for o in self.observers.values()
+            if o.status is ObserverStatus.accepted and (role is None or o.role is role)
+        ]
+
+    def active_members(self, team_id: str) -> list[str]:
+        team = self.teams.get(team_id)
+        if team is None:
+            return []
+        return [
+            oid
+            for oid in team.observer_ids
+            if self.observers[oid].status is ObserverStatus.accepted
+        ]
+
+    @property
+    def stations_visited(self) -> set[str]:
+        return {v.station_id for v in self.visits.values()}
+
+    @property
+    def localities(self) -> list[str]:
+        return sorted({v.locality for v in self.visits.values()})

@@ -1,0 +1,246 @@
+"""Value objects and vocabularies shared by commands, events and the mission state."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+CountryCode = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{2}$", strip_whitespace=True, to_upper=True)
+]
+"""ISO 3166-1 alpha-2 code of a state (``KZ``, ``AZ``...)."""
+
+Identifier = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", strip_whitespace=True),
+]
+"""An id chosen by the caller: letters, digits and ``. _ : -``, at most 100 characters."""
+
+Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+"""Non-empty free text."""
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Frozen(BaseModel):
+    """Base of every domain model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(StrEnum):
+    """A mission's lifecycle stage, in order; ``cancelled`` can follow any open stage."""
+
+    invited = "invited"
+    forming = "forming"
+    pre_election = "pre_election"
+    election_day = "election_day"
+    statement = "statement"
+    follow_up = "follow_up"
+    closed = "closed"
+    cancelled = "cancelled"
+
+    @property
+    def order(self) -> int:
+        return _STAGE_ORDER.index(self)
+
+
+_STAGE_ORDER = [
+    Stage.invited,
+    Stage.forming,
+    Stage.pre_election,
+    Stage.election_day,
+    Stage.statement,
+    Stage.follow_up,
+    Stage.closed,
+    Stage.cancelled,
+]
+
+
+class Profile(StrEnum):
+    """How much of the lifecycle a mission runs (DOMAIN.md, "Mission profiles")."""
+
+    short_term = "short_term"
+    limited = "limited"
+    full = "full"
+
+
+class ObserverRole(StrEnum):
+    core_team = "core_team"
+    long_term_observer = "long_term_observer"
+    short_term_observer = "short_term_observer"
+
+
+class ProfileRules(Frozen):
+    """The optional parts of the lifecycle a profile switches on."""
+
+    needs_assessment: bool
+    interim_report: bool
+    final_report: bool
+    roles: frozenset[ObserverRole]
+
+
+PROFILE_RULES: dict[Profile, ProfileRules] = {
+    Profile.short_term: ProfileRules(
+        needs_assessment=False,
+        interim_report=False,
+        final_report=False,
+        roles=frozenset({ObserverRole.core_team, ObserverRole.short_term_observer}),
+    ),
+    Profile.limited: ProfileRules(
+        needs_assessment=True,
+        interim_report=True,
+        final_report=True,
+        roles=frozenset({ObserverRole.core_team, ObserverRole.long_term_observer}),
+    ),
+    Profile.full: ProfileRules(
+        needs_assessment=True,
+        interim_report=True,
+        final_report=True,
+        roles=frozenset(ObserverRole),
+    ),
+}
+
+
+class ElectionType(StrEnum):
+    parliamentary = "parliamentary"
+    presidential = "presidential"
+    local = "local"
+    referendum = "referendum"
+    general = "general"
+    other = "other"
+
+
+class Election(Frozen):
+    name: Text
+    type: ElectionType
+    date: date
+
+
+class DateWindow(Frozen):
+    """An inclusive range of days."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateWindow:
+        if self.end < self.start:
+            raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+
+class StakeholderType(StrEnum):
+    foreign_ministry = "foreign_ministry"
+    central_election_commission = "central_election_commission"
+    regional_election_commission = "regional_election_commission"
+    local_administration = "local_administration"
+    political_party = "political_party"
+    candidate = "candidate"
+    civil_society = "civil_society"
+    media = "media"
+    international_organisation = "international_organisation"
+    other_mission = "other_mission"
+    other = "other"
+
+
+class Phase(StrEnum):
+    """Election-day phases a station visit can observe."""
+
+    opening = "opening"
+    voting = "voting"
+    counting = "counting"
+    tabulation = "tabulation"
+
+
+class FindingCategory(StrEnum):
+    observer_access = "observer_access"
+    procedures = "procedures"
+    voter_influence = "voter_influence"
+    campaigning = "campaigning"
+    voter_information = "voter_information"
+    secrecy_of_vote = "secrecy_of_vote"
+    health_measures = "health_measures"
+    observers_present = "observers_present"
+    participation = "participation"
+    technical = "technical"
+    accessibility = "accessibility"
+    counting = "counting"
+    other = "other"
+
+
+class Assessment(StrEnum):
+    positive = "positive"
+    concern = "concern"
+    serious = "serious"
+
+
+class Finding(Frozen):
+    category: FindingCategory
+    assessment: Assessment
+    note: Text
+
+
+class PhaseChecklist(Frozen):
+    """Answers to one phase's checklist: question key -> answer."""
+
+    phase: Phase
+    answers: dict[Identifier, bool | int | str] = Field(default_factory=dict)
+
+
+class Priority(StrEnum):
+    priority = "priority"
+    other = "other"
+
+
+class Addressee(StrEnum):
+    parliament = "parliament"
+    central_election_commission = "central_election_commission"
+    government = "government"
+    judiciary = "judiciary"
+    political_parties = "political_parties"
+    media_regulator = "media_regulator"
+    other = "other"
+
+
+class Recommendation(Frozen):
+    id: Identifier
+    text: Text
+    priority: Priority
+    addressee: Addressee
+    area: Text
+
+
+class RecipientKind(StrEnum):
+    member_state = "member_state"
+    host_country = "host_country"
+    international_organisation = "international_organisation"
+
+
+class Recipient(Frozen):
+    """Who receives the recommendations: a state (by ISO code) or an organisation (by name)."""
+
+    kind: RecipientKind
+    name: Text
+
+    @model_validator(mode="after")
+    def _state_by_code(self) -> Recipient:
+        if self.kind is not RecipientKind.international_organisation:
+            code = self.name.upper()
+            if len(code) != 2 or not code.isalpha() or not code.isascii():
+                raise ValueError(
+                    f"a {self.kind.value} recipient is named by its ISO 3166-1 alpha-2 "
+                    f"code, got {self.name!r}"
+                )
+            object.__setattr__(self, "name", code)
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.name}"

@@ -1,0 +1,59 @@
+"""Activities: thin adapters from the workflow to the event store, one transaction each.
+
+Idempotent by construction: the workflow chooses the event ids, so a retried append
+returns the stored result instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from eventstore.models import AppendResult, RecordedEvent
+from eventstore.store import EventStore, IntegrityError
+from workflows.messages import AppendRequest, ReadRequest
+
+log = structlog.get_logger("eom.activities")
+
+
+class EventStoreActivities:
+    """Activities bound to one ``EventStore`` (whose pool the composition root owns)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    @activity.defn(name="append_events")
+    async def append_events(self, request: AppendRequest) -> AppendResult:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            mission_id=request.stream_id,
+            workflow_id=info.workflow_id,
+            activity="append_events",
+            attempt=info.attempt,
+        ):
+            try:
+                result = await self.store.append(
+                    stream_id=request.stream_id,
+                    expected_version=request.expected_version,
+                    events=request.events,
+                )
+            except IntegrityError as error:
+                log.error("append refused", error=str(error))
+                # Retrying cannot help: the stream holds something else at that version.
+                raise ApplicationError(
+                    str(error), type=type(error).__name__, non_retryable=True
+                ) from error
+            log.info(
+                "events appended",
+                version=result.last_version,
+                events=len(request.events),
+                replayed=result.replayed,
+            )
+            return result
+
+    @activity.defn(name="read_stream")
+    async def read_stream(self, request: ReadRequest) -> list[RecordedEvent]:
+        return await self.store.read_stream(
+            request.stream_id, from_version=request.after_version + 1
+        )

@@ -1,0 +1,94 @@
+"""What goes into and comes out of the event store.
+
+Plain pydantic models with no database import, so that workflow code (inside Temporal's
+sandbox) can build ``NewEvent`` values and activities can carry them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GENESIS_HASH = "0" * 64
+"""``previous_hash`` of a stream's first event."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventMetadata(_Model):
+    """Who and what caused an event: enough for an auditor to trace it back."""
+
+    actor: str | None = None
+    command_id: str | None = None
+    command_type: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    workflow_id: str | None = None
+    run_id: str | None = None
+
+
+class NewEvent(_Model):
+    """An event about to be appended. Its id is chosen by the caller (the workflow), so
+    that a retried append is recognised instead of duplicated."""
+
+    event_id: UUID
+    event_type: str
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+    metadata: EventMetadata = EventMetadata()
+    occurred_at: datetime
+
+
+class RecordedEvent(NewEvent):
+    stream_id: str
+    stream_version: int
+    global_position: int
+    transaction_id: int
+    recorded_at: datetime
+    previous_hash: str
+    hash: str
+
+    @property
+    def log_position(self) -> LogPosition:
+        return LogPosition(transaction_id=self.transaction_id, global_position=self.global_position)
+
+
+class AppendResult(_Model):
+    stream_id: str
+    first_version: int
+    last_version: int
+    event_ids: list[UUID]
+    global_positions: list[int]
+    head_hash: str
+    replayed: bool = False
+    """True when these events were already stored by an earlier attempt of the same append."""
+
+
+class LogPosition(_Model):
+    """A reader's place in the global log: events are read in (transaction_id,
+    global_position) order, which is commit-safe (see ``reader.py``)."""
+
+    transaction_id: int = 0
+    global_position: int = 0
+
+
+class ChainBreak(_Model):
+    stream_id: str
+    stream_version: int
+    problem: str
+
+
+class ChainCheck(_Model):
+    stream_id: str
+    events: int
+    head_hash: str
+    breaks: list[ChainBreak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks

@@ -1,0 +1,323 @@
+"""The event store on PostgreSQL: the only module that knows its SQL.
+
+Append is one transaction: lock the stream's head row, recognise a retried append by its
+event ids, check the expected version, chain the hashes, insert, move the head. Errors
+follow PEP 249's shape: a version conflict is an ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from eventstore.chain import event_hash
+from eventstore.models import (
+    GENESIS_HASH,
+    AppendResult,
+    ChainBreak,
+    ChainCheck,
+    EventMetadata,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+)
+
+
+class EventStoreError(Exception):
+    """Base of the event store's errors."""
+
+
+class IntegrityError(EventStoreError):
+    """The append contradicts what is stored; retrying the same append cannot succeed."""
+
+
+class ConcurrencyError(IntegrityError):
+    """The stream is not at the version the caller expected."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, not at the expected version {expected}"
+        )
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+
+
+class IdempotencyConflict(IntegrityError):
+    """Some of the event ids are stored already, but not as exactly this append."""
+
+
+_COLUMNS = """
+    global_position, transaction_id::text::bigint AS transaction_id, stream_id, stream_version,
+    event_id, event_type, schema_version, data, metadata, occurred_at, recorded_at,
+    previous_hash, hash
+"""
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Decode json/jsonb into Python values on every pooled connection."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    values = dict(row)
+    values["metadata"] = EventMetadata.model_validate(values["metadata"])
+    return RecordedEvent.model_validate(values)
+
+
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+async def append_on(
+    conn: Connection,
+    *,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+) -> AppendResult:
+    """Append inside the caller's transaction (``conn`` must be in one)."""
+    if not events:
+        raise ValueError("an append needs at least one event")
+    ids = [e.event_id for e in events]
+    if len(set(ids)) != len(ids):
+        raise IdempotencyConflict(f"the append to {stream_id!r} repeats an event id")
+
+    await conn.execute(
+        "INSERT INTO streams (stream_id, version, head_hash) VALUES ($1, 0, $2) "
+        "ON CONFLICT (stream_id) DO NOTHING",
+        stream_id,
+        GENESIS_HASH,
+    )
+    head = await conn.fetchrow(
+        "SELECT version, head_hash FROM streams WHERE stream_id = $1 FOR UPDATE", stream_id
+    )
+    assert head is not None
+    # Under the stream's lock, so a concurrent attempt of the same append has committed
+    # (and is seen here) or has not started.
+    stored = await conn.fetch(
+        "SELECT event_id, stream_id, stream_version, global_position, hash FROM events "
+        "WHERE event_id = ANY($1::uuid[])",
+        ids,
+    )
+    if stored:
+        return _replayed(stream_id, expected_version, ids, stored)
+
+    version: int = head["version"]
+    if version != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, version)
+
+    previous = head["head_hash"]
+    rows: list[tuple[Any, ...]] = []
+    for offset, event in enumerate(events, start=1):
+        metadata = event.metadata.model_dump(mode="json")
+        digest = event_hash(
+            stream_id=stream_id,
+            stream_version=version + offset,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=metadata,
+            occurred_at=event.occurred_at,
+            previous_hash=previous,
+        )
+        rows.append(
+            (
+                event.event_id,
+                version + offset,
+                event.event_type,
+                event.schema_version,
+                json.dumps(event.data),
+                json.dumps(metadata),
+                event.occurred_at,
+                previous,
+                digest,
+            )
+        )
+        previous = digest
+
+    positions = await conn.fetch(
+        """
+        INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
+                            data, metadata, occurred_at, previous_hash, hash)
+        SELECT $1, r.event_id, r.stream_version, r.event_type, r.schema_version,
+               r.data::jsonb, r.metadata::jsonb, r.occurred_at, r.previous_hash, r.hash
+        FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[],
+                    $8::timestamptz[], $9::text[], $10::text[])
+             AS r(event_id, stream_version, event_type, schema_version, data, metadata,
+                  occurred_at, previous_hash, hash)
+        ORDER BY r.stream_version
+        RETURNING global_position
+        """,
+        stream_id,
+        *[list(column) for column in zip(*rows, strict=True)],
+    )
+    last = version + len(events)
+    await conn.execute(
+        "UPDATE streams SET version = $2, head_hash = $3, updated_at = clock_timestamp() "
+        "WHERE stream_id = $1",
+        stream_id,
+        last,
+        previous,
+    )
+    return AppendResult(
+        stream_id=stream_id,
+        first_version=version + 1,
+        last_version=last,
+        event_ids=ids,
+        global_positions=sorted(r["global_position"] for r in positions),
+        head_hash=previous,
+    )
+
+
+def _replayed(
+    stream_id: str,
+    expected_version: int,
+    ids: list[UUID],
+    stored: list[asyncpg.Record],
+) -> AppendResult:
+    by_id = {r["event_id"]: r for r in stored}
+    expected_versions = list(range(expected_version + 1, expected_version + len(ids) + 1))
+    same = len(by_id) == len(ids) and all(
+        by_id[i]["stream_id"] == stream_id and by_id[i]["stream_version"] == v
+        for i, v in zip(ids, expected_versions, strict=True)
+    )
+    if not same:
+        found = ", ".join(
+            f"{r['event_id']} ({r['stream_id']} v{r['stream_version']})" for r in stored
+        )
+        raise IdempotencyConflict(
+            f"event ids already stored, but not as this append to {stream_id!r} at version "
+            f"{expected_version}: {found}"
+        )
+    return AppendResult(
+        stream_id=stream_id,
+        first_version=expected_versions[0],
+        last_version=expected_versions[-1],
+        event_ids=ids,
+        global_positions=[by_id[i]["global_position"] for i in ids],
+        head_hash=by_id[ids[-1]]["hash"],
+        replayed=True,
+    )
+
+
+class EventStore:
+    """The event store over an asyncpg pool (injected: the composition root owns it)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def append(
+        self, *, stream_id: str, expected_version: int, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append ``events`` at ``expected_version``: all or nothing, idempotent by event id."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                return await append_on(
+                    conn, stream_id=stream_id, expected_version=expected_version, events=events
+                )
+        except asyncpg.UniqueViolationError as error:
+            # Only reachable when the same event ids race into *another* stream.
+            raise IdempotencyConflict(
+                f"event ids collide with events stored concurrently: {error}"
+            ) from error
+
+    async def stream_version(self, stream_id: str) -> int:
+        version = await self.pool.fetchval(
+            "SELECT version FROM streams WHERE stream_id = $1", stream_id
+        )
+        return int(version or 0)
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        rows = await self.pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 "
+            "AND stream_version >= $2 AND ($3::bigint IS NULL OR stream_version <= $3) "
+            "ORDER BY stream_version",
+            stream_id,
+            from_version,
+            to_version,
+        )
+        return [_recorded(r) for r in rows]
+
+    async def read_all(self, *, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
+        """The next events of the global log after ``after``, never skipping one whose
+        transaction commits late.
+
+        Order is (transaction_id, global_position), and only transactions older than the
+        oldest one still running are read: every transaction that could still commit has
+        a larger id than any event returned, so it lands *after* the reader's position.
+        A long-running transaction elsewhere delays the reader; it never makes it skip.
+        """
+        rows = await self.pool.fetch(
+            f"SELECT {_COLUMNS} FROM events "
+            "WHERE (transaction_id, global_position) > ($1::text::xid8, $2::bigint) "
+            "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY transaction_id, global_position LIMIT $3",
+            str(after.transaction_id),
+            after.global_position,
+            limit,
+        )
+        return [_recorded(r) for r in rows]
+
+    async def stream_ids(self) -> list[tuple[str, int]]:
+        rows = await self.pool.fetch("SELECT stream_id, version FROM streams ORDER BY stream_id")
+        return [(r["stream_id"], r["version"]) for r in rows]
+
+    async def verify_stream(self, stream_id: str) -> ChainCheck:
+        """Recompute every hash and link of a stream's chain; report each break."""
+        events = await self.read_stream(stream_id)
+        breaks: list[ChainBreak] = []
+        previous = GENESIS_HASH
+        for expected_version, event in enumerate(events, start=1):
+            if event.stream_version != expected_version:
+                breaks.append(
+                    ChainBreak(
+                        stream_id=stream_id,
+                        stream_version=event.stream_version,
+                        problem=f"version {expected_version} is missing",
+                    )
+                )
+            if event.previous_hash != previous:
+                breaks.append(
+                    ChainBreak(
+                        stream_id=stream_id,
+                        stream_version=event.stream_version,
+                        problem="previous_hash does not match the preceding event's hash",
+                    )
+                )
+            recomputed = event_hash(
+                stream_id=event.stream_id,
+                stream_version=event.stream_version,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                data=event.data,
+                metadata=event.metadata.model_dump(mode="json"),
+                occurred_at=event.occurred_at,
+                previous_hash=event.previous_hash,
+            )
+            if recomputed != event.hash:
+                breaks.append(
+                    ChainBreak(
+                        stream_id=stream_id,
+                        stream_version=event.stream_version,
+                        problem="hash does not match the event's content",
+                    )
+                )
+            previous = event.hash
+        return ChainCheck(
+            stream_id=stream_id, events=len(events), head_hash=previous, breaks=breaks
+        )

@@ -1,0 +1,114 @@
+"""Session fixtures: a fresh PostgreSQL database and a Temporal dev server, both real.
+
+PostgreSQL: ``EOM_TEST_DATABASE_URL`` (or ``DATABASE_URL``) if set, else the machine's
+server on 127.0.0.1:5432, else an embedded ``pgserver``. Each session creates its own
+database and drops it at the end. Temporal: a headless dev server on a free port, unless
+``EOM_TEST_TEMPORAL_ADDRESS`` points at one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from cli.stack import start_embedded_postgres, start_temporal_dev_server, wait_for_temporal
+from eventstore.migrations import migrate
+from eventstore.store import EventStore, create_pool
+from worker import data_converter
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _reachable(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@pytest_asyncio.fixture(scope="session")
+async def server_url() -> AsyncIterator[str]:
+    configured = os.environ.get("EOM_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if await _reachable(LOCAL_SERVER):
+        yield LOCAL_SERVER
+        return
+    embedded = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="eom-pg-")), persistent=False)
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A database of this session's own, migrated; dropped afterwards."""
+    name = f"eom_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def store(pool: asyncpg.Pool) -> EventStore:
+    return EventStore(pool)
+
+
+@pytest.fixture(scope="session")
+def temporal_address() -> Iterator[str]:
+    configured = os.environ.get("EOM_TEST_TEMPORAL_ADDRESS")
+    if configured:
+        yield configured
+        return
+    server = start_temporal_dev_server(ui=False)
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(temporal_address: str) -> Client:
+    await wait_for_temporal(temporal_address, "default")
+    return await Client.connect(
+        temporal_address, namespace="default", data_converter=data_converter
+    )

@@ -1,0 +1,244 @@
+"""The event store on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from eventstore.migrations import migrate
+from eventstore.models import GENESIS_HASH, EventMetadata, LogPosition, NewEvent, RecordedEvent
+from eventstore.store import (
+    ConcurrencyError,
+    EventStore,
+    IdempotencyConflict,
+    append_on,
+)
+
+
+def new_events(count: int, *, label: str = "x") -> list[NewEvent]:
+    return [
+        NewEvent(
+            event_id=uuid.uuid4(),
+            event_type="Noted",
+            schema_version=1,
+            data={"label": label, "n": n, "text": "Nur-Sultan — Ömer"},
+            metadata=EventMetadata(actor="tester", command_id=f"cmd-{label}-{n}"),
+            occurred_at=datetime(2021, 1, 10, 8, 30, n, tzinfo=UTC),
+        )
+        for n in range(count)
+    ]
+
+
+def stream() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+async def count(pool: asyncpg.Pool, stream_id: str) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", stream_id))
+
+
+async def test_append_and_read_back(store: EventStore) -> None:
+    """Events come back in stream order with versions, metadata and times as written."""
+    sid = stream()
+    events = new_events(3)
+    result = await store.append(stream_id=sid, expected_version=0, events=events)
+    assert (result.first_version, result.last_version, result.replayed) == (1, 3, False)
+    read = await store.read_stream(sid)
+    assert [e.event_id for e in read] == [e.event_id for e in events]
+    assert [e.stream_version for e in read] == [1, 2, 3]
+    assert read[0].data == events[0].data
+    assert read[0].metadata.actor == "tester"
+    assert read[2].occurred_at == events[2].occurred_at
+    assert await store.stream_version(sid) == 3
+
+
+async def test_wrong_expected_version_is_a_conflict_and_writes_nothing(store: EventStore) -> None:
+    """Optimistic concurrency: appending at a stale version fails and leaves no trace."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(2))
+    with pytest.raises(ConcurrencyError, match=r"at version 2, not at the expected version 1"):
+        await store.append(stream_id=sid, expected_version=1, events=new_events(1, label="late"))
+    assert await count(store.pool, sid) == 2
+    assert await store.stream_version(sid) == 2
+
+
+async def test_retried_append_returns_the_stored_result(store: EventStore) -> None:
+    """The same event ids appended again return the first result, and add nothing."""
+    sid = stream()
+    events = new_events(2)
+    first = await store.append(stream_id=sid, expected_version=0, events=events)
+    again = await store.append(stream_id=sid, expected_version=0, events=events)
+    assert again.replayed
+    assert again.global_positions == first.global_positions
+    assert (again.first_version, again.last_version) == (1, 2)
+    assert again.head_hash == first.head_hash
+    assert await count(store.pool, sid) == 2
+
+
+async def test_concurrent_identical_appends_write_once(store: EventStore) -> None:
+    """Two attempts of one append racing each other: one writes, the other replays."""
+    sid = stream()
+    events = new_events(3)
+    results = await asyncio.gather(
+        *(store.append(stream_id=sid, expected_version=0, events=events) for _ in range(4))
+    )
+    assert sorted(r.replayed for r in results) == [False, True, True, True]
+    assert await count(store.pool, sid) == 3
+
+
+async def test_partly_stored_ids_are_a_conflict(store: EventStore) -> None:
+    """Reusing some stored event ids in a different append is refused, not merged."""
+    sid = stream()
+    events = new_events(2)
+    await store.append(stream_id=sid, expected_version=0, events=events)
+    mixed = [events[1], *new_events(1, label="new")]
+    with pytest.raises(IdempotencyConflict, match="already stored"):
+        await store.append(stream_id=sid, expected_version=2, events=mixed)
+    with pytest.raises(IdempotencyConflict):
+        await store.append(stream_id=stream(), expected_version=0, events=events)
+    assert await count(store.pool, sid) == 2
+
+
+async def test_concurrent_appenders_at_the_same_version_one_wins(store: EventStore) -> None:
+    """Different appends at the same expected version: exactly one succeeds."""
+    sid = stream()
+    outcomes = await asyncio.gather(
+        *(
+            store.append(stream_id=sid, expected_version=0, events=new_events(1, label=str(i)))
+            for i in range(5)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 1
+    assert all(isinstance(o, ConcurrencyError) for o in outcomes if isinstance(o, BaseException))
+    assert await count(store.pool, sid) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET data = '{}'::jsonb WHERE stream_id = $1",
+        "DELETE FROM events WHERE stream_id = $1",
+        "UPDATE streams SET version = 0 WHERE stream_id = $1",
+        "DELETE FROM streams WHERE stream_id = $1",
+    ],
+)
+async def test_the_database_refuses_rewriting_history(store: EventStore, statement: str) -> None:
+    """UPDATE and DELETE of events (and rewinding a stream) are refused by triggers."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(2))
+    with pytest.raises(asyncpg.RestrictViolationError, match="refused"):
+        await store.pool.execute(statement, sid)
+    assert await count(store.pool, sid) == 2
+
+
+@pytest.mark.parametrize("table", ["events", "streams"])
+async def test_the_database_refuses_truncate(store: EventStore, table: str) -> None:
+    """TRUNCATE is refused by a statement-level trigger."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(1))
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await store.pool.execute(f"TRUNCATE {table} CASCADE")
+    assert await count(store.pool, sid) == 1
+
+
+async def test_hash_chain_links_every_event(store: EventStore) -> None:
+    """Each event's previous_hash is its predecessor's hash, and every hash recomputes."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(2))
+    await store.append(stream_id=sid, expected_version=2, events=new_events(3, label="y"))
+    read = await store.read_stream(sid)
+    assert read[0].previous_hash == GENESIS_HASH
+    assert all(b.previous_hash == a.hash for a, b in zip(read, read[1:], strict=False))
+    check = await store.verify_stream(sid)
+    assert check.ok and check.events == 5 and check.head_hash == read[-1].hash
+
+
+async def test_verification_notices_a_change_made_behind_the_triggers(store: EventStore) -> None:
+    """A superuser bypassing the triggers can change a row, but the chain shows it."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(3))
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            "UPDATE events SET data = jsonb_set(data, '{label}', '\"forged\"') "
+            "WHERE stream_id = $1 AND stream_version = 2",
+            sid,
+        )
+    check = await store.verify_stream(sid)
+    assert [(b.stream_version, b.problem) for b in check.breaks] == [
+        (2, "hash does not match the event's content")
+    ]
+
+
+async def test_reader_never_skips_an_event_committed_late(store: EventStore) -> None:
+    """Gap safety: an event whose transaction takes a lower position but commits after a
+    later one is still delivered, and nothing is delivered twice."""
+    start = await _log_end(store)
+    early, late = stream(), stream()
+    async with store.pool.acquire() as held:
+        tx = held.transaction()
+        await tx.start()
+        # Takes its global position now, commits last.
+        await append_on(held, stream_id=early, expected_version=0, events=new_events(1))
+        await store.append(stream_id=late, expected_version=0, events=new_events(2))
+
+        seen = await _drain(store, start)
+        assert early not in {e.stream_id for e in seen}
+        # A reader following positions alone would now be past the held event...
+        naive = await store.pool.fetch(
+            "SELECT stream_id FROM events WHERE global_position > $1", start.global_position
+        )
+        assert {r["stream_id"] for r in naive} == {late}
+        # ...this one has not even moved past the open transaction.
+        assert late not in {e.stream_id for e in seen}
+        await tx.commit()
+
+    delivered = await _drain(store, start)
+    ours = [e.stream_id for e in delivered if e.stream_id in (early, late)]
+    assert ours == [early, late, late]
+    early_position = next(e.global_position for e in delivered if e.stream_id == early)
+    late_positions = [e.global_position for e in delivered if e.stream_id == late]
+    assert early_position < min(late_positions)
+
+
+async def test_reader_pages_through_the_log_in_commit_order(store: EventStore) -> None:
+    """Reading in small pages yields each event exactly once, in a stable order."""
+    start = await _log_end(store)
+    streams = [stream() for _ in range(3)]
+    for sid in streams:
+        await store.append(stream_id=sid, expected_version=0, events=new_events(3))
+    paged = await _drain(store, start, page=2)
+    ours = [e for e in paged if e.stream_id in streams]
+    assert len(ours) == 9
+    assert len({e.event_id for e in ours}) == 9
+
+
+async def test_migrations_apply_once(database_url: str) -> None:
+    """Running the migrations again applies nothing and breaks nothing."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await migrate(conn) == []
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") >= 1
+    finally:
+        await conn.close()
+
+
+async def _log_end(store: EventStore) -> LogPosition:
+    events = await _drain(store, LogPosition())
+    return events[-1].log_position if events else LogPosition()
+
+
+async def _drain(store: EventStore, after: LogPosition, *, page: int = 500) -> list[RecordedEvent]:
+    seen: list[RecordedEvent] = []
+    position = after
+    while True:
+        batch = await store.read_all(after=position, limit=page)
+        if not batch:
+            return seen
+        seen.extend(batch)
+        position = batch[-1].log_position

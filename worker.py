@@ -1,0 +1,229 @@
+"""The composition root: settings, logging, the data converter, the database pool, the
+Temporal client and the worker are made and wired here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
+from temporalio.worker import Worker
+
+from activities.event_store import EventStoreActivities
+from eventstore.migrations import migrate
+from eventstore.store import EventStore, create_pool
+from workflows.mission import MissionWorkflow
+
+data_converter = pydantic_data_converter
+"""Pydantic models in, pydantic models out, for every workflow, update and activity."""
+
+SEARCH_ATTRIBUTES = {
+    "MissionStage": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "HostCountry": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+}
+
+
+class Settings(BaseSettings):
+    """Read from the environment; the same names are used in docker-compose.yml."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="eom-missions", validation_alias="EOM_TASK_QUEUE")
+    log_level: str = Field(default="INFO", validation_alias="EOM_LOG_LEVEL")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias="EOM_LOG_FORMAT"
+    )
+    database_pool_size: int = Field(default=10, ge=1, validation_alias="EOM_DATABASE_POOL_SIZE")
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog once, at the entry point: JSON off a terminal, readable on one. Standard
+    library loggers (asyncpg, temporalio's workflow and activity loggers) go through the
+    same renderer, with context bound in ``structlog.contextvars``."""
+    json_output = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if json_output else _identity,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+def _identity(
+    logger: object, name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    return event
+
+
+_runtime: Runtime | None = None
+
+
+def temporal_runtime() -> Runtime:
+    """One SDK runtime per process, its core's logs forwarded into Python logging (and so
+    through structlog) instead of printed on their own."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                    forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+                )
+            )
+        )
+    return _runtime
+
+
+async def connect_client(settings: Settings) -> Client:
+    if not settings.temporal_address:
+        raise RuntimeError("TEMPORAL_ADDRESS is not set")
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter,
+        runtime=temporal_runtime(),
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register MissionStage and HostCountry on a server that lacks them (idempotent)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        name: kind
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+        )
+
+
+def build_worker(client: Client, store: EventStore, task_queue: str) -> Worker:
+    activities = EventStoreActivities(store)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[MissionWorkflow],
+        activities=[activities.append_events, activities.read_stream],
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    pool: asyncpg.Pool
+    store: EventStore
+    client: Client
+
+
+@asynccontextmanager
+async def open_service(settings: Settings) -> AsyncIterator[Service]:
+    """The database pool (migrated) and the Temporal client, closed on exit."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    pool = await create_pool(settings.database_url, max_size=settings.database_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            structlog.get_logger("eom").info("migrations applied", versions=applied)
+        client = await connect_client(settings)
+        yield Service(settings=settings, pool=pool, store=EventStore(pool), client=client)
+    finally:
+        await pool.close()
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
+    log = structlog.get_logger("eom.worker")
+    async with open_service(settings) as service:
+        await ensure_search_attributes(service.client, settings.temporal_namespace)
+        worker = build_worker(service.client, service.store, settings.task_queue)
+        async with worker:
+            log.info(
+                "worker running",
+                task_queue=settings.task_queue,
+                temporal=settings.temporal_address,
+                namespace=settings.temporal_namespace,
+            )
+            await stop.wait()
+        log.info("worker stopped")
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM end the worker gracefully: running tasks finish first."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _main() -> None:
+    settings = Settings()
+    configure_logging(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await run_worker(settings, stop=stop)
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

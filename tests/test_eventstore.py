@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -153,7 +154,7 @@ async def test_hash_chain_links_every_event(store: EventStore) -> None:
     await store.append(stream_id=sid, expected_version=2, events=new_events(3, label="y"))
     read = await store.read_stream(sid)
     assert read[0].previous_hash == GENESIS_HASH
-    assert all(b.previous_hash == a.hash for a, b in zip(read, read[1:], strict=False))
+    assert all(b.previous_hash == a.hash for a, b in itertools.pairwise(read))
     check = await store.verify_stream(sid)
     assert check.ok and check.events == 5 and check.head_hash == read[-1].hash
 

@@ -18,18 +18,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, evolve, fold
 from domain.values import Stage
+from eventstore.models import EventMetadata, NewEvent, RecordedEvent
+from workflows.messages import (
+    AppendRequest,
+    CommandRequest,
+    CommandResult,
+    MissionOutcome,
+    MissionStart,
+    ReadRequest,
+)
 
+# Activities touch the database: the sandbox must not re-import (or police) them.
 with workflow.unsafe.imports_passed_through():
     from activities.event_store import EventStoreActivities
-    from eventstore.models import EventMetadata, NewEvent, RecordedEvent
-    from workflows.messages import (
-        AppendRequest,
-        CommandRequest,
-        CommandResult,
-        MissionOutcome,
-        MissionStart,
-        ReadRequest,
-    )
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")

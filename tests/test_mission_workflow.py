@@ -1,0 +1,267 @@
+"""MissionWorkflow on a real Temporal dev server, with the real activities and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.worker import Replayer, Worker
+
+from cli import seed
+from cli.missions import CommandRefused, Missions
+from domain import EVENT_ADAPTER, Mission, Stage, decide, evolve, fold
+from domain import commands as c
+from domain.commands import Command
+from eventstore.store import EventStore
+from worker import build_worker, data_converter
+from workflows.messages import MissionOutcome
+from workflows.mission import HOST_COUNTRY, MISSION_STAGE, MissionWorkflow, workflow_id
+
+HISTORIES = Path(__file__).parent / "histories"
+ACTOR = "coordinator@turkic-council"
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"eom-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest_asyncio.fixture
+async def running_worker(
+    client: Client, store: EventStore, task_queue: str
+) -> AsyncIterator[Worker]:
+    async with build_worker(client, store, task_queue) as worker:
+        yield worker
+
+
+def mission_handle(
+    client: Client, mission_id: str
+) -> WorkflowHandle[MissionWorkflow, MissionOutcome]:
+    return client.get_workflow_handle_for(MissionWorkflow.run, workflow_id(mission_id))
+
+
+def missions(client: Client, store: EventStore, task_queue: str, **kwargs: int) -> Missions:
+    return Missions(client=client, store=store, task_queue=task_queue, **kwargs)
+
+
+def new_mission_id() -> str:
+    return f"tc-kz-2021-{uuid.uuid4().hex[:8]}"
+
+
+async def run_commands(api: Missions, mission_id: str, commands: Sequence[Command]) -> None:
+    for command in commands:
+        await api.execute(mission_id, command, actor=ACTOR)
+
+
+async def update_count(client: Client, mission_id: str) -> int:
+    history = await mission_handle(client, mission_id).fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    )
+
+
+async def test_seed_mission_end_to_end(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """The seed mission runs registration to closure; the store, the workflow's state and
+    a fold of the stored events agree, and the chain is unbroken."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    await run_commands(api, mission_id, commands[:-1])
+
+    live = await api.live_state(mission_id)
+    stored = await api.state(mission_id)
+    assert live == stored
+    assert live.stage is Stage.follow_up
+
+    handle = mission_handle(client, mission_id)
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(MISSION_STAGE) == "follow_up"
+    assert description.typed_search_attributes.get(HOST_COUNTRY) == "KZ"
+
+    result = await api.execute(mission_id, commands[-1], actor=ACTOR)
+    assert result.stage is Stage.closed
+    outcome = await handle.result()
+    assert outcome.stage is Stage.closed
+
+    events = await api.events(mission_id)
+    assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+    assert len({e.event_id for e in events}) == len(events)
+    final = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+    assert final.stage is Stage.closed and final.version == outcome.version == len(events)
+    assert len(final.visits) == seed.STATIONS
+    first = events[0]
+    assert first.metadata.actor == ACTOR
+    assert first.metadata.workflow_id == workflow_id(mission_id)
+    assert first.metadata.run_id and first.metadata.command_type == "register_invitation"
+    assert (await store.verify_stream(mission_id)).ok
+
+    history = await handle.fetch_history()
+    await Replayer(workflows=[MissionWorkflow], data_converter=data_converter).replay_workflow(
+        history
+    )
+    if os.environ.get("EOM_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / "seed_mission.json").write_text(history.to_json())
+
+
+async def test_refused_command_leaves_no_trace(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """A refused update returns the rule's message and writes neither an event nor a
+    history entry."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    await run_commands(api, mission_id, seed.mission(mission_id)[:2])
+    before_version = await store.stream_version(mission_id)
+    before_updates = await update_count(client, mission_id)
+
+    host_observer = c.NominateObserver(
+        observer_id="kz-1",
+        member_state="KZ",
+        name="Host national",
+        code_of_conduct_signed=True,
+        conflict_of_interest_declared=True,
+    )
+    with pytest.raises(CommandRefused) as refused:
+        await api.execute(mission_id, host_observer, actor=ACTOR)
+    assert refused.value.rule == "observer_from_host_country"
+    assert "host country" in refused.value.message
+
+    with pytest.raises(CommandRefused) as skipped:
+        await api.execute(mission_id, c.OpenElectionDay(), actor=ACTOR)
+    assert skipped.value.rule == "stage_skipped"
+
+    assert await store.stream_version(mission_id) == before_version
+    assert await update_count(client, mission_id) == before_updates
+
+
+async def test_seed_date_slip_is_refused_through_the_workflow(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """The statement's "10 January 2020" would be refused at the door."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    open_day = next(i for i, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    await run_commands(api, mission_id, commands[: open_day + 1])
+    with pytest.raises(CommandRefused) as refused:
+        await api.execute(mission_id, seed.the_2020_slip(), actor=ACTOR)
+    assert refused.value.rule == "visit_not_on_election_day"
+    assert "2020-01-10" in refused.value.message and "2021-01-10" in refused.value.message
+
+
+async def test_registration_is_checked_before_any_workflow_starts(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """A bad invitation is refused without starting a workflow; a second registration of
+    the same mission is refused as already registered."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    bad = seed.registration(mission_id).model_copy(update={"member_states": ["AZ", "KZ"]})
+    with pytest.raises(CommandRefused) as refused:
+        await api.execute(mission_id, bad, actor=ACTOR)
+    assert refused.value.rule == "host_among_member_states"
+    assert await store.stream_version(mission_id) == 0
+
+    await api.execute(mission_id, seed.registration(mission_id), actor=ACTOR)
+    with pytest.raises(CommandRefused) as again:
+        await api.execute(mission_id, seed.registration(mission_id), actor=ACTOR)
+    assert again.value.rule == "mission_already_registered"
+
+
+async def test_commands_on_a_closed_mission_are_refused(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """After closure the workflow has ended; a command gets the domain's reason."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    await run_commands(api, mission_id, seed.mission(mission_id)[:2])
+    await api.execute(
+        mission_id, c.CancelMission(reason="election postponed sine die"), actor=ACTOR
+    )
+    await mission_handle(client, mission_id).result()
+    with pytest.raises(CommandRefused) as refused:
+        await api.execute(
+            mission_id, c.AppointHeadOfMission(name="Someone", title="Envoy"), actor=ACTOR
+        )
+    assert refused.value.rule == "mission_cancelled"
+    with pytest.raises(CommandRefused) as unknown:
+        await api.execute("no-such-mission", c.OpenElectionDay(), actor=ACTOR)
+    assert unknown.value.rule == "mission_not_registered"
+
+
+async def test_worker_restart_mid_mission_loses_and_duplicates_nothing(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    """A worker stopped mid-mission and a new one started: the mission finishes with
+    the same events as an uninterrupted run, versions contiguous, no duplicates."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    half = len(commands) // 2
+    async with build_worker(client, store, task_queue):
+        await run_commands(api, mission_id, commands[:half])
+    # No worker now: the workflow waits on the server, its state in its history.
+    async with build_worker(client, store, task_queue):
+        await run_commands(api, mission_id, commands[half:])
+        await mission_handle(client, mission_id).result()
+    events = await api.events(mission_id)
+    assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+    assert len({e.event_id for e in events}) == len(events)
+    assert [e.event_type for e in events] == _event_types(commands)
+    assert (await store.verify_stream(mission_id)).ok
+
+
+def _event_types(commands: Sequence[Command]) -> list[str]:
+    """The event types an uninterrupted run of ``commands`` records."""
+    current, types = Mission(), []
+    for command in commands:
+        for event in decide(current, command, now=datetime.now(UTC)):
+            current = evolve(current, event)
+            types.append(event.type)
+    return types
+
+
+async def test_long_missions_continue_as_new_with_their_state(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """With a low history limit the workflow continues as new several times; each run
+    starts from the carried state, and the end state equals the stored history's fold."""
+    api = missions(client, store, task_queue, max_history_events=100)
+    mission_id = new_mission_id()
+    await run_commands(api, mission_id, seed.mission(mission_id))
+    handle = mission_handle(client, mission_id)
+    outcome = await handle.result()
+    assert outcome.stage is Stage.closed
+    runs = [
+        execution
+        async for execution in client.list_workflows(f"WorkflowId = '{workflow_id(mission_id)}'")
+    ]
+    assert len(runs) >= 3
+    stored = await api.state(mission_id)
+    assert stored.stage is Stage.closed and stored.version == outcome.version
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(workflow_id(path.stem), json.loads(path.read_bytes()))
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
+async def test_committed_histories_replay(path: Path) -> None:
+    """Determinism: histories recorded by earlier code replay against the current code."""
+    history = load_history(path)
+    await Replayer(workflows=[MissionWorkflow], data_converter=data_converter).replay_workflow(
+        history
+    )

@@ -396,8 +396,11 @@ def _issue(state: Mission, cmd: c.IssueRecommendations, now: datetime) -> list[E
 def _send(state: Mission, cmd: c.SendRecommendations, now: datetime) -> list[Event]:
     if not state.recommendations:
         raise e.NoRecommendations("no recommendations have been issued")
-    _unique([r.key for r in cmd.recipients], state.deliveries, "recipient")
+    _unique([r.key for r in cmd.recipients], [], "recipient")
     for r in cmd.recipients:
+        sent = state.deliveries.get(r.key)
+        if sent is not None:
+            raise e.AlreadySent(f"the recommendations were sent to {r.name} on {sent.sent_on}")
         if r.kind is RecipientKind.member_state and r.name not in state.member_states:
             raise e.RecipientNotEligible(f"{r.name} is not a participating member state")
         if r.kind is RecipientKind.host_country and r.name != state.host_country:

@@ -226,7 +226,7 @@ async def test_worker_restart_mid_mission_loses_and_duplicates_nothing(
 
 def _event_types(commands: Sequence[Command]) -> list[str]:
     """The event types an uninterrupted run of ``commands`` records."""
-    current, types = Mission(), []
+    current, types = Mission(), list[str]()
     for command in commands:
         for event in decide(current, command, now=datetime.now(UTC)):
             current = evolve(current, event)

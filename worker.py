@@ -15,6 +15,8 @@ from typing import Literal
 
 import asyncpg
 import structlog
+import temporalio.activity
+import temporalio.workflow
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.enums.v1 import IndexedValueType
@@ -96,6 +98,9 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
     )
+    # Workflow and activity context goes in structured fields, not into the message.
+    temporalio.workflow.logger.workflow_info_on_message = False
+    temporalio.activity.logger.activity_info_on_message = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -53,15 +53,21 @@ class Missions:
     def __init__(
         self,
         *,
-        client: Client,
+        client: Client | None,
         store: EventStore,
         task_queue: str,
         max_history_events: int | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
         self.store = store
         self.task_queue = task_queue
         self.max_history_events = max_history_events
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("this operation needs Temporal, and no client was given")
+        return self._client
 
     async def execute(
         self,

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -170,7 +171,10 @@ def start_embedded_postgres(directory: Path, *, persistent: bool = True) -> Embe
 
     ``persistent`` keeps the data (missions survive a restart); otherwise it is deleted
     when the server stops."""
-    import pgserver  # heavy: imported only when an embedded database is wanted
+    with warnings.catch_warnings():
+        # platformdirs warns about an unset XDG_RUNTIME_DIR on headless machines.
+        warnings.simplefilter("ignore")
+        import pgserver  # heavy: imported only when an embedded database is wanted
 
     directory.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(directory, cleanup_mode="stop" if persistent else "delete")

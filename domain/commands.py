@@ -31,6 +31,8 @@ from domain.values import (
 
 
 class RegisterInvitation(Frozen):
+    """Register the host's invitation: organisation, election, window, member states, profile."""
+
     type: Literal["register_invitation"] = "register_invitation"
     mission_id: Identifier
     organisation: Text
@@ -44,18 +46,24 @@ class RegisterInvitation(Frozen):
 
 
 class RecordNeedsAssessment(Frozen):
+    """Record the needs assessment (limited and full missions)."""
+
     type: Literal["record_needs_assessment"] = "record_needs_assessment"
     conducted_on: date
     summary: Text
 
 
 class AppointHeadOfMission(Frozen):
+    """Appoint (or replace) the head of mission; an invited mission starts forming."""
+
     type: Literal["appoint_head_of_mission"] = "appoint_head_of_mission"
     name: Text
     title: Text
 
 
 class NominateObserver(Frozen):
+    """Record a member state's nomination of an observer."""
+
     type: Literal["nominate_observer"] = "nominate_observer"
     observer_id: Identifier
     member_state: CountryCode
@@ -66,17 +74,23 @@ class NominateObserver(Frozen):
 
 
 class AcceptObserver(Frozen):
+    """Accept a nominated observer (pledge, declaration and quota checked)."""
+
     type: Literal["accept_observer"] = "accept_observer"
     observer_id: Identifier
 
 
 class WithdrawObserver(Frozen):
+    """Withdraw an observer's nomination or acceptance."""
+
     type: Literal["withdraw_observer"] = "withdraw_observer"
     observer_id: Identifier
     reason: Text
 
 
 class FormTeam(Frozen):
+    """Form an observer team (re-pairs observers already in other teams)."""
+
     type: Literal["form_team"] = "form_team"
     team_id: Identifier
     observer_ids: list[Identifier] = Field(min_length=1)
@@ -84,11 +98,15 @@ class FormTeam(Frozen):
 
 
 class DeployMission(Frozen):
+    """Deploy the mission: formation ends, the pre-election stage begins."""
+
     type: Literal["deploy_mission"] = "deploy_mission"
     deployed_on: date
 
 
 class RecordMeeting(Frozen):
+    """Record a pre-election meeting with a stakeholder."""
+
     type: Literal["record_meeting"] = "record_meeting"
     meeting_id: Identifier
     stakeholder_type: StakeholderType
@@ -100,6 +118,8 @@ class RecordMeeting(Frozen):
 
 
 class PublishInterimReport(Frozen):
+    """Publish the interim report (limited and full missions)."""
+
     type: Literal["publish_interim_report"] = "publish_interim_report"
     report_id: Identifier
     published_on: date
@@ -107,10 +127,14 @@ class PublishInterimReport(Frozen):
 
 
 class OpenElectionDay(Frozen):
+    """Open election day: station visits can be recorded."""
+
     type: Literal["open_election_day"] = "open_election_day"
 
 
 class RecordStationVisit(Frozen):
+    """Record a team's polling-station visit with its checklists and findings."""
+
     type: Literal["record_station_visit"] = "record_station_visit"
     visit_id: Identifier
     station_id: Identifier
@@ -123,10 +147,14 @@ class RecordStationVisit(Frozen):
 
 
 class CloseElectionDay(Frozen):
+    """Close election day: the statement stage begins."""
+
     type: Literal["close_election_day"] = "close_election_day"
 
 
 class DraftStatement(Frozen):
+    """Draft the preliminary statement; its coverage is recorded with it."""
+
     type: Literal["draft_statement"] = "draft_statement"
     draft_id: Identifier
     title: Text
@@ -134,6 +162,8 @@ class DraftStatement(Frozen):
 
 
 class ApproveStatement(Frozen):
+    """Approve one exact draft (by its text's sha256) as head of mission."""
+
     type: Literal["approve_statement"] = "approve_statement"
     draft_id: Identifier
     text_sha256: Sha256
@@ -141,6 +171,8 @@ class ApproveStatement(Frozen):
 
 
 class PublishStatement(Frozen):
+    """Publish the approved draft, e.g. at a press conference."""
+
     type: Literal["publish_statement"] = "publish_statement"
     draft_id: Identifier
     text_sha256: Sha256
@@ -149,6 +181,8 @@ class PublishStatement(Frozen):
 
 
 class PublishFinalReport(Frozen):
+    """Publish the final report."""
+
     type: Literal["publish_final_report"] = "publish_final_report"
     report_id: Identifier
     published_on: date
@@ -156,34 +190,46 @@ class PublishFinalReport(Frozen):
 
 
 class IssueRecommendations(Frozen):
+    """Issue recommendations (id, text, priority, addressee, area)."""
+
     type: Literal["issue_recommendations"] = "issue_recommendations"
     recommendations: list[Recommendation] = Field(min_length=1)
 
 
 class SendRecommendations(Frozen):
+    """Send the recommendations to member states, the host, organisations."""
+
     type: Literal["send_recommendations"] = "send_recommendations"
     recipients: list[Recipient] = Field(min_length=1)
     sent_on: date
 
 
 class AcknowledgeRecommendations(Frozen):
+    """Record a recipient's acknowledgement of the recommendations."""
+
     type: Literal["acknowledge_recommendations"] = "acknowledge_recommendations"
     recipient: Recipient
     acknowledged_on: date
 
 
 class PostponeElection(Frozen):
+    """Postpone the election: election day and the mission window move."""
+
     type: Literal["postpone_election"] = "postpone_election"
     new_date: date
     reason: Text
 
 
 class CloseMission(Frozen):
+    """Close the mission; its record becomes read-only."""
+
     type: Literal["close_mission"] = "close_mission"
     note: Text | None = None
 
 
 class CancelMission(Frozen):
+    """Cancel the mission, with the reason."""
+
     type: Literal["cancel_mission"] = "cancel_mission"
     reason: Text
 

@@ -39,11 +39,14 @@ def available() -> list[Migration]:
 
 async def migrate(conn: Connection) -> list[int]:
     """Apply what is missing; return the versions applied now."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version integer PRIMARY KEY, name text NOT NULL,"
-        " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-    )
+    async with conn.transaction():
+        # Even IF NOT EXISTS races between two processes: take the lock first.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )
     applied_now = []
     for migration in available():
         async with conn.transaction():

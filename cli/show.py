@@ -1,0 +1,128 @@
+"""Rendering a mission for a person: ``eom mission show`` and ``eom missions``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from cli.missions import MissionSummary
+from domain.state import Mission
+from eventstore.models import ChainCheck, RecordedEvent
+
+
+def missions_table(summaries: list[MissionSummary]) -> Table:
+    table = Table(title="Missions")
+    for column in ("mission", "stage", "host", "election", "E", "version"):
+        table.add_column(column)
+    for s in summaries:
+        table.add_row(
+            s.mission_id, s.stage, s.host_country, s.election, s.election_day, str(s.version)
+        )
+    return table
+
+
+def _summary(event: RecordedEvent) -> str:
+    data: dict[str, Any] = event.data
+    keys = (
+        "name",
+        "observer_id",
+        "team_id",
+        "stakeholder_name",
+        "station_id",
+        "draft_id",
+        "published_on",
+        "new_date",
+        "reason",
+        "note",
+    )
+    parts = [f"{data[k]}" for k in keys if data.get(k)]
+    if event.event_type == "InvitationRegistered":
+        parts = [
+            f"host {data['host_country']}",
+            f"E {data['election']['date']}",
+            data["organisation"],
+        ]
+    if event.event_type == "RecommendationsIssued":
+        parts = [", ".join(r["id"] for r in data["recommendations"])]
+    if event.event_type == "RecommendationsSent":
+        parts = [", ".join(r["name"] for r in data["recipients"])]
+    if event.event_type == "RecommendationsAcknowledged":
+        parts = [data["recipient"]["name"], data["acknowledged_on"]]
+    return "; ".join(str(p) for p in parts)[:80]
+
+
+def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck) -> Group:
+    election = state.election
+    window = state.mission_window
+    head = state.head_of_mission
+    lines = [
+        f"[bold]{state.mission_id}[/]  stage [green]{state.stage.value if state.stage else '-'}[/]"
+        f"  profile {state.profile.value}  version {state.version}",
+        f"{state.organisation} in {state.host_country}",
+        f"{election.name} ({election.type.value}), E = {election.date}" if election else "",
+        f"mission window {window.start} .. {window.end}" if window else "",
+        f"head of mission: {head.name}, {head.title}" if head else "head of mission: -",
+        f"member states: {', '.join(state.member_states)}",
+    ]
+    observers = Table(title="Observers", expand=False)
+    for column in ("id", "state", "name", "role", "status"):
+        observers.add_column(column)
+    for o in state.observers.values():
+        observers.add_row(o.observer_id, o.member_state, o.name, o.role.value, o.status.value)
+
+    facts = [
+        f"meetings: {len(state.meetings)}",
+        f"station visits: {len(state.visits)} at {len(state.stations_visited)} stations in "
+        f"{', '.join(state.localities) or '-'}",
+        f"conflicting reports: {', '.join(state.conflicting_stations) or 'none'}",
+    ]
+    if state.publication:
+        facts.append(
+            f"statement {state.publication.draft_id} published {state.publication.published_on}"
+            f" (sha256 {state.publication.text_sha256[:16]})"
+        )
+    for rec in state.recommendations.values():
+        facts.append(
+            escape(f"recommendation {rec.id} [{rec.priority.value}] to {rec.addressee.value}")
+        )
+    for delivery in state.deliveries.values():
+        ack = delivery.acknowledged_on or "not acknowledged"
+        facts.append(f"sent to {delivery.recipient.name} {delivery.sent_on}; {ack}")
+    if state.cancellation_reason:
+        facts.append(f"cancelled: {state.cancellation_reason}")
+
+    timeline = Table(title="Timeline")
+    for column in ("v", "occurred (UTC)", "recorded (UTC)", "event", "actor", "about"):
+        timeline.add_column(column, overflow="fold")
+    for e in events:
+        timeline.add_row(
+            str(e.stream_version),
+            e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.event_type,
+            e.metadata.actor or "",
+            _summary(e),
+        )
+    chain_line = (
+        f"hash chain: unbroken over {chain.events} events, head {chain.head_hash}"
+        if chain.ok
+        else "hash chain: BROKEN — "
+        + "; ".join(f"v{b.stream_version}: {b.problem}" for b in chain.breaks)
+    )
+    return Group(
+        Panel("\n".join(line for line in lines if line), title="Mission"),
+        observers,
+        Panel("\n".join(facts), title="Record"),
+        timeline,
+        chain_line,
+    )
+
+
+def print_mission(
+    console: Console, state: Mission, events: list[RecordedEvent], chain: ChainCheck
+) -> None:
+    console.print(mission_view(state, events, chain))

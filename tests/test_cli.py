@@ -1,0 +1,188 @@
+"""The `eom` command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from cli.commands import InputError, build_command
+from eventstore.store import EventStore
+from worker import build_worker
+
+EOM = str(Path(sys.executable).with_name("eom"))
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def eom(*args: str, env: dict[str, str], within: float = 120) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        EOM,
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "EOM_TASK_QUEUE", "EOM_LOG_LEVEL")
+    }
+    env["EOM_DATA_DIR"] = str(tmp_path / "eom-data")
+    return env
+
+
+@pytest_asyncio.fixture
+async def service_env(
+    tmp_path: Path, database_url: str, temporal_address: str, client: Client, store: EventStore
+) -> AsyncIterator[dict[str, str]]:
+    """Environment for a CLI process talking to this session's services, with a worker
+    running on a task queue of its own."""
+    task_queue = f"eom-cli-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, store, task_queue):
+        yield {
+            **base_env(tmp_path),
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal_address,
+            "EOM_TASK_QUEUE": task_queue,
+        }
+
+
+def test_bad_input_names_the_field() -> None:
+    """Validation errors name the field and the problem in one line."""
+    with pytest.raises(InputError, match=r"invalid record_meeting: held_on: .*date"):
+        build_command(
+            "record_meeting",
+            {
+                "meeting_id": "m1",
+                "stakeholder_type": "media",
+                "stakeholder_name": "Khabar TV",
+                "held_on": "8 January",
+                "summary": "Interview",
+            },
+        )
+    with pytest.raises(InputError, match="unknown field"):
+        build_command("open_election_day", {"when": "now"})
+
+
+async def test_bad_option_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """A malformed date is refused before anything is contacted: exit 2, one line."""
+    run = await eom(
+        "mission",
+        "record-meeting",
+        "m-1",
+        "--meeting-id",
+        "cec",
+        "--stakeholder-type",
+        "central_election_commission",
+        "--stakeholder-name",
+        "CEC",
+        "--held-on",
+        "2021-13-45",
+        "--summary",
+        "s",
+        env=base_env(tmp_path),
+    )
+    assert run.code == 2
+    assert run.err.strip().count("\n") == 0
+    assert "held_on" in run.err
+
+
+async def test_mission_commands_from_options_and_files(
+    tmp_path: Path, service_env: dict[str, str]
+) -> None:
+    """Register from a YAML file, appoint by options, see a refusal, show the timeline."""
+    mission_id = f"cli-{uuid.uuid4().hex[:8]}"
+    invitation = tmp_path / "invitation.yaml"
+    invitation.write_text(
+        "organisation: Turkic Council\n"
+        "host_country: KZ\n"
+        "inviting_authority: Central Election Commission of Kazakhstan\n"
+        "election: {name: Mazhilis and Maslikhats, type: parliamentary, date: 2021-01-10}\n"
+        "mission_window: {start: 2021-01-06, end: 2021-01-10}\n"
+        "member_states: [AZ, KG, TR, UZ]\n",
+        encoding="utf-8",
+    )
+    registered = await eom(
+        "mission", "register-invitation", mission_id, "--file", str(invitation), env=service_env
+    )
+    assert registered.code == 0, registered.err
+    assert "v1" in registered.out and "invited" in registered.out
+
+    appointed = await eom(
+        "mission",
+        "appoint-head-of-mission",
+        mission_id,
+        "--name",
+        "Ömer Kocaman",
+        "--title",
+        "Deputy Secretary General",
+        "--actor",
+        "secretariat@tc",
+        env=service_env,
+    )
+    assert appointed.code == 0, appointed.err
+    assert "forming" in appointed.out
+
+    refused = await eom(
+        "mission",
+        "nominate-observer",
+        mission_id,
+        "--observer-id",
+        "kz-1",
+        "--member-state",
+        "KZ",
+        "--name",
+        "Host national",
+        env=service_env,
+    )
+    assert refused.code == 1
+    assert "observer_from_host_country" in refused.err
+
+    shown = await eom("mission", "show", mission_id, env=service_env)
+    assert shown.code == 0, shown.err
+    assert "HeadOfMissionAppointed" in shown.out and "secretariat@tc" in shown.out
+    assert "hash chain: unbroken over 2 events" in shown.out
+
+    listed = await eom("missions", env=service_env)
+    assert mission_id in listed.out
+
+
+async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) -> None:
+    """`eom demo --embedded` starts its own stack, closes the seed mission, exits 0; the
+    mission's timeline can then be shown from the embedded database."""
+    env = base_env(tmp_path)
+    demo = await eom("demo", "--embedded", env=env, within=300)
+    assert demo.code == 0, demo.err[-2000:]
+    assert "refused" in demo.out and "visit_not_on_election_day" in demo.out
+    match = re.search(
+        r"Mission (\S+) closed: (\d+) events in PostgreSQL, hash chain unbroken", demo.out
+    )
+    assert match, demo.out[-2000:]
+    mission_id = match[1]
+
+    shown = await eom("mission", "show", mission_id, env=env, within=120)
+    assert shown.code == 0, shown.err[-2000:]
+    assert "stage closed" in shown.out and "MissionClosed" in shown.out
+    assert f"hash chain: unbroken over {match[2]} events" in shown.out

@@ -66,8 +66,7 @@ problems; some polling stations had no ramps for persons with disabilities. Coun
 conducted according to the requirements of the national election legislation.
 
 The Mission will share with the Member States and relevant International Organizations its \
-assessment and recommendations on the Elections in the coming days.
-"""
+assessment and recommendations on the Elections in the coming days."""
 
 _PARTIES = [
     ("Ak Zhol", date(2021, 1, 6)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, PositiveInt, TypeAdapter
+from pydantic import Field, PositiveInt, TypeAdapter, model_validator
 
 from domain.values import (
     CountryCode,
@@ -144,6 +144,14 @@ class RecordStationVisit(Frozen):
     departed_at: datetime
     checklists: list[PhaseChecklist] = Field(min_length=1)
     findings: list[Finding] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _comparable_times(self) -> RecordStationVisit:
+        if (self.arrived_at.tzinfo is None) != (self.departed_at.tzinfo is None):
+            raise ValueError(
+                "arrived_at and departed_at must both be local times or both carry a UTC offset"
+            )
+        return self
 
 
 class CloseElectionDay(Frozen):

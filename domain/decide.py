@@ -396,6 +396,12 @@ def _issue(state: Mission, cmd: c.IssueRecommendations, now: datetime) -> list[E
 def _send(state: Mission, cmd: c.SendRecommendations, now: datetime) -> list[Event]:
     if not state.recommendations:
         raise e.NoRecommendations("no recommendations have been issued")
+    publication = state.publication
+    if publication is not None and cmd.sent_on < publication.published_on:
+        raise e.RecommendationsBeforeStatement(
+            f"sent on {cmd.sent_on}, before the statement was published on "
+            f"{publication.published_on}"
+        )
     _unique([r.key for r in cmd.recipients], [], "recipient")
     for r in cmd.recipients:
         sent = state.deliveries.get(r.key)

@@ -6,11 +6,21 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-CountryCode = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z]{2}$", strip_whitespace=True, to_upper=True)
-]
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+CountryCode = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$")]
 """ISO 3166-1 alpha-2 code of a state (``KZ``, ``AZ``...)."""
 
 Identifier = Annotated[

@@ -11,18 +11,21 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
+from activities.event_store import EventStoreActivities
 from cli import seed
 from cli.missions import CommandRefused, Missions
 from domain import EVENT_ADAPTER, Mission, Stage, decide, evolve, fold
 from domain import commands as c
 from domain.commands import Command
+from eventstore.models import AppendResult
 from eventstore.store import EventStore
 from worker import build_worker, data_converter
-from workflows.messages import MissionOutcome
+from workflows.messages import AppendRequest, MissionOutcome
 from workflows.mission import HOST_COUNTRY, MISSION_STAGE, MissionWorkflow, workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -265,3 +268,39 @@ async def test_committed_histories_replay(path: Path) -> None:
     await Replayer(workflows=[MissionWorkflow], data_converter=data_converter).replay_workflow(
         history
     )
+
+
+class AppendThenLoseTheAnswer(EventStoreActivities):
+    """The first attempt of every append commits and then fails, as if the worker died
+    between the commit and reporting it; Temporal retries the activity."""
+
+    @activity.defn(name="append_events")
+    async def append_events(self, request: AppendRequest) -> AppendResult:
+        result = await super().append_events(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker lost before reporting the append")
+        assert result.replayed
+        return result
+
+
+async def test_retried_appends_are_recognised_not_duplicated(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    """Every append's first attempt commits but is reported lost; the retries return the
+    stored result, so each command's events are written exactly once."""
+    activities = AppendThenLoseTheAnswer(store)
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[MissionWorkflow],
+        activities=[activities.append_events, activities.read_stream],
+    ):
+        api = missions(client, store, task_queue)
+        mission_id = new_mission_id()
+        commands = seed.mission(mission_id)[:6]
+        await run_commands(api, mission_id, commands)
+        live = await api.live_state(mission_id)
+    events = await api.events(mission_id)
+    assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+    assert [e.event_type for e in events] == _event_types(commands)
+    assert live == await api.state(mission_id)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pytest
+from builders import meeting, member, nominate
 from pydantic import BaseModel
 
 from cli import seed
@@ -31,7 +32,6 @@ from domain.values import (
     PhaseChecklist,
     Recipient,
     RecipientKind,
-    StakeholderType,
 )
 
 NOW = datetime(2021, 1, 5, 12, 0, tzinfo=UTC)
@@ -94,34 +94,6 @@ def refuse(state: Mission, command: Command, error: type[DomainError], *named: s
     return err
 
 
-def nominate(
-    observer_id: str,
-    member_state: str = "AZ",
-    *,
-    role: ObserverRole = ObserverRole.short_term_observer,
-    coc: bool = True,
-    coi: bool = True,
-) -> c.NominateObserver:
-    return c.NominateObserver(
-        observer_id=observer_id,
-        member_state=member_state,
-        name=f"Observer {observer_id}",
-        role=role,
-        code_of_conduct_signed=coc,
-        conflict_of_interest_declared=coi,
-    )
-
-
-def meeting(meeting_id: str, held_on: date) -> c.RecordMeeting:
-    return c.RecordMeeting(
-        meeting_id=meeting_id,
-        stakeholder_type=StakeholderType.civil_society,
-        stakeholder_name="Civil society coalition",
-        held_on=held_on,
-        summary="Briefing on the campaign.",
-    )
-
-
 def visit(
     visit_id: str,
     arrived_at: datetime,
@@ -138,10 +110,6 @@ def visit(
             "checklists": [PhaseChecklist(phase=p) for p in phases],
         }
     )
-
-
-def member(code: str) -> Recipient:
-    return Recipient(kind=RecipientKind.member_state, name=code)
 
 
 def registration(**update: object) -> c.RegisterInvitation:

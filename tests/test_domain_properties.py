@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from builders import meeting, member, nominate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,33 +65,6 @@ _TERMINAL = (Stage.closed, Stage.cancelled)
 # -- the pool of commands ---------------------------------------------------------------------
 
 
-def _nominate(
-    observer_id: str,
-    member_state: str = "AZ",
-    *,
-    role: ObserverRole = ObserverRole.short_term_observer,
-    signed: bool = True,
-) -> c.NominateObserver:
-    return c.NominateObserver(
-        observer_id=observer_id,
-        member_state=member_state,
-        name=f"Observer {observer_id}",
-        role=role,
-        code_of_conduct_signed=signed,
-        conflict_of_interest_declared=signed,
-    )
-
-
-def _meeting(meeting_id: str, held_on: date) -> c.RecordMeeting:
-    return c.RecordMeeting(
-        meeting_id=meeting_id,
-        stakeholder_type=StakeholderType.media,
-        stakeholder_name="Media regulator",
-        held_on=held_on,
-        summary="Media access during the campaign.",
-    )
-
-
 def _visit(
     visit_id: str,
     arrived_at: datetime,
@@ -111,10 +85,6 @@ def _visit(
     )
 
 
-def _member(code: str) -> Recipient:
-    return Recipient(kind=RecipientKind.member_state, name=code)
-
-
 _REGISTRATION = seed.registration(MISSION_ID)
 LIMITED_DRAFT = c.DraftStatement(draft_id="statement-1", title="Preliminary", text="Findings.")
 LIMITED_SHA = text_sha256(LIMITED_DRAFT.text)
@@ -122,13 +92,13 @@ LIMITED: list[Command] = [
     _REGISTRATION.model_copy(update={"profile": Profile.limited}),
     c.RecordNeedsAssessment(conducted_on=date(2020, 11, 20), summary="A LEOM is needed."),
     c.AppointHeadOfMission(name=HOM, title="Head of mission"),
-    _nominate("az-lto", role=ObserverRole.long_term_observer),
-    _nominate("tr-core", "TR", role=ObserverRole.core_team),
+    nominate("az-lto", role=ObserverRole.long_term_observer),
+    nominate("tr-core", "TR", role=ObserverRole.core_team),
     c.AcceptObserver(observer_id="az-lto"),
     c.AcceptObserver(observer_id="tr-core"),
     c.FormTeam(team_id="team-lto", observer_ids=["az-lto", "tr-core"]),
     c.DeployMission(deployed_on=date(2021, 1, 6)),
-    _meeting("media", date(2021, 1, 7)),
+    meeting("media", date(2021, 1, 7)),
     c.PublishInterimReport(report_id="interim-1", published_on=date(2021, 1, 7), summary="Calm."),
     c.OpenElectionDay(),
     seed.station_visit(1, team=1).model_copy(update={"team_id": "team-lto"}),
@@ -142,7 +112,7 @@ LIMITED: list[Command] = [
     c.PublishFinalReport(report_id="final-1", published_on=date(2021, 3, 8), summary="Final."),
     c.IssueRecommendations(recommendations=seed.RECOMMENDATIONS),
     c.SendRecommendations(recipients=seed.RECIPIENTS, sent_on=date(2021, 3, 10)),
-    c.AcknowledgeRecommendations(recipient=_member("TR"), acknowledged_on=date(2021, 3, 12)),
+    c.AcknowledgeRecommendations(recipient=member("TR"), acknowledged_on=date(2021, 3, 12)),
     c.CloseMission(),
 ]
 SKELETONS = [SEED, LIMITED]
@@ -172,11 +142,11 @@ POOL: list[Command] = [
     c.RecordNeedsAssessment(conducted_on=date(2020, 12, 1), summary="Assessed."),
     c.AppointHeadOfMission(name="Deputy Head", title="Acting head"),
     # formation variants
-    _nominate("kz-1", "KZ"),
-    _nominate("ru-1", "RU"),
-    _nominate("az-lto", role=ObserverRole.long_term_observer),
-    _nominate("tr-core", "TR", role=ObserverRole.core_team),
-    _nominate("uz-unsigned", "UZ", signed=False),
+    nominate("kz-1", "KZ"),
+    nominate("ru-1", "RU"),
+    nominate("az-lto", role=ObserverRole.long_term_observer),
+    nominate("tr-core", "TR", role=ObserverRole.core_team),
+    nominate("uz-unsigned", "UZ", coc=False, coi=False),
     c.AcceptObserver(observer_id="az-lto"),
     c.AcceptObserver(observer_id="tr-core"),
     c.AcceptObserver(observer_id="uz-unsigned"),
@@ -190,10 +160,10 @@ POOL: list[Command] = [
     c.FormTeam(team_id="team-1", observer_ids=["tr-cec"]),
     c.DeployMission(deployed_on=date(2021, 1, 5)),
     # pre-election variants
-    _meeting("early", date(2021, 1, 5)),
-    _meeting("on-e", E),
-    _meeting("new-window", date(2021, 1, 14)),
-    _meeting("mid", date(2021, 1, 9)),
+    meeting("early", date(2021, 1, 5)),
+    meeting("on-e", E),
+    meeting("new-window", date(2021, 1, 14)),
+    meeting("mid", date(2021, 1, 9)),
     c.PublishInterimReport(report_id="interim-1", published_on=date(2021, 1, 7), summary="Calm."),
     c.OpenElectionDay(),
     c.PostponeElection(new_date=date(2021, 1, 17), reason="pandemic"),
@@ -253,8 +223,8 @@ POOL: list[Command] = [
             )
         ]
     ),
-    c.SendRecommendations(recipients=[_member("RU")], sent_on=date(2021, 1, 15)),
-    c.SendRecommendations(recipients=[_member("AZ")], sent_on=date(2021, 1, 20)),
+    c.SendRecommendations(recipients=[member("RU")], sent_on=date(2021, 1, 15)),
+    c.SendRecommendations(recipients=[member("AZ")], sent_on=date(2021, 1, 20)),
     c.SendRecommendations(
         recipients=[Recipient(kind=RecipientKind.host_country, name="UZ")],
         sent_on=date(2021, 1, 15),
@@ -263,7 +233,7 @@ POOL: list[Command] = [
         recipient=Recipient(kind=RecipientKind.international_organisation, name="UN"),
         acknowledged_on=date(2021, 1, 18),
     ),
-    c.AcknowledgeRecommendations(recipient=_member("AZ"), acknowledged_on=date(2021, 1, 10)),
+    c.AcknowledgeRecommendations(recipient=member("AZ"), acknowledged_on=date(2021, 1, 10)),
     # changes of plan
     c.CancelMission(reason="invitation withdrawn"),
     c.CloseMission(note="early close"),
@@ -327,8 +297,8 @@ def check_invariants(state: Mission, folded: int) -> None:
         assert state.deployed_on is not None
     if state.meetings or state.interim_report is not None:
         assert state.deployed_on is not None
-    for meeting in state.meetings.values():
-        assert meeting.held_on < election_day
+    for held in state.meetings.values():
+        assert held.held_on < election_day
     if state.interim_report is not None:
         assert rules.interim_report
     if reached is not None and reached >= Stage.election_day.order and rules.interim_report:

@@ -8,17 +8,19 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import structlog
 import temporalio.activity
 import temporalio.workflow
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import uvicorn
+from limits import parse as parse_rate
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -36,8 +38,13 @@ from temporalio.runtime import (
 from temporalio.worker import Worker
 
 from activities.event_store import EventStoreActivities
+from api.app import create_app
+from api.feed import EventFeed
+from api.idempotency import IdempotencyStore
+from api.tokens import TokenStore
 from eventstore.migrations import migrate
 from eventstore.store import EventStore, create_pool
+from workflows.client import Missions
 from workflows.mission import MissionWorkflow
 
 data_converter = pydantic_data_converter
@@ -63,6 +70,35 @@ class Settings(BaseSettings):
         default="auto", validation_alias="EOM_LOG_FORMAT"
     )
     database_pool_size: int = Field(default=10, ge=1, validation_alias="EOM_DATABASE_POOL_SIZE")
+    api_host: str = Field(default="127.0.0.1", validation_alias="EOM_API_HOST")
+    api_port: int = Field(default=8000, ge=0, le=65535, validation_alias="EOM_API_PORT")
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, validation_alias="EOM_API_MAX_BODY_BYTES"
+    )
+    api_submission_rate: str = Field(
+        default="120/minute", validation_alias="EOM_API_SUBMISSION_RATE"
+    )
+    """Per token, on every POST: ``<count>/<second|minute|hour>`` (the limits library)."""
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="EOM_API_CORS_ORIGINS"
+    )
+    """Comma-separated origins allowed by CORS; empty (the default) turns CORS off."""
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("api_submission_rate")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        try:
+            parse_rate(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate like 120/minute") from None
+        return value
 
 
 def configure_logging(settings: Settings) -> None:
@@ -211,6 +247,59 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
             )
             await stop.wait()
         log.info("worker stopped")
+
+
+async def run_api(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_start: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the HTTP API with uvicorn until ``stop`` is set."""
+    log = structlog.get_logger("eom.api")
+    assert settings.database_url
+    async with open_service(settings) as service:
+        feed = EventFeed(service.store, settings.database_url)
+        await feed.start()
+        app = create_app(
+            missions=Missions(
+                client=service.client, store=service.store, task_queue=settings.task_queue
+            ),
+            tokens=TokenStore(service.pool),
+            idempotency=IdempotencyStore(service.pool),
+            feed=feed,
+            max_body_bytes=settings.api_max_body_bytes,
+            submission_rate=settings.api_submission_rate,
+            cors_origins=settings.api_cors_origins,
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        try:
+            # uvicorn reports readiness only as a flag on the server.
+            while not server.started and not serving.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            if serving.done():
+                await serving  # raises what made it fail
+                raise RuntimeError(f"the API could not listen on {config.host}:{config.port}")
+            url = f"http://{config.host}:{config.port}"
+            log.info("api listening", url=url, docs=f"{url}/v1/docs")
+            if on_start is not None:
+                on_start(url)
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        finally:
+            server.should_exit = True
+            await serving
+            await feed.stop()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

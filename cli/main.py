@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Coroutine
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from api.tokens import Role, TokenError, TokenStore, parse_duration
+from api.tokens import describe as describe_token
+from cli.api_client import ApiClient
 from cli.commands import InputError, add_subcommands
-from cli.demo import run_demo
-from cli.missions import CommandRefused
+from cli.demo import direct, run_demo, through_api
 from cli.services import (
     NotRunning,
     Runtime,
+    Serving,
     clear_runtime,
     open_missions,
     read_runtime,
@@ -25,7 +35,9 @@ from cli.services import (
     write_runtime,
 )
 from cli.show import missions_table, print_mission
-from worker import Settings, configure_logging, install_stop_signals, run_worker
+from cli.stack import free_port
+from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
+from workflows.client import CommandRefused
 
 T = TypeVar("T")
 
@@ -62,9 +74,46 @@ def up(
     demo: Annotated[bool, typer.Option(help="run the seed mission once the service is up")] = False,
     ui: Annotated[bool, typer.Option(help="serve the Temporal Web UI")] = True,
 ) -> None:
-    """Run the service: the worker, and any embedded service not configured by the
-    environment (PostgreSQL from pgserver, the Temporal dev server). Ctrl-C stops it."""
+    """Run the service: the worker and the HTTP API, plus any embedded service the
+    environment does not point at (PostgreSQL from pgserver, the Temporal dev server).
+    Ctrl-C stops everything it started."""
     _run(_up(_settings(quiet=False), demo=demo, ui=ui))
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, *, ui: bool, api: bool, stop: asyncio.Event, reuse_running: bool
+) -> AsyncIterator[Serving]:
+    """Embedded services as needed (or those of a running ``eom up``, with
+    ``reuse_running``), the worker, and (with ``api``) the HTTP API on the configured
+    port, or a free one if that is taken; all stopped on exit."""
+    stack = await start_stack(resolve(settings) if reuse_running else settings, ui=ui)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        settings = stack.settings
+        tasks.append(asyncio.create_task(run_worker(settings, stop=stop)))
+        api_url: str | None = None
+        if api:
+            settings = settings.model_copy(update={"api_port": free_port(settings.api_port)})
+            ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            tasks.append(
+                asyncio.create_task(
+                    run_api(settings, stop=stop, on_start=lambda url: ready.set_result(url))
+                )
+            )
+            api_task = tasks[-1]
+            waited: set[asyncio.Future[Any]] = {ready, api_task}
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                await api_task  # it failed: let its error through
+            api_url = ready.result()
+        yield Serving(settings=settings, stack=stack, api_url=api_url, tasks=tasks)
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task
+        stack.stop()
 
 
 async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
@@ -73,39 +122,40 @@ async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
         raise NotRunning(f"eom is already running (pid {running.pid}); stop it first")
     stop = asyncio.Event()
     install_stop_signals(stop)
-    stack = await start_stack(settings, ui=ui)
-    settings = stack.settings
-    assert settings.database_url and settings.temporal_address
-    ui_url = stack.temporal.ui_url if stack.temporal else None
-    write_runtime(
-        Runtime(
-            pid=os.getpid(),
-            database_url=settings.database_url,
-            temporal_address=settings.temporal_address,
-            temporal_namespace=settings.temporal_namespace,
-            task_queue=settings.task_queue,
-            ui_url=ui_url,
-        )
-    )
     try:
-        console.print(f"[bold]eom is up[/] — Temporal at {settings.temporal_address}")
-        if ui_url:
-            console.print(f"Temporal Web UI: [cyan]{ui_url}[/]")
-        console.print(
-            "PostgreSQL: "
-            + ("embedded (pgserver)" if stack.postgres else "DATABASE_URL")
-            + f"; task queue {settings.task_queue}. Ctrl-C stops everything."
-        )
-        worker = asyncio.create_task(run_worker(settings, stop=stop))
-        if demo:
-            async with open_missions(settings) as missions:
-                await run_demo(missions, console)
+        async with serving(settings, ui=ui, api=True, stop=stop, reuse_running=False) as service:
+            settings = service.settings
+            assert settings.database_url and settings.temporal_address
+            ui_url = service.stack.temporal.ui_url if service.stack.temporal else None
+            write_runtime(
+                Runtime(
+                    pid=os.getpid(),
+                    database_url=settings.database_url,
+                    temporal_address=settings.temporal_address,
+                    temporal_namespace=settings.temporal_namespace,
+                    task_queue=settings.task_queue,
+                    ui_url=ui_url,
+                    api_url=service.api_url,
+                )
+            )
+            console.print(f"[bold]eom is up[/] — Temporal at {settings.temporal_address}")
             if ui_url:
-                console.print(f"Temporal Web UI: [cyan]{ui_url}[/] (Ctrl-C to stop)")
-        await worker
+                console.print(f"Temporal Web UI: [cyan]{ui_url}[/]")
+            console.print(f"HTTP API: [cyan]{service.api_url}/v1[/]")
+            console.print(f"OpenAPI docs: [cyan]{service.api_url}/v1/docs[/]")
+            console.print(
+                "PostgreSQL: "
+                + ("embedded (pgserver)" if service.stack.postgres else "DATABASE_URL")
+                + f"; task queue {settings.task_queue}. Ctrl-C stops everything."
+            )
+            if demo:
+                async with open_missions(settings) as missions:
+                    await run_demo(direct(missions), missions.store, console)
+                if ui_url:
+                    console.print(f"Temporal Web UI: [cyan]{ui_url}[/] (Ctrl-C to stop)")
+            await stop.wait()
     finally:
         clear_runtime()
-        stack.stop()
         console.print("eom stopped")
 
 
@@ -125,34 +175,151 @@ def worker() -> None:
 
 
 @app.command()
+def api() -> None:
+    """Run only the HTTP API (EOM_API_HOST:EOM_API_PORT), against DATABASE_URL and
+    TEMPORAL_ADDRESS; workers run elsewhere."""
+    settings = _settings(quiet=False)
+    if not settings.database_url or not settings.temporal_address:
+        raise NotRunning("the API needs DATABASE_URL and TEMPORAL_ADDRESS")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_api(
+            settings,
+            stop=stop,
+            on_start=lambda url: console.print(f"HTTP API: {url}/v1 — docs {url}/v1/docs"),
+        )
+
+    _run(main())
+
+
+class Via(StrEnum):
+    direct = "direct"
+    api = "api"
+
+
+@app.command()
 def demo(
     embedded: Annotated[
         bool, typer.Option(help="start (and afterwards stop) an embedded stack of its own")
     ] = False,
+    via: Annotated[
+        Via, typer.Option(help="send commands straight to the workflows, or through the API")
+    ] = Via.direct,
     mission_id: Annotated[str | None, typer.Option(help="id for the seed mission")] = None,
 ) -> None:
     """Drive the seed mission (Turkic Council, Kazakhstan 2021) through every stage."""
-    _run(_demo(_settings(), embedded=embedded, mission_id=mission_id))
+    _run(_demo(_settings(), embedded=embedded, via=via, mission_id=mission_id))
 
 
-async def _demo(settings: Settings, *, embedded: bool, mission_id: str | None) -> None:
+async def _demo(settings: Settings, *, embedded: bool, via: Via, mission_id: str | None) -> None:
     if not embedded:
-        async with open_missions(settings) as missions:
-            await run_demo(missions, console, mission_id=mission_id)
+        runtime = read_runtime()
+        api_url = os.environ.get("EOM_API_URL") or (runtime.api_url if runtime else None)
+        await _demo_on(settings, via=via, api_url=api_url, mission_id=mission_id)
         return
-    settings = resolve(settings)
-    stack = await start_stack(settings, ui=False)
     stop = asyncio.Event()
-    try:
-        worker_task = asyncio.create_task(run_worker(stack.settings, stop=stop))
+    async with serving(
+        settings, ui=False, api=via is Via.api, stop=stop, reuse_running=True
+    ) as service:
+        await _demo_on(service.settings, via=via, api_url=service.api_url, mission_id=mission_id)
+
+
+async def _demo_on(
+    settings: Settings, *, via: Via, api_url: str | None, mission_id: str | None
+) -> None:
+    async with open_missions(settings) as missions:
+        if via is Via.direct:
+            await run_demo(direct(missions), missions.store, console, mission_id=mission_id)
+            return
+        if not api_url:
+            raise NotRunning("no API to send to: start eom with `eom up` or set EOM_API_URL")
+        async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
+            send = through_api(ApiClient(http), TokenStore(missions.store.pool))
+            await run_demo(send, missions.store, console, mission_id=mission_id)
+
+
+token_app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="what the holder may do")],
+    name: Annotated[str, typer.Option(help="who holds it (recorded as the actor)")],
+    organisation: Annotated[
+        str | None, typer.Option(help="coordinator: only this organisation's missions")
+    ] = None,
+    mission: Annotated[
+        str | None, typer.Option(help="head_of_mission, observer (member_state: optional)")
+    ] = None,
+    member_state: Annotated[str | None, typer.Option(help="member_state: its ISO code")] = None,
+    team: Annotated[str | None, typer.Option(help="observer: the team")] = None,
+    expires: Annotated[str | None, typer.Option(help="lifetime: 90d, 12h, 30m")] = None,
+) -> None:
+    """Issue a token; it is printed once and only its hash is stored."""
+
+    async def main() -> None:
         try:
-            async with open_missions(stack.settings) as missions:
-                await run_demo(missions, console, mission_id=mission_id)
-        finally:
-            stop.set()
-            await worker_task
-    finally:
-        stack.stop()
+            lifetime = parse_duration(expires) if expires else None
+            async with open_missions(_settings(), need_temporal=False) as missions:
+                token, principal = await TokenStore(missions.store.pool).create(
+                    role=role,
+                    name=name,
+                    organisation=organisation,
+                    mission_id=mission,
+                    member_state=member_state,
+                    team_id=team,
+                    expires_in=lifetime,
+                )
+        except TokenError as error:
+            raise InputError(str(error)) from None
+        console.print(token, highlight=False, soft_wrap=True)
+        errors.print(
+            f"token {principal.token_id} for {principal.actor}; keep it secret, it is not "
+            "shown again",
+            highlight=False,
+        )
+
+    _run(main())
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Tokens with their role, scope, expiry and status (never the secrets)."""
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            principals = await TokenStore(missions.store.pool).list()
+        now = datetime.now(UTC)
+        table = Table(title="API tokens")
+        for column in ("id", "name", "role", "scope", "expires", "status"):
+            table.add_column(column)
+        for principal in principals:
+            table.add_row(*describe_token(principal, now).values())
+        console.print(table)
+
+    _run(main())
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="the token's id")]) -> None:
+    """Revoke a token: it is refused from now on."""
+
+    async def main() -> None:
+        try:
+            parsed = uuid.UUID(token_id)
+        except ValueError:
+            raise InputError(f"{token_id!r} is not a token id (a UUID)") from None
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            try:
+                principal = await TokenStore(missions.store.pool).revoke(parsed)
+            except TokenError as error:
+                raise InputError(str(error)) from None
+        console.print(f"token {principal.token_id} ({principal.actor}) revoked")
+
+    _run(main())
 
 
 @app.command("missions")

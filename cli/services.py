@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cli.missions import Missions
 from cli.stack import (
     EmbeddedPostgres,
     TemporalDevServer,
@@ -28,6 +27,7 @@ from cli.stack import (
 from eventstore.migrations import migrate
 from eventstore.store import EventStore, create_pool
 from worker import Settings, connect_client
+from workflows.client import Missions
 
 
 class NotRunning(Exception):
@@ -42,6 +42,7 @@ class Runtime:
     temporal_namespace: str
     task_queue: str
     ui_url: str | None
+    api_url: str | None = None
 
 
 def runtime_path() -> Path:
@@ -132,6 +133,16 @@ async def start_stack(settings: Settings, *, ui: bool = True) -> Stack:
         raise
     stack.settings = settings
     return stack
+
+
+@dataclass
+class Serving:
+    """A running service: its settings, what was started for it, where its API is."""
+
+    settings: Settings
+    stack: Stack
+    api_url: str | None
+    tasks: list[asyncio.Task[None]]
 
 
 @asynccontextmanager

@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from cli.missions import MissionSummary
 from domain.state import Mission
 from eventstore.models import ChainCheck, RecordedEvent
+from workflows.client import MissionSummary
 
 
 def missions_table(summaries: list[MissionSummary]) -> Table:

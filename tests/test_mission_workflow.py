@@ -18,13 +18,13 @@ from temporalio.worker import Replayer, Worker
 
 from activities.event_store import EventStoreActivities
 from cli import seed
-from cli.missions import CommandRefused, Missions
 from domain import EVENT_ADAPTER, Mission, Stage, decide, evolve, fold
 from domain import commands as c
 from domain.commands import Command
 from eventstore.models import AppendResult
 from eventstore.store import EventStore
 from worker import build_worker, data_converter
+from workflows.client import CommandRefused, Missions
 from workflows.messages import AppendRequest, MissionOutcome
 from workflows.mission import HOST_COUNTRY, MISSION_STAGE, MissionWorkflow, workflow_id
 

@@ -1,6 +1,6 @@
-"""The client side of a mission: send a command, read a mission, list missions.
+"""How callers (CLI, HTTP API, tests) talk to missions: send a command, read a mission.
 
-Used by the CLI, the demo and the tests. Commands go to the mission's workflow as
+Commands go to the mission's workflow as
 updates; reads come from the event store, the system of record, folded with ``evolve``.
 """
 
@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import EVENT_ADAPTER, DomainError, Mission, decide, fold
+from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, fold
 from domain.commands import Command, RegisterInvitation
 from eventstore.models import RecordedEvent
 from eventstore.store import EventStore
@@ -151,6 +151,15 @@ class Missions:
         state = await self.state(mission_id)
         try:
             decide(state, command, now=datetime.now(UTC))
+        except DomainError as error:
+            raise CommandRefused(error.rule, error.message) from None
+
+    async def check(self, mission_id: str, command: Command) -> list[Event]:
+        """What ``command`` would record now, without recording it (a dry run against the
+        stored history); ``CommandRefused`` if the rules refuse it."""
+        state = await self.state(mission_id)
+        try:
+            return decide(state, command, now=datetime.now(UTC))
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 

@@ -1,0 +1,384 @@
+"""The FastAPI application: routes under ``/v1``, each guarded by ``api.access``.
+
+Commands take the same path as from the CLI (``Missions.execute``: a Temporal update
+validated by ``decide``), with the token's principal recorded as the actor. Reads fold the
+event store. This module deliberately has no ``from __future__ import annotations``:
+routes are generated per command model, and FastAPI reads their annotations at runtime.
+"""
+
+import math
+import time
+import uuid
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Security
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from limits import parse as parse_rate
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from pydantic import BaseModel
+
+from api import errors
+from api.access import check_command, in_scope, require_role, require_scope
+from api.errors import ApiError, ErrorBody, ErrorResponse
+from api.feed import EventFeed
+from api.idempotency import IdempotencyStore, Stored, command_id, request_hash
+from api.tokens import Principal, TokenStore
+from domain.commands import COMMAND_TYPES, Command, RegisterInvitation
+from domain.state import Delivery, Mission, StationVisit
+from domain.values import Recommendation
+from eventstore.models import RecordedEvent
+from workflows.client import CommandRefused, Missions
+from workflows.messages import CommandResult
+
+# Refusals that say the service, not the request, is at fault: retry later.
+_TRANSIENT = {"mission_busy", "event_store_unavailable", "mission_not_running", "update_failed"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+
+
+class MissionListItem(BaseModel):
+    mission_id: str
+    stage: str
+    host_country: str
+    election: str
+    election_day: str
+    version: int
+
+
+class DryRun(BaseModel):
+    """What a command would record now, without recording it."""
+
+    accepted: bool
+    event_types: list[str]
+    events: list[dict[str, Any]]
+    refusal: ErrorBody | None = None
+
+
+class SentToRecipient(BaseModel):
+    recipient: str
+    deliveries: list[Delivery]
+    recommendations: list[Recommendation]
+    statement_published_on: str | None
+    statement_sha256: str | None
+
+
+def create_app(
+    *,
+    missions: Missions,
+    tokens: TokenStore,
+    idempotency: IdempotencyStore,
+    feed: EventFeed,
+    max_body_bytes: int = 1_048_576,
+    submission_rate: str = "120/minute",
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    app = FastAPI(
+        title="eom",
+        summary="Election observation missions: commands, state, timelines, live events.",
+        version="1",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        max_body_size=max_body_bytes,
+    )
+    errors.install(app)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
+    bearer = HTTPBearer(auto_error=False, description="eom_... token from `eom token create`")
+    limiter = MovingWindowRateLimiter(MemoryStorage())
+    rate = parse_rate(submission_rate)
+
+    async def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a bearer token is required (Authorization: Bearer eom_...)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found, status = await tokens.authenticate(credentials.credentials)
+        if found is None or status != "active":
+            raise ApiError(
+                401,
+                "unauthorized",
+                f"the token is {status}",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return found
+
+    Caller = Annotated[Principal, Depends(principal)]
+    MissionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+    async def load(mission_id: str) -> Mission:
+        state = await missions.state(mission_id)
+        if state.stage is None:
+            raise ApiError(404, "unknown_mission", f"no mission {mission_id!r}")
+        return state
+
+    async def guarded(route: str, caller: Principal, mission_id: str) -> Mission:
+        require_role(route, caller)
+        mission = await load(mission_id)
+        require_scope(caller, mission)
+        return mission
+
+    async def submission_allowed(caller: Caller) -> Principal:
+        if not await limiter.hit(rate, str(caller.token_id)):
+            stats = await limiter.get_window_stats(rate, str(caller.token_id))
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {rate} submissions for this token; retry in {wait}s",
+                headers={"Retry-After": str(wait)},
+            )
+        return caller
+
+    Submitter = Annotated[Principal, Depends(submission_allowed)]
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    v1 = APIRouter(prefix="/v1", responses=_ERRORS)
+
+    @v1.get("/missions", name="list_missions", response_model=list[MissionListItem])
+    async def list_missions(caller: Caller) -> list[MissionListItem]:
+        """Missions in the caller's scope."""
+        require_role("list_missions", caller)
+        listed = []
+        for summary in await missions.list():
+            state = await missions.state(summary.mission_id)
+            if in_scope(caller, state):
+                listed.append(MissionListItem(**summary.__dict__))
+        return listed
+
+    @v1.get("/missions/{mission_id}", name="get_mission", response_model=Mission)
+    async def get_mission(
+        mission_id: MissionId,
+        caller: Caller,
+        version: Annotated[int | None, Query(ge=1, description="state as of this version")] = None,
+    ) -> Mission:
+        """The mission's state (folded from its events), now or as of a version."""
+        await guarded("get_mission", caller, mission_id)
+        return await missions.state(mission_id, version=version)
+
+    @v1.get("/missions/{mission_id}/timeline", name="get_timeline")
+    async def get_timeline(
+        mission_id: MissionId,
+        caller: Caller,
+        after_version: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[RecordedEvent]:
+        """The mission's events with their metadata, in order."""
+        await guarded("get_timeline", caller, mission_id)
+        return await missions.store.read_stream(
+            mission_id, from_version=after_version + 1, to_version=after_version + limit
+        )
+
+    async def streamable(mission_id: MissionId, caller: Caller) -> str:
+        await guarded("stream_events", caller, mission_id)
+        return mission_id
+
+    @v1.get(
+        "/missions/{mission_id}/events",
+        name="stream_events",
+        response_class=EventSourceResponse,
+    )
+    async def stream_events(
+        mission_id: Annotated[str, Depends(streamable)],
+        last_event_id: Annotated[str | None, Header()] = None,
+        after_version: Annotated[int, Query(ge=0)] = 0,
+    ) -> AsyncIterable[ServerSentEvent]:
+        """Server-Sent Events: the mission's events from ``after_version`` (or the
+        ``Last-Event-ID``), then each new one as it is recorded. Event ids are versions."""
+        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_version
+        async for event in feed.follow(mission_id, after_version=start):
+            yield ServerSentEvent(
+                data=event.model_dump(mode="json"),
+                event=event.event_type,
+                id=str(event.stream_version),
+            )
+
+    @v1.get("/missions/{mission_id}/visits", name="list_visits")
+    async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
+        """Polling-station visits; an observer sees their own team's."""
+        mission = await guarded("list_visits", caller, mission_id)
+        return [
+            v
+            for v in mission.visits.values()
+            if caller.team_id is None or v.team_id == caller.team_id
+        ]
+
+    @v1.get(
+        "/missions/{mission_id}/recipients/{recipient}",
+        name="get_sent_to_recipient",
+    )
+    async def get_sent_to_recipient(
+        mission_id: MissionId,
+        recipient: Annotated[str, Path(min_length=1, max_length=200)],
+        caller: Caller,
+    ) -> SentToRecipient:
+        """What was sent to a member state, the host or an organisation."""
+        mission = await guarded("get_sent_to_recipient", caller, mission_id)
+        name = recipient.upper() if len(recipient) == 2 else recipient
+        if caller.member_state is not None and name != caller.member_state:
+            raise ApiError(403, "forbidden", f"{caller.member_state} reads only what it was sent")
+        deliveries = [d for d in mission.deliveries.values() if d.recipient.name == name]
+        publication = mission.publication
+        return SentToRecipient(
+            recipient=name,
+            deliveries=deliveries,
+            recommendations=list(mission.recommendations.values()) if deliveries else [],
+            statement_published_on=publication.published_on.isoformat() if publication else None,
+            statement_sha256=publication.text_sha256 if publication else None,
+        )
+
+    async def run_command(
+        caller: Principal,
+        mission_id: str,
+        command: Command,
+        *,
+        key: str | None,
+        dry_run: bool,
+    ) -> JSONResponse:
+        if dry_run:
+            try:
+                events = await missions.check(mission_id, command)
+            except CommandRefused as refused:
+                body = DryRun(
+                    accepted=False,
+                    event_types=[],
+                    events=[],
+                    refusal=ErrorBody(status=409, code=refused.rule, message=refused.message),
+                )
+            else:
+                body = DryRun(
+                    accepted=True,
+                    event_types=[e.type for e in events],
+                    events=[e.model_dump(mode="json") for e in events],
+                )
+            return JSONResponse(body.model_dump(mode="json"))
+        digest = request_hash({"mission": mission_id, "command": command.model_dump(mode="json")})
+        if key is not None:
+            stored = await idempotency.get(caller.token_id, key)
+            if stored is not None:
+                if stored.request_hash != digest:
+                    raise ApiError(
+                        409,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request",
+                    )
+                return JSONResponse(stored.response, status_code=stored.status_code)
+        try:
+            result = await missions.execute(
+                mission_id,
+                command,
+                actor=caller.actor,
+                command_id=command_id(caller.token_id, key) if key else str(uuid.uuid4()),
+            )
+        except CommandRefused as refused:
+            if refused.rule in _TRANSIENT:
+                raise ApiError(
+                    503, refused.rule, refused.message, headers={"Retry-After": "1"}
+                ) from None
+            outcome = Stored(
+                digest,
+                409,
+                ErrorResponse(
+                    error=ErrorBody(status=409, code=refused.rule, message=refused.message)
+                ).model_dump(mode="json", exclude_none=True),
+            )
+        else:
+            status = 201 if isinstance(command, RegisterInvitation) else 200
+            outcome = Stored(digest, status, result.model_dump(mode="json"))
+        if key is not None:
+            outcome = await idempotency.save(caller.token_id, key, outcome)
+        return JSONResponse(outcome.response, status_code=outcome.status_code)
+
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="retrying with the same key and body returns the first result",
+        ),
+    ]
+    DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
+
+    @v1.post(
+        "/missions",
+        name="register_invitation",
+        status_code=201,
+        response_model=CommandResult,
+        responses={200: {"model": DryRun}},
+    )
+    async def register_invitation(
+        command: RegisterInvitation,
+        caller: Submitter,
+        idempotency_key: IdempotencyKey = None,
+        dry_run: DryRunFlag = False,
+    ) -> JSONResponse:
+        """Register a host's invitation: the mission starts."""
+        require_role("register_invitation", caller)
+        check_command(caller, command)
+        return await run_command(
+            caller, command.mission_id, command, key=idempotency_key, dry_run=dry_run
+        )
+
+    for name, model in COMMAND_TYPES.items():
+        if model is RegisterInvitation:
+            continue
+        v1.add_api_route(
+            f"/missions/{{mission_id}}/{name.replace('_', '-')}",
+            _command_endpoint(name, model, guarded, run_command, Submitter, MissionId),
+            methods=["POST"],
+            name=name,
+            response_model=CommandResult,
+            responses={200: {"model": CommandResult, "description": "recorded, or dry run"}},
+            summary=(model.__doc__ or name).strip().splitlines()[0],
+        )
+
+    app.include_router(v1)
+    return app
+
+
+RunCommand = Callable[..., Awaitable[JSONResponse]]
+Guard = Callable[[str, Principal, str], Awaitable[Mission]]
+
+
+def _command_endpoint(
+    name: str,
+    model: type[BaseModel],
+    guarded: Guard,
+    run_command: RunCommand,
+    submitter: Any,
+    mission_id_type: Any,
+) -> Callable[..., Awaitable[JSONResponse]]:
+    """The route of one command: its body is the command's own model."""
+
+    async def endpoint(
+        mission_id: mission_id_type,
+        command: model,  # type: ignore[valid-type]
+        caller: submitter,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        dry_run: Annotated[bool, Query()] = False,
+    ) -> JSONResponse:
+        await guarded(name, caller, mission_id)
+        check_command(caller, command)
+        return await run_command(caller, mission_id, command, key=idempotency_key, dry_run=dry_run)
+
+    endpoint.__name__ = name
+    endpoint.__doc__ = model.__doc__
+    return endpoint

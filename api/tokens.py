@@ -1,0 +1,220 @@
+"""Principals and their bearer tokens.
+
+A token is ``eom_<32 hex>``: 128 random bits. Only its SHA-256 is stored — a fast hash is
+right for a random secret of that size (there is nothing to brute-force, unlike a
+password). Tokens expire and can be revoked; every accepted command records the
+principal as its actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+TOKEN_PREFIX = "eom_"
+_TOKEN = re.compile(r"^eom_[0-9a-f]{32}$")
+
+
+class Role(StrEnum):
+    coordinator = "coordinator"
+    head_of_mission = "head_of_mission"
+    observer = "observer"
+    member_state = "member_state"
+    auditor = "auditor"
+
+
+SCOPES: dict[Role, tuple[set[str], set[str]]] = {
+    # role: (scope fields required, scope fields allowed)
+    Role.coordinator: (set(), {"organisation"}),
+    Role.head_of_mission: ({"mission_id"}, {"mission_id"}),
+    Role.observer: ({"mission_id", "team_id"}, {"mission_id", "team_id"}),
+    Role.member_state: ({"member_state"}, {"member_state", "mission_id"}),
+    Role.auditor: (set(), set()),
+}
+
+
+class TokenError(ValueError):
+    """A token request that cannot be granted (named scope missing or not allowed)."""
+
+
+class Principal(BaseModel):
+    """Who is calling, and what their token lets them reach."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: uuid.UUID
+    name: str
+    role: Role
+    organisation: str | None = None
+    mission_id: str | None = None
+    member_state: str | None = None
+    team_id: str | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def actor(self) -> str:
+        """What the events' metadata records as the actor."""
+        scope = self.member_state or self.mission_id or self.organisation or "all"
+        return f"{self.role.value}:{self.name}@{scope}"
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m`` or ``45s``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", text)
+    if not match:
+        raise TokenError(f"expiry {text!r} is not a duration like 90d, 12h, 30m or 45s")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
+
+
+_FLAGS = {
+    "organisation": "--organisation",
+    "mission_id": "--mission",
+    "member_state": "--member-state",
+    "team_id": "--team",
+}
+
+
+def _check_scope(role: Role, given: dict[str, str | None]) -> None:
+    required, allowed = SCOPES[role]
+    present = {k for k, v in given.items() if v}
+    missing = required - present
+    if missing:
+        flags = ", ".join(_FLAGS[m] for m in sorted(missing))
+        raise TokenError(f"{role.value} tokens need {flags}")
+    extra = present - allowed
+    if extra:
+        flags = ", ".join(_FLAGS[m] for m in sorted(extra))
+        raise TokenError(f"{role.value} tokens take no {flags}")
+    state = given.get("member_state")
+    if state and not re.fullmatch(r"[A-Z]{2}", state):
+        raise TokenError(f"member state {state!r} is not an ISO 3166-1 alpha-2 code")
+
+
+_COLUMNS = (
+    "token_id, name, role, organisation, mission_id, member_state, team_id, created_at, "
+    "expires_at, revoked_at"
+)
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    return Principal.model_validate(dict(row))
+
+
+class TokenStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(
+        self,
+        *,
+        role: Role,
+        name: str,
+        organisation: str | None = None,
+        mission_id: str | None = None,
+        member_state: str | None = None,
+        team_id: str | None = None,
+        expires_in: timedelta | None = None,
+    ) -> tuple[str, Principal]:
+        """A new token (returned once, never stored) and its principal."""
+        member_state = member_state.strip().upper() if member_state else None
+        _check_scope(
+            role,
+            {
+                "organisation": organisation,
+                "mission_id": mission_id,
+                "member_state": member_state,
+                "team_id": team_id,
+            },
+        )
+        if not name.strip():
+            raise TokenError("a token needs a --name naming who holds it")
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise TokenError("a token's expiry must lie in the future")
+        token = TOKEN_PREFIX + secrets.token_hex(16)
+        expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
+        row = await self.pool.fetchrow(
+            f"INSERT INTO api_tokens (token_id, token_hash, name, role, organisation, "
+            f"mission_id, member_state, team_id, expires_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
+            uuid.uuid4(),
+            hash_token(token),
+            name.strip(),
+            role.value,
+            organisation,
+            mission_id,
+            member_state,
+            team_id,
+            expires_at,
+        )
+        assert row is not None
+        return token, _principal(row)
+
+    async def authenticate(self, token: str) -> tuple[Principal | None, str]:
+        """The token's principal and its status (``active``, ``expired``, ``revoked``,
+        ``unknown``, ``malformed``)."""
+        if not _TOKEN.match(token):
+            return None, "malformed"
+        row = await self.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = $1", hash_token(token)
+        )
+        if row is None:
+            return None, "unknown"
+        principal = _principal(row)
+        return principal, principal.status(datetime.now(UTC))
+
+    async def list(self) -> list[Principal]:
+        rows = await self.pool.fetch(f"SELECT {_COLUMNS} FROM api_tokens ORDER BY created_at")
+        return [_principal(r) for r in rows]
+
+    async def revoke(self, token_id: uuid.UUID) -> Principal:
+        row = await self.pool.fetchrow(
+            f"UPDATE api_tokens SET revoked_at = coalesce(revoked_at, clock_timestamp()) "
+            f"WHERE token_id = $1 RETURNING {_COLUMNS}",
+            token_id,
+        )
+        if row is None:
+            raise TokenError(f"no token {token_id}")
+        return _principal(row)
+
+
+def describe(principal: Principal, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(principal.token_id),
+        "name": principal.name,
+        "role": principal.role.value,
+        "scope": ", ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("organisation", principal.organisation),
+                ("mission", principal.mission_id),
+                ("member_state", principal.member_state),
+                ("team", principal.team_id),
+            )
+            if v
+        )
+        or "all",
+        "expires": principal.expires_at.isoformat() if principal.expires_at else "never",
+        "status": principal.status(now),
+    }

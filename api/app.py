@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Security
+from fastapi import Depends, FastAPI, Header, Path, Query, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from api import errors
 from api.access import check_command, in_scope, require_role, require_scope
+from api.body_limit import BodyLimit
 from api.errors import ApiError, ErrorBody, ErrorResponse
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore, Stored, command_id, request_hash
@@ -85,9 +86,10 @@ def create_app(
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
-        max_body_size=max_body_bytes,
+        responses=_ERRORS,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -152,9 +154,7 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    v1 = APIRouter(prefix="/v1", responses=_ERRORS)
-
-    @v1.get("/missions", name="list_missions", response_model=list[MissionListItem])
+    @app.get("/v1/missions", name="list_missions", response_model=list[MissionListItem])
     async def list_missions(caller: Caller) -> list[MissionListItem]:
         """Missions in the caller's scope."""
         require_role("list_missions", caller)
@@ -165,7 +165,7 @@ def create_app(
                 listed.append(MissionListItem(**summary.__dict__))
         return listed
 
-    @v1.get("/missions/{mission_id}", name="get_mission", response_model=Mission)
+    @app.get("/v1/missions/{mission_id}", name="get_mission", response_model=Mission)
     async def get_mission(
         mission_id: MissionId,
         caller: Caller,
@@ -175,7 +175,7 @@ def create_app(
         await guarded("get_mission", caller, mission_id)
         return await missions.state(mission_id, version=version)
 
-    @v1.get("/missions/{mission_id}/timeline", name="get_timeline")
+    @app.get("/v1/missions/{mission_id}/timeline", name="get_timeline")
     async def get_timeline(
         mission_id: MissionId,
         caller: Caller,
@@ -192,8 +192,8 @@ def create_app(
         await guarded("stream_events", caller, mission_id)
         return mission_id
 
-    @v1.get(
-        "/missions/{mission_id}/events",
+    @app.get(
+        "/v1/missions/{mission_id}/events",
         name="stream_events",
         response_class=EventSourceResponse,
     )
@@ -212,7 +212,7 @@ def create_app(
                 id=str(event.stream_version),
             )
 
-    @v1.get("/missions/{mission_id}/visits", name="list_visits")
+    @app.get("/v1/missions/{mission_id}/visits", name="list_visits")
     async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
         """Polling-station visits; an observer sees their own team's."""
         mission = await guarded("list_visits", caller, mission_id)
@@ -222,8 +222,8 @@ def create_app(
             if caller.team_id is None or v.team_id == caller.team_id
         ]
 
-    @v1.get(
-        "/missions/{mission_id}/recipients/{recipient}",
+    @app.get(
+        "/v1/missions/{mission_id}/recipients/{recipient}",
         name="get_sent_to_recipient",
     )
     async def get_sent_to_recipient(
@@ -317,8 +317,8 @@ def create_app(
     ]
     DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
 
-    @v1.post(
-        "/missions",
+    @app.post(
+        "/v1/missions",
         name="register_invitation",
         status_code=201,
         response_model=CommandResult,
@@ -340,17 +340,16 @@ def create_app(
     for name, model in COMMAND_TYPES.items():
         if model is RegisterInvitation:
             continue
-        v1.add_api_route(
-            f"/missions/{{mission_id}}/{name.replace('_', '-')}",
+        app.add_api_route(
+            f"/v1/missions/{{mission_id}}/{name.replace('_', '-')}",
             _command_endpoint(name, model, guarded, run_command, Submitter, MissionId),
             methods=["POST"],
             name=name,
             response_model=CommandResult,
-            responses={200: {"model": CommandResult, "description": "recorded, or dry run"}},
+            responses={200: {"description": "recorded, or the dry run's answer"}},
             summary=(model.__doc__ or name).strip().splitlines()[0],
         )
 
-    app.include_router(v1)
     return app
 
 

@@ -8,22 +8,38 @@ database and drops it at the end. Temporal: a headless dev server on a free port
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client
 
-from cli.stack import start_embedded_postgres, start_temporal_dev_server, wait_for_temporal
+from api.app import create_app
+from api.feed import EventFeed
+from api.idempotency import IdempotencyStore
+from api.tokens import Role, TokenStore
+from cli.stack import (
+    free_port,
+    start_embedded_postgres,
+    start_temporal_dev_server,
+    wait_for_temporal,
+)
 from eventstore.migrations import migrate
 from eventstore.store import EventStore, create_pool
-from worker import data_converter
+from worker import build_worker, data_converter
+from workflows.client import Missions
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -112,3 +128,55 @@ async def client(temporal_address: str) -> Client:
     return await Client.connect(
         temporal_address, namespace="default", data_converter=data_converter
     )
+
+
+@dataclass
+class RunningApi:
+    """The HTTP API served by uvicorn on a free port, over this session's services, with
+    a worker on a task queue of its own."""
+
+    url: str
+    http: httpx.AsyncClient
+    tokens: TokenStore
+    missions: Missions
+    app: FastAPI
+
+    async def token(self, role: Role, name: str = "tester", **scope: str) -> str:
+        token, _ = await self.tokens.create(role=role, name=name, **scope)  # type: ignore[arg-type]
+        return token
+
+
+def make_app(missions: Missions, pool: asyncpg.Pool, feed: EventFeed, **limits: Any) -> FastAPI:
+    return create_app(
+        missions=missions,
+        tokens=TokenStore(pool),
+        idempotency=IdempotencyStore(pool),
+        feed=feed,
+        **limits,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def running_api(
+    client: Client, pool: asyncpg.Pool, database_url: str
+) -> AsyncIterator[RunningApi]:
+    store = EventStore(pool)
+    task_queue = f"eom-api-{uuid.uuid4().hex[:8]}"
+    missions = Missions(client=client, store=store, task_queue=task_queue)
+    feed = EventFeed(store, database_url, fallback=2.0)
+    await feed.start()
+    app = make_app(missions, pool, feed, submission_rate="100000/minute")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None, lifespan="off")
+    )
+    async with build_worker(client, store, task_queue):
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            assert not serving.done(), "uvicorn did not start"
+            await asyncio.sleep(0.02)
+        url = f"http://127.0.0.1:{server.config.port}"
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield RunningApi(url, http, TokenStore(pool), missions, app)
+        server.should_exit = True
+        await serving
+    await feed.stop()

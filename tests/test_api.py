@@ -1,0 +1,382 @@
+"""The HTTP API on uvicorn, over the real Temporal dev server and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from conftest import RunningApi, make_app
+from fastapi.routing import APIRoute
+
+from api.feed import EventFeed
+from api.tokens import Role
+from cli import seed
+from cli.api_client import command_path
+from domain import commands as c
+from domain.commands import COMMAND_TYPES, Command
+from eventstore.store import EventStore
+
+ORGANISATION = seed.registration("x").organisation
+R = Role
+
+# The specification the app is checked against, independent of api.access: which roles
+# may call each route (in scope). A route missing here fails the matrix test.
+EXPECTED: dict[str, set[Role]] = {
+    "list_missions": set(Role),
+    "get_mission": {R.coordinator, R.head_of_mission, R.auditor},
+    "get_timeline": {R.coordinator, R.head_of_mission, R.auditor},
+    "stream_events": {R.coordinator, R.head_of_mission, R.auditor},
+    "list_visits": {R.coordinator, R.head_of_mission, R.observer, R.auditor},
+    "get_sent_to_recipient": {R.coordinator, R.member_state, R.auditor},
+    **{name: {R.coordinator} for name in COMMAND_TYPES},
+    "approve_statement": {R.head_of_mission},
+    "nominate_observer": {R.coordinator, R.member_state},
+    "acknowledge_recommendations": {R.coordinator, R.member_state},
+    "record_station_visit": {R.coordinator, R.observer},
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Seeded:
+    mission_id: str
+    commands: list[Command]
+
+
+async def run_seed(api: RunningApi, commands: list[Command], mission_id: str) -> None:
+    for command in commands:
+        await api.missions.execute(mission_id, command, actor="coordinator:test")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def closed_seed(running_api: RunningApi) -> Seeded:
+    mission_id = f"api-seed-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    await run_seed(running_api, commands, mission_id)
+    return Seeded(mission_id, commands)
+
+
+@pytest_asyncio.fixture
+async def forming(running_api: RunningApi) -> Seeded:
+    """A mission registered and forming (head of mission appointed)."""
+    mission_id = f"api-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    await run_seed(running_api, commands[:2], mission_id)
+    return Seeded(mission_id, commands)
+
+
+@dataclass
+class Caller:
+    role: Role
+    in_scope: bool
+    token: str
+
+
+@pytest_asyncio.fixture(scope="module")
+async def callers(running_api: RunningApi, closed_seed: Seeded) -> list[Caller]:
+    m = closed_seed.mission_id
+    t = running_api.token
+    return [
+        Caller(R.coordinator, True, await t(R.coordinator, organisation=ORGANISATION)),
+        Caller(R.coordinator, False, await t(R.coordinator, organisation="Another Org")),
+        Caller(
+            R.head_of_mission, True, await t(R.head_of_mission, seed.HEAD_OF_MISSION, mission_id=m)
+        ),
+        Caller(
+            R.head_of_mission,
+            False,
+            await t(R.head_of_mission, seed.HEAD_OF_MISSION, mission_id="other"),
+        ),
+        Caller(R.observer, True, await t(R.observer, mission_id=m, team_id="team-1")),
+        Caller(R.observer, False, await t(R.observer, mission_id="other", team_id="team-1")),
+        Caller(R.member_state, True, await t(R.member_state, member_state="AZ")),
+        Caller(R.member_state, False, await t(R.member_state, member_state="FR")),
+        Caller(R.auditor, True, await t(R.auditor)),
+    ]
+
+
+def sample_bodies(commands: list[Command]) -> dict[str, dict[str, Any]]:
+    """A body per command route: the seed's first command of each kind, plus samples of
+    the kinds the seed does not use."""
+    samples: dict[str, Command] = {}
+    extra: list[Command] = [
+        c.RecordNeedsAssessment(conducted_on=seed.ELECTION_DAY, summary="needed"),
+        c.WithdrawObserver(observer_id="az-cec", reason="illness"),
+        c.PublishInterimReport(report_id="ir", published_on=seed.ELECTION_DAY, summary="s"),
+        c.PublishFinalReport(report_id="fr", published_on=seed.ELECTION_DAY, summary="s"),
+        c.PostponeElection(new_date=seed.ELECTION_DAY.replace(month=2), reason="court"),
+        c.CancelMission(reason="invitation withdrawn"),
+    ]
+    for command in [*commands, *extra]:
+        samples.setdefault(command.type, command)
+    return {name: command.model_dump(mode="json") for name, command in samples.items()}
+
+
+def v1_routes(api: RunningApi) -> list[APIRoute]:
+    return [r for r in api.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1")]
+
+
+async def call(api: RunningApi, route: APIRoute, mission_id: str, body: Any, token: str) -> int:
+    path = route.path.replace("{mission_id}", mission_id).replace("{recipient}", "AZ")
+    if "POST" in (route.methods or set()):
+        response = await api.http.post(
+            path, json=body, params={"dry_run": "true"}, headers=bearer(token)
+        )
+        return response.status_code
+    async with api.http.stream("GET", path, headers=bearer(token)) as response:
+        return response.status_code
+
+
+async def test_role_by_endpoint_matrix(
+    running_api: RunningApi, closed_seed: Seeded, callers: list[Caller]
+) -> None:
+    """Every /v1 route x every role, in and out of scope: 2xx exactly where allowed,
+    403 elsewhere. Commands are sent as dry runs, so nothing is recorded."""
+    routes = v1_routes(running_api)
+    assert {r.name for r in routes} == set(EXPECTED), "a route is missing from EXPECTED"
+    bodies = sample_bodies(closed_seed.commands)
+    before = await running_api.missions.store.stream_version(closed_seed.mission_id)
+    mismatches = []
+    for route in routes:
+        body = bodies.get(route.name or "")
+        for caller in callers:
+            status = await call(running_api, route, closed_seed.mission_id, body, caller.token)
+            allowed = caller.role in EXPECTED[route.name or ""] and (
+                caller.in_scope or route.name == "list_missions"
+            )
+            if allowed != (200 <= status < 300) or (not allowed and status != 403):
+                mismatches.append((route.name, caller.role.value, caller.in_scope, status))
+    assert mismatches == []
+    assert await running_api.missions.store.stream_version(closed_seed.mission_id) == before
+
+
+async def test_mission_list_is_scoped(
+    running_api: RunningApi, closed_seed: Seeded, callers: list[Caller]
+) -> None:
+    """Each caller lists only the missions in their scope."""
+    for caller in callers:
+        response = await running_api.http.get("/v1/missions", headers=bearer(caller.token))
+        listed = {m["mission_id"] for m in response.json()}
+        assert (closed_seed.mission_id in listed) == caller.in_scope, caller
+
+
+async def test_missing_expired_and_revoked_tokens_are_401(
+    running_api: RunningApi, closed_seed: Seeded
+) -> None:
+    """No token, a malformed or unknown one, an expired or a revoked one: 401."""
+    path = f"/v1/missions/{closed_seed.mission_id}"
+    assert (await running_api.http.get(path)).status_code == 401
+    for junk in ("nonsense", "eom_" + "0" * 32):
+        response = await running_api.http.get(path, headers=bearer(junk))
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    token, principal = await running_api.tokens.create(role=R.auditor, name="auditor")
+    assert (await running_api.http.get(path, headers=bearer(token))).status_code == 200
+    await running_api.tokens.pool.execute(
+        "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE token_id = $1",
+        principal.token_id,
+    )
+    expired = await running_api.http.get(path, headers=bearer(token))
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+    token, principal = await running_api.tokens.create(role=R.auditor, name="auditor")
+    await running_api.tokens.revoke(principal.token_id)
+    revoked = await running_api.http.get(path, headers=bearer(token))
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+
+
+async def test_errors_have_one_shape(running_api: RunningApi, forming: Seeded) -> None:
+    """401, 404, 422 with field paths, 400 for broken JSON, 409 with the rule: one shape."""
+    token = await running_api.token(R.coordinator)
+    m = forming.mission_id
+    unknown = await running_api.http.get("/v1/missions/nope", headers=bearer(token))
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_mission"
+
+    invalid = await running_api.http.post(
+        f"/v1/missions/{m}/record-meeting",
+        json={"meeting_id": "x", "stakeholder_type": "media", "held_on": "soon"},
+        headers=bearer(token),
+    )
+    assert invalid.status_code == 422
+    paths = {f["path"] for f in invalid.json()["error"]["fields"]}
+    assert {"body.held_on", "body.stakeholder_name", "body.summary"} <= paths
+
+    broken = await running_api.http.post(
+        f"/v1/missions/{m}/record-meeting",
+        content=b'{"meeting_id": ',
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
+
+    refused = await running_api.http.post(
+        f"/v1/missions/{m}/nominate-observer",
+        json={"observer_id": "kz-1", "member_state": "KZ", "name": "Host national"},
+        headers=bearer(token),
+    )
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "observer_from_host_country" and "host country" in error["message"]
+    assert await running_api.missions.store.stream_version(m) == 2
+
+
+async def test_accepted_commands_record_the_principal(
+    running_api: RunningApi, forming: Seeded
+) -> None:
+    """A member state's nomination is recorded with that member state as the actor."""
+    token, principal = await running_api.tokens.create(
+        role=R.member_state, name="MFA of Azerbaijan", member_state="AZ"
+    )
+    nomination = forming.commands[2]
+    response = await running_api.http.post(
+        command_path(forming.mission_id, nomination),
+        json=nomination.model_dump(mode="json"),
+        headers=bearer(token),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["event_types"] == ["ObserverNominated"]
+    events = await running_api.missions.events(forming.mission_id)
+    assert events[-1].metadata.actor == principal.actor == "member_state:MFA of Azerbaijan@AZ"
+
+
+async def test_idempotency_key_replays_and_detects_reuse(
+    running_api: RunningApi, forming: Seeded
+) -> None:
+    """The same key and body return the first result and record once; the same key with
+    another body is a 409."""
+    token = await running_api.token(R.coordinator)
+    nomination = forming.commands[2]
+    path = command_path(forming.mission_id, nomination)
+    headers = {**bearer(token), "Idempotency-Key": "nominate-az-cec"}
+    body = nomination.model_dump(mode="json")
+    first, again = [await running_api.http.post(path, json=body, headers=headers) for _ in range(2)]
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert await running_api.missions.store.stream_version(forming.mission_id) == 3
+    other = await running_api.http.post(
+        path, json={**body, "name": "Someone else"}, headers=headers
+    )
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    concurrent = await asyncio.gather(
+        *(
+            running_api.http.post(
+                command_path(forming.mission_id, forming.commands[3]),
+                json=forming.commands[3].model_dump(mode="json"),
+                headers={**bearer(token), "Idempotency-Key": "nominate-az-diplomat"},
+            )
+            for _ in range(3)
+        )
+    )
+    assert {r.status_code for r in concurrent} == {200}
+    assert await running_api.missions.store.stream_version(forming.mission_id) == 4
+
+
+async def test_events_stream_live(running_api: RunningApi, forming: Seeded) -> None:
+    """The SSE stream replays the history, then delivers a new event as it is recorded;
+    Last-Event-ID resumes after a version."""
+    token = await running_api.token(R.coordinator)
+    path = f"/v1/missions/{forming.mission_id}/events"
+    async with running_api.http.stream("GET", path, headers=bearer(token)) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+        assert [await anext(events) for _ in range(2)] == [
+            (1, "InvitationRegistered"),
+            (2, "HeadOfMissionAppointed"),
+        ]
+        await running_api.missions.execute(
+            forming.mission_id, forming.commands[2], actor="coordinator:test"
+        )
+        assert await asyncio.wait_for(anext(events), 10) == (3, "ObserverNominated")
+    async with running_api.http.stream(
+        "GET", path, headers={**bearer(token), "Last-Event-ID": "2"}
+    ) as resumed:
+        assert await anext(sse_events(resumed)) == (3, "ObserverNominated")
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[int, str]]:
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if "data" in fields:
+                data = json.loads(fields["data"])
+                assert data["stream_version"] == int(fields["id"])
+                yield int(fields["id"]), fields["event"]
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+@pytest.fixture
+def small_app(running_api: RunningApi) -> httpx.AsyncClient:
+    """The same API with tight limits and CORS on, in process (no live stream needed)."""
+    store: EventStore = running_api.missions.store
+    app = make_app(
+        running_api.missions,
+        store.pool,
+        EventFeed(store, ""),
+        max_body_bytes=2048,
+        submission_rate="3/minute",
+        cors_origins=["https://dashboard.example.org"],
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://eom")
+
+
+async def test_body_limit_rate_limit_and_cors(
+    running_api: RunningApi, small_app: httpx.AsyncClient, forming: Seeded
+) -> None:
+    """An oversized body is a 413; the fourth submission in a minute a 429 with
+    Retry-After; CORS answers only the configured origin."""
+    token = await running_api.token(R.coordinator)
+    path = f"/v1/missions/{forming.mission_id}/record-meeting"
+    async with small_app as http:
+        huge = await http.post(path, json={"summary": "x" * 5000}, headers=bearer(token))
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
+        statuses = [
+            (
+                await http.post(
+                    f"/v1/missions/{forming.mission_id}/open-election-day",
+                    json={},
+                    params={"dry_run": "true"},
+                    headers=bearer(token),
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+        assert statuses[:2] == [200, 200] and statuses[-1] == 429
+        limited = await http.post(
+            f"/v1/missions/{forming.mission_id}/open-election-day",
+            json={},
+            headers=bearer(token),
+        )
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        preflight = await http.options(
+            path,
+            headers={
+                "Origin": "https://dashboard.example.org",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://dashboard.example.org"
+    plain = await running_api.http.get(
+        "/v1/missions", headers={**bearer(token), "Origin": "https://dashboard.example.org"}
+    )
+    assert "access-control-allow-origin" not in plain.headers
+
+
+async def test_openapi_document_is_served(running_api: RunningApi) -> None:
+    """The OpenAPI document lists every command route and the bearer scheme."""
+    document = (await running_api.http.get("/v1/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for name in COMMAND_TYPES:
+        if name != "register_invitation":
+            assert f"/v1/missions/{{mission_id}}/{name.replace('_', '-')}" in document["paths"]

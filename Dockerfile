@@ -5,6 +5,7 @@ COPY domain domain
 COPY workflows workflows
 COPY activities activities
 COPY eventstore eventstore
+COPY api api
 COPY cli cli
 COPY worker.py ./
 RUN pip install --no-cache-dir .

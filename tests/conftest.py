@@ -167,7 +167,14 @@ async def running_api(
     await feed.start()
     app = make_app(missions, pool, feed, submission_rate="100000/minute")
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None, lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=free_port(),
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+        )
     )
     async with build_worker(client, store, task_queue):
         serving = asyncio.create_task(server.serve())

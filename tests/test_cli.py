@@ -186,3 +186,14 @@ async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) ->
     assert shown.code == 0, shown.err[-2000:]
     assert "stage closed" in shown.out and "MissionClosed" in shown.out
     assert f"hash chain: unbroken over {match[2]} events" in shown.out
+
+
+async def test_demo_through_the_api(tmp_path: Path) -> None:
+    """`eom demo --via api --embedded` drives the seed mission over HTTP, each command
+    with the token of whoever gives it, and exits 0."""
+    demo = await eom("demo", "--embedded", "--via", "api", env=base_env(tmp_path), within=300)
+    assert demo.code == 0, demo.err[-2000:]
+    assert "(member_state AZ via API)" in demo.out
+    assert "(observer team-1 via API)" in demo.out
+    assert "(head_of_mission" in demo.out and "visit_not_on_election_day" in demo.out
+    assert re.search(r"Mission \S+ closed: \d+ events in PostgreSQL, hash chain unbroken", demo.out)

@@ -37,7 +37,9 @@ from temporalio.runtime import (
 )
 from temporalio.worker import Worker
 
+from activities.delivery import DeliveryActivities, DeliverySettings
 from activities.event_store import EventStoreActivities
+from activities.policies import PolicyActivities
 from api.app import create_app
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
@@ -45,7 +47,9 @@ from api.tokens import TokenStore
 from eventstore.migrations import migrate
 from eventstore.store import EventStore, create_pool
 from workflows.client import Missions
+from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
+from workflows.reminders import ReminderLadderWorkflow
 
 data_converter = pydantic_data_converter
 """Pydantic models in, pydantic models out, for every workflow, update and activity."""
@@ -198,13 +202,30 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         )
 
 
-def build_worker(client: Client, store: EventStore, task_queue: str) -> Worker:
-    activities = EventStoreActivities(store)
+def build_worker(
+    client: Client,
+    store: EventStore,
+    task_queue: str,
+    *,
+    delivery: DeliverySettings | None = None,
+    events: EventStoreActivities | None = None,
+) -> Worker:
+    """The worker of every eom workflow and activity (``events`` replaces the event-store
+    activities, e.g. with ones that fail on purpose)."""
+    events = events or EventStoreActivities(store)
+    policies = PolicyActivities(store.pool)
+    deliveries = DeliveryActivities(store.pool, delivery or DeliverySettings())
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[MissionWorkflow],
-        activities=[activities.append_events, activities.read_stream],
+        workflows=[MissionWorkflow, ReminderLadderWorkflow, FollowUpWorkflow],
+        activities=[
+            events.append_events,
+            events.read_stream,
+            events.missions_hosted_by,
+            policies.ladder_policy,
+            deliveries.deliver,
+        ],
     )
 
 
@@ -233,11 +254,13 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         await pool.close()
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event, delivery: DeliverySettings | None = None
+) -> None:
     log = structlog.get_logger("eom.worker")
     async with open_service(settings) as service:
         await ensure_search_attributes(service.client, settings.temporal_namespace)
-        worker = build_worker(service.client, service.store, settings.task_queue)
+        worker = build_worker(service.client, service.store, settings.task_queue, delivery=delivery)
         async with worker:
             log.info(
                 "worker running",

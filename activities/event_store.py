@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from eventstore.models import AppendResult, RecordedEvent
 from eventstore.store import EventStore, IntegrityError
-from workflows.messages import AppendRequest, ReadRequest
+from workflows.messages import AppendRequest, FollowUpsQuery, ReadRequest
 
 log = structlog.get_logger("eom.activities")
 
@@ -57,3 +57,13 @@ class EventStoreActivities:
         return await self.store.read_stream(
             request.stream_id, from_version=request.after_version + 1
         )
+
+    @activity.defn(name="missions_hosted_by")
+    async def missions_hosted_by(self, query: FollowUpsQuery) -> list[str]:
+        """Earlier missions to the same host country still in follow-up (their reviews
+        reopen)."""
+        return [
+            mission_id
+            for mission_id in await self.store.missions_in_follow_up(query.host_country)
+            if mission_id != query.exclude_mission_id
+        ]

@@ -32,6 +32,8 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
     "nominate_observer": frozenset({R.coordinator, R.member_state}),
     "acknowledge_recommendations": frozenset({R.coordinator, R.member_state}),
     "record_station_visit": frozenset({R.coordinator, R.observer}),
+    "decline_nomination": frozenset({R.coordinator, R.member_state}),
+    "submit_evidence": frozenset({R.coordinator, R.member_state}),
 }
 
 
@@ -74,11 +76,10 @@ def check_command(principal: Principal, command: Command) -> None:
         case Role.coordinator, c.RegisterInvitation() if principal.organisation:
             if command.organisation != principal.organisation:
                 raise forbidden(f"this token registers missions of {principal.organisation} only")
-        case Role.member_state, c.NominateObserver():
+        case Role.member_state, c.NominateObserver() | c.DeclineNomination() | c.SubmitEvidence():
             if command.member_state != principal.member_state:
                 raise forbidden(
-                    f"{principal.member_state} nominates its own observers, "
-                    f"not {command.member_state}'s"
+                    f"{principal.member_state} answers for itself, not for {command.member_state}"
                 )
         case Role.member_state, c.AcknowledgeRecommendations():
             recipient = command.recipient

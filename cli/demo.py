@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
 from rich.console import Console
 
+from activities.directory import MemberStateDirectory
 from api.tokens import Role, TokenStore
 from cli import seed
 from cli.api_client import ApiClient
 from domain import commands as c
 from domain.commands import Command
-from domain.values import RecipientKind
+from domain.values import RecipientKind, ReminderLadder
 from eventstore.store import EventStore
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
@@ -72,17 +77,52 @@ def direct(missions: Missions) -> Send:
     return send
 
 
+AUTOMATION_EVENTS = {
+    "NominationsRequested",
+    "ReminderSent",
+    "DeliveryFailed",
+    "DeadlineEscalated",
+    "EvidenceRequested",
+}
+
+
 async def run_demo(
-    send: Send, store: EventStore, console: Console, *, mission_id: str | None = None
+    send: Send,
+    store: EventStore,
+    console: Console,
+    *,
+    mission_id: str | None = None,
+    pace: float = 4.0,
 ) -> str:
-    """Drive the seed mission through every stage; return its id."""
+    """Drive the seed mission through every stage; return its id.
+
+    Member states are asked to nominate observers with a reminder ladder ``pace`` seconds
+    apart; they answer one after another (the first at once, the last after the second
+    reminder), so each ladder can be seen stopping when its state answers."""
     mission_id = mission_id or f"tc-kz-2021-{uuid.uuid4().hex[:6]}"
+    await ensure_directory(store.pool, console)
     console.print(
         f"[bold]Seed mission[/]: Turkic Council observes Kazakhstan's parliamentary "
         f"elections of 10 January 2021 — mission id [cyan]{mission_id}[/]"
     )
-    commands = seed.mission(mission_id)
+    started = datetime.now(UTC)
+    step = max(1, round(pace))
+    commands = seed.mission(
+        mission_id,
+        nominations=c.RequestNominations(
+            deadline=started + timedelta(seconds=4 * step),
+            ladder=ReminderLadder(offsets_seconds=[3 * step, step], escalate_after_seconds=step),
+        ),
+        acknowledge_by=started + timedelta(days=30),
+    )
+    # When each member state gets round to answering, in seconds after the request.
+    answers_at = dict(zip(seed.MEMBER_STATES, (1, step + 1, step + 2, 3 * step + 1), strict=True))
+    shown = Shown()
     for command in commands:
+        if isinstance(command, c.NominateObserver) and command.member_state in answers_at:
+            due = started + timedelta(seconds=answers_at.pop(command.member_state))
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            await shown.automation(store, mission_id, console)
         result, sender = await send(mission_id, command)
         console.print(
             f"  v{result.version:<3} [green]{result.stage.value:<13}[/] "
@@ -90,16 +130,73 @@ async def run_demo(
             highlight=False,
             soft_wrap=True,
         )
+        await shown.automation(store, mission_id, console)
         if isinstance(command, c.OpenElectionDay):
             await _show_refusal(send, console, mission_id, seed.the_2020_slip())
+    await asyncio.sleep(1.5)
+    await shown.automation(store, mission_id, console)
     check = await store.verify_stream(mission_id)
     chain = "unbroken" if check.ok else f"BROKEN: {check.breaks}"
     console.print(
         f"[bold]Mission {mission_id} closed[/]: {check.events} events in PostgreSQL, "
-        f"hash chain {chain}, head {check.head_hash[:16]}"
+        f"hash chain {chain}, head {check.head_hash[:16]}; its follow-up goes on"
     )
     console.print(f"See its timeline: [cyan]eom mission show {mission_id}[/]")
+    console.print(f"Reminders: [cyan]eom reminders {mission_id}[/]; messages: [cyan]eom outbox[/]")
     return mission_id
+
+
+def describe_automation(event_type: str, data: dict[str, Any]) -> str:
+    match event_type:
+        case "ReminderSent":
+            return (
+                f"{data['purpose']} {data['step']} to {data['member_state']} ({data['kind']}) "
+                f"by {data['channel']} to {data['address']}"
+            )
+        case "DeadlineEscalated":
+            return f"{data['member_state']} did not answer: escalated to {data['address']}"
+        case "DeliveryFailed":
+            return f"{data['member_state']}: {data['error']}"
+        case "NominationsRequested":
+            return f"deadline {data['deadline']} for {', '.join(data['member_states'])}"
+        case "EvidenceRequested":
+            return (
+                f"follow-up cycle {data['cycle']} opened: evidence asked of "
+                f"{', '.join(data['member_states'])} by {data['deadline'][:10]}"
+            )
+    return ""
+
+
+async def ensure_directory(pool: asyncpg.Pool, console: Console) -> None:
+    """The seed states' focal points, unless the directory already has them."""
+    directory = MemberStateDirectory(pool)
+    added = []
+    for contact in seed.contacts():
+        if await directory.get(contact.organisation, contact.code) is None:
+            await directory.upsert(contact)
+            added.append(contact.code)
+    if added:
+        console.print(f"Member-state directory: added focal points for {', '.join(added)}")
+
+
+class Shown:
+    """Prints what the mission's automation recorded since it last looked."""
+
+    def __init__(self) -> None:
+        self.version = 0
+
+    async def automation(self, store: EventStore, mission_id: str, console: Console) -> None:
+        for event in await store.read_stream(mission_id, from_version=self.version + 1):
+            self.version = event.stream_version
+            if event.event_type not in AUTOMATION_EVENTS:
+                continue
+            what = describe_automation(event.event_type, event.data)
+            console.print(
+                f"  v{event.stream_version:<3} [magenta]{'automation':<13}[/] "
+                f"{event.event_type:<28} {what}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 async def _show_refusal(send: Send, console: Console, mission_id: str, command: Command) -> None:

@@ -18,11 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from activities.delivery import DeliverySettings
 from api.tokens import Role, TokenError, TokenStore, parse_duration
 from api.tokens import describe as describe_token
 from cli.api_client import ApiClient
 from cli.commands import InputError, add_subcommands
 from cli.demo import direct, run_demo, through_api
+from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
     NotRunning,
     Runtime,
@@ -34,8 +36,10 @@ from cli.services import (
     start_stack,
     write_runtime,
 )
-from cli.show import missions_table, print_mission
-from cli.stack import free_port
+from cli.show import followup_table, missions_table, print_mission, reminders_table
+from cli.smtp_sink import SmtpSink
+from cli.stack import data_dir, free_port
+from domain.values import DeadlineKind
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -89,9 +93,18 @@ async def serving(
     port, or a free one if that is taken; all stopped on exit."""
     stack = await start_stack(resolve(settings) if reuse_running else settings, ui=ui)
     tasks: list[asyncio.Task[None]] = []
+    sink: SmtpSink | None = None
     try:
         settings = stack.settings
-        tasks.append(asyncio.create_task(run_worker(settings, stop=stop)))
+        delivery = DeliverySettings()
+        if "EOM_SMTP_HOST" not in os.environ:
+            # No mail server configured: a local sink keeps what would have been sent.
+            sink = SmtpSink(data_dir() / "mail", port=free_port(delivery.smtp_port))
+            sink.start()
+            delivery = delivery.model_copy(
+                update={"smtp_host": "127.0.0.1", "smtp_port": sink.port}
+            )
+        tasks.append(asyncio.create_task(run_worker(settings, stop=stop, delivery=delivery)))
         api_url: str | None = None
         if api:
             settings = settings.model_copy(update={"api_port": free_port(settings.api_port)})
@@ -107,12 +120,20 @@ async def serving(
             if not ready.done():
                 await api_task  # it failed: let its error through
             api_url = ready.result()
-        yield Serving(settings=settings, stack=stack, api_url=api_url, tasks=tasks)
+        yield Serving(
+            settings=settings,
+            stack=stack,
+            api_url=api_url,
+            tasks=tasks,
+            mail=f"{sink.directory} (SMTP sink on port {sink.port})" if sink else None,
+        )
     finally:
         stop.set()
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
+        if sink is not None:
+            sink.stop()
         stack.stop()
 
 
@@ -143,6 +164,8 @@ async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
                 console.print(f"Temporal Web UI: [cyan]{ui_url}[/]")
             console.print(f"HTTP API: [cyan]{service.api_url}/v1[/]")
             console.print(f"OpenAPI docs: [cyan]{service.api_url}/v1/docs[/]")
+            if service.mail:
+                console.print(f"Mail: kept in {service.mail}; `eom outbox` lists it")
             console.print(
                 "PostgreSQL: "
                 + ("embedded (pgserver)" if service.stack.postgres else "DATABASE_URL")
@@ -208,36 +231,121 @@ def demo(
         Via, typer.Option(help="send commands straight to the workflows, or through the API")
     ] = Via.direct,
     mission_id: Annotated[str | None, typer.Option(help="id for the seed mission")] = None,
+    pace: Annotated[
+        float, typer.Option(min=1, help="seconds between the nomination reminders")
+    ] = 4,
 ) -> None:
-    """Drive the seed mission (Turkic Council, Kazakhstan 2021) through every stage."""
-    _run(_demo(_settings(), embedded=embedded, via=via, mission_id=mission_id))
+    """Drive the seed mission (Turkic Council, Kazakhstan 2021) through every stage,
+    with nomination reminders to the member states stopping as each answers."""
+    _run(_demo(_settings(), embedded=embedded, via=via, mission_id=mission_id, pace=pace))
 
 
-async def _demo(settings: Settings, *, embedded: bool, via: Via, mission_id: str | None) -> None:
+async def _demo(
+    settings: Settings, *, embedded: bool, via: Via, mission_id: str | None, pace: float
+) -> None:
     if not embedded:
         runtime = read_runtime()
         api_url = os.environ.get("EOM_API_URL") or (runtime.api_url if runtime else None)
-        await _demo_on(settings, via=via, api_url=api_url, mission_id=mission_id)
+        await _demo_on(settings, via=via, api_url=api_url, mission_id=mission_id, pace=pace)
         return
     stop = asyncio.Event()
     async with serving(
         settings, ui=False, api=via is Via.api, stop=stop, reuse_running=True
     ) as service:
-        await _demo_on(service.settings, via=via, api_url=service.api_url, mission_id=mission_id)
+        await _demo_on(
+            service.settings, via=via, api_url=service.api_url, mission_id=mission_id, pace=pace
+        )
 
 
 async def _demo_on(
-    settings: Settings, *, via: Via, api_url: str | None, mission_id: str | None
+    settings: Settings, *, via: Via, api_url: str | None, mission_id: str | None, pace: float
 ) -> None:
     async with open_missions(settings) as missions:
         if via is Via.direct:
-            await run_demo(direct(missions), missions.store, console, mission_id=mission_id)
+            await run_demo(
+                direct(missions), missions.store, console, mission_id=mission_id, pace=pace
+            )
             return
         if not api_url:
             raise NotRunning("no API to send to: start eom with `eom up` or set EOM_API_URL")
         async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
             send = through_api(ApiClient(http), TokenStore(missions.store.pool))
-            await run_demo(send, missions.store, console, mission_id=mission_id)
+            await run_demo(send, missions.store, console, mission_id=mission_id, pace=pace)
+
+
+reminders_app = typer.Typer(
+    help="Reminder ladders to member states: status, pause, resume, send now.",
+    invoke_without_command=True,
+)
+app.add_typer(reminders_app, name="reminders")
+
+
+@reminders_app.callback()
+def reminders(
+    ctx: typer.Context,
+    mission: Annotated[str | None, typer.Argument(help="the mission")] = None,
+) -> None:
+    """Per member state: what was sent and when, what is due next, escalations."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if mission is None:
+        raise InputError("name a mission: eom reminders MISSION")
+
+    async def main() -> None:
+        async with open_missions(_settings()) as missions:
+            state = await missions.state(mission)
+            if state.stage is None:
+                raise NotRunning(f"no mission {mission!r} in the event store")
+            live = {(s.kind, s.cycle, s.member_state): s for s in await missions.ladders(mission)}
+        console.print(reminders_table(state, live))
+
+    _run(main())
+
+
+def _ladder_command(signal: str, doc: str) -> None:
+    def command(
+        mission: Annotated[str, typer.Argument(help="the mission")],
+        member_state: Annotated[str, typer.Option(help="ISO code of the member state")],
+        kind: Annotated[DeadlineKind, typer.Option(help="which deadline")] = (
+            DeadlineKind.nomination
+        ),
+        cycle: Annotated[int, typer.Option(help="follow-up cycle (evidence)")] = 0,
+    ) -> None:
+        async def main() -> None:
+            async with open_missions(_settings()) as missions:
+                await missions.signal_ladder(
+                    mission, kind, member_state.strip().upper(), signal, cycle
+                )
+            console.print(f"{kind.value} ladder of {member_state.upper()}: {signal} sent")
+
+        _run(main())
+
+    command.__doc__ = doc
+    reminders_app.command(signal.replace("_", "-"))(command)
+
+
+_ladder_command("pause", "Pause a member state's reminders (nothing is sent until resumed).")
+_ladder_command("resume", "Resume a paused ladder.")
+_ladder_command("send_now", "Send the next reminder of a ladder now.")
+
+app.add_typer(member_state_app, name="member-state")
+app.add_typer(ladder_app, name="ladder")
+app.command("outbox")(outbox_command)
+
+followup_app = typer.Typer(help="Recommendation follow-up across missions.", no_args_is_help=True)
+app.add_typer(followup_app, name="followup")
+
+
+@followup_app.command("board")
+def followup_board() -> None:
+    """Each recommendation's latest rating, and which evidence is overdue, by host."""
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            states = [await missions.state(s.mission_id) for s in await missions.list()]
+        console.print(followup_table(states, now=datetime.now(UTC)))
+
+    _run(main())
 
 
 token_app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True)

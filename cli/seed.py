@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from activities.directory import MemberStateContact
 from domain import commands as c
 from domain import text_sha256
 from domain.commands import Command
@@ -341,8 +342,17 @@ RECIPIENTS = [
 ]
 
 
-def mission(mission_id: str) -> list[Command]:
-    """Every command of the seed mission, registration to closure, in order."""
+def mission(
+    mission_id: str,
+    *,
+    nominations: c.RequestNominations | None = None,
+    acknowledge_by: datetime | None = None,
+) -> list[Command]:
+    """Every command of the seed mission, registration to closure, in order.
+
+    With ``nominations``, member states are asked (and reminded) to nominate observers
+    right after the head of mission is appointed; with ``acknowledge_by``, recipients are
+    reminded until they acknowledge the recommendations."""
     statement = c.DraftStatement(draft_id="statement-1", title=STATEMENT_TITLE, text=STATEMENT_TEXT)
     sha = text_sha256(statement.text)
     visits = [station_visit(n, team=(n - 1) % 4 + 1) for n in range(1, STATIONS + 1)]
@@ -351,6 +361,7 @@ def mission(mission_id: str) -> list[Command]:
         c.AppointHeadOfMission(
             name=HEAD_OF_MISSION, title="Deputy Secretary General of the Turkic Council"
         ),
+        *([nominations] if nominations else []),
         *_observers(),
         *(c.AcceptObserver(observer_id=o.observer_id) for o in _observers()),
         *_teams(),
@@ -368,11 +379,41 @@ def mission(mission_id: str) -> list[Command]:
             venue="press conference, Nur-Sultan",
         ),
         c.IssueRecommendations(recommendations=RECOMMENDATIONS),
-        c.SendRecommendations(recipients=RECIPIENTS, sent_on=date(2021, 1, 15)),
+        c.SendRecommendations(
+            recipients=RECIPIENTS, sent_on=date(2021, 1, 15), acknowledge_by=acknowledge_by
+        ),
         *(
             c.AcknowledgeRecommendations(recipient=r, acknowledged_on=date(2021, 1, 18))
             for r in RECIPIENTS
             if r.kind is RecipientKind.member_state
         ),
         c.CloseMission(note="Statement published; recommendations sent and acknowledged."),
+    ]
+
+
+ORGANISATION = registration("x").organisation
+_LANGUAGES = {"AZ": "az", "KG": "ru", "TR": "tr", "UZ": "uz", "KZ": "ru"}
+
+
+def contacts() -> list[MemberStateContact]:
+    """Focal points for the seed's states (placeholder addresses on example.org, which
+    the embedded SMTP sink receives): observers are asked of the member states, the host
+    is asked for implementation evidence; escalations go to the Secretariat."""
+    return [
+        MemberStateContact(
+            organisation=ORGANISATION,
+            code=code,
+            name=name,
+            language=_LANGUAGES[code],
+            email=f"focal-point.{code.lower()}@mfa.example.org",
+            escalation_email="secretariat@turkic-council.example.org",
+            escalation_name="Turkic Council Secretariat",
+        )
+        for code, name in (
+            ("AZ", "Azerbaijan"),
+            ("KG", "Kyrgyzstan"),
+            ("TR", "Türkiye"),
+            ("UZ", "Uzbekistan"),
+            ("KZ", "Kazakhstan"),
+        )
     ]

@@ -143,6 +143,7 @@ class Serving:
     stack: Stack
     api_url: str | None
     tasks: list[asyncio.Task[None]]
+    mail: str | None = None
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -9,9 +10,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from domain.state import Mission
+from domain.state import Mission, track_key
+from domain.values import DeadlineKind, RecipientKind
 from eventstore.models import ChainCheck, RecordedEvent
 from workflows.client import MissionSummary
+from workflows.messages import LadderStatus
 
 
 def missions_table(summaries: list[MissionSummary]) -> Table:
@@ -126,3 +129,85 @@ def print_mission(
     console: Console, state: Mission, events: list[RecordedEvent], chain: ChainCheck
 ) -> None:
     console.print(mission_view(state, events, chain))
+
+
+def reminders_table(state: Mission, live: dict[tuple[Any, int, str], LadderStatus]) -> Table:
+    table = Table(title=f"Reminders — {state.mission_id}")
+    for column in (
+        "kind",
+        "cycle",
+        "member state",
+        "deadline",
+        "sent",
+        "failures",
+        "answered",
+        "escalated",
+        "next",
+        "due",
+    ):
+        table.add_column(column)
+    deadlines = _deadlines(state)
+    for (kind, cycle, member_state), deadline in deadlines.items():
+        track = state.reminders.get(track_key(kind, member_state, cycle))
+        status = live.get((kind, cycle, member_state))
+        paused = " (paused)" if status and status.paused else ""
+        table.add_row(
+            kind.value,
+            str(cycle or ""),
+            member_state,
+            deadline.strftime("%Y-%m-%d %H:%M:%S"),
+            str(track.sent if track else 0),
+            str(track.failures if track else 0),
+            "yes" if state.answered(kind, member_state, cycle) else "no",
+            "yes" if track and track.escalated else "no",
+            (status.next_purpose.value + paused) if status and status.next_purpose else "-",
+            status.next_due.strftime("%Y-%m-%d %H:%M:%S") if status and status.next_due else "-",
+        )
+    return table
+
+
+def _deadlines(state: Mission) -> dict[tuple[DeadlineKind, int, str], datetime]:
+    found: dict[tuple[DeadlineKind, int, str], datetime] = {}
+    if state.nomination_deadline is not None:
+        for ms in state.member_states:
+            found[DeadlineKind.nomination, 0, ms] = state.nomination_deadline
+    if state.acknowledge_by is not None:
+        for delivery in state.deliveries.values():
+            if delivery.recipient.kind is not RecipientKind.international_organisation:
+                found[DeadlineKind.acknowledgement, 0, delivery.recipient.name] = (
+                    state.acknowledge_by
+                )
+    for cycle in state.evidence_cycles.values():
+        for ms in cycle.member_states:
+            found[DeadlineKind.evidence, cycle.cycle, ms] = cycle.deadline
+    return found
+
+
+def followup_table(states: list[Mission], *, now: datetime) -> Table:
+    table = Table(title="Recommendation follow-up")
+    for column in ("host", "mission", "recommendation", "priority", "latest rating", "overdue"):
+        table.add_column(column, overflow="fold")
+    for state in sorted(states, key=lambda s: (s.host_country or "", s.mission_id or "")):
+        if not state.recommendations:
+            continue
+        overdue = [
+            f"cycle {c.cycle}: {ms}"
+            for c in state.evidence_cycles.values()
+            if c.deadline < now
+            for ms in c.member_states
+            if ms not in c.submitted
+        ]
+        for rec in state.recommendations.values():
+            ratings = state.ratings.get(rec.id, [])
+            latest = (
+                f"{ratings[-1].rating.value} ({ratings[-1].rated_on})" if ratings else "not rated"
+            )
+            table.add_row(
+                state.host_country or "",
+                state.mission_id or "",
+                f"{rec.id}: {rec.text[:60]}",
+                rec.priority.value,
+                latest + (f", {len(ratings)} ratings kept" if len(ratings) > 1 else ""),
+                ", ".join(overdue) or "-",
+            )
+    return table

@@ -10,20 +10,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, PositiveInt, TypeAdapter, model_validator
+from pydantic import AwareDatetime, Field, PositiveInt, TypeAdapter, model_validator
 
 from domain.values import (
     CountryCode,
     DateWindow,
+    DeadlineKind,
+    DeliveryPurpose,
     Election,
+    EvidenceItem,
     Finding,
     Frozen,
     Identifier,
     ObserverRole,
     PhaseChecklist,
     Profile,
+    Rating,
     Recipient,
     Recommendation,
+    ReminderLadder,
     Sha256,
     StakeholderType,
     Text,
@@ -210,6 +215,9 @@ class SendRecommendations(Frozen):
     type: Literal["send_recommendations"] = "send_recommendations"
     recipients: list[Recipient] = Field(min_length=1)
     sent_on: date
+    acknowledge_by: AwareDatetime | None = None
+    """States are reminded until they acknowledge, and escalated after this."""
+    ladder: ReminderLadder | None = None
 
 
 class AcknowledgeRecommendations(Frozen):
@@ -218,6 +226,83 @@ class AcknowledgeRecommendations(Frozen):
     type: Literal["acknowledge_recommendations"] = "acknowledge_recommendations"
     recipient: Recipient
     acknowledged_on: date
+
+
+class RequestNominations(Frozen):
+    """Ask every participating member state to nominate observers by a deadline; each is
+    reminded until it nominates or declines, then escalated."""
+
+    type: Literal["request_nominations"] = "request_nominations"
+    deadline: AwareDatetime
+    ladder: ReminderLadder | None = None
+
+
+class DeclineNomination(Frozen):
+    """Record a member state's answer that it will send no observer."""
+
+    type: Literal["decline_nomination"] = "decline_nomination"
+    member_state: CountryCode
+    reason: Text
+
+
+class RecordDelivery(Frozen):
+    """Record a reminder, request or escalation delivered (or not) to a member state."""
+
+    type: Literal["record_delivery"] = "record_delivery"
+    kind: DeadlineKind
+    member_state: CountryCode
+    purpose: DeliveryPurpose
+    step: int = Field(ge=0)
+    cycle: int = Field(default=0, ge=0)
+    message_id: Text
+    delivered: bool
+    channel: Text | None = None
+    address: Text | None = None
+    error: Text | None = None
+
+
+class RequestEvidence(Frozen):
+    """Open a follow-up cycle: ask the host and member states for implementation evidence."""
+
+    type: Literal["request_evidence"] = "request_evidence"
+    cycle: int = Field(ge=1)
+    member_states: list[CountryCode] = Field(min_length=1)
+    deadline: AwareDatetime
+    ladder: ReminderLadder | None = None
+
+
+class SubmitEvidence(Frozen):
+    """Record a state's evidence of implementation for a follow-up cycle."""
+
+    type: Literal["submit_evidence"] = "submit_evidence"
+    member_state: CountryCode
+    cycle: int = Field(ge=1)
+    evidence: list[EvidenceItem] = Field(min_length=1)
+
+
+class RateImplementation(Frozen):
+    """Rate a recommendation's implementation (earlier ratings are kept)."""
+
+    type: Literal["rate_implementation"] = "rate_implementation"
+    recommendation_id: Identifier
+    rating: Rating
+    rated_on: date
+    basis: Text
+
+
+class ReopenReview(Frozen):
+    """A new election in the host country reopens the review of these recommendations."""
+
+    type: Literal["reopen_review"] = "reopen_review"
+    new_mission_id: Identifier
+    reason: Text
+
+
+class EndFollowUp(Frozen):
+    """End the follow-up of a closed mission: its record becomes fully read-only."""
+
+    type: Literal["end_follow_up"] = "end_follow_up"
+    reason: Text
 
 
 class PostponeElection(Frozen):
@@ -263,6 +348,14 @@ Command = Annotated[
     | IssueRecommendations
     | SendRecommendations
     | AcknowledgeRecommendations
+    | RequestNominations
+    | DeclineNomination
+    | RecordDelivery
+    | RequestEvidence
+    | SubmitEvidence
+    | RateImplementation
+    | ReopenReview
+    | EndFollowUp
     | PostponeElection
     | CloseMission
     | CancelMission,

@@ -16,8 +16,15 @@ from domain import errors as e
 from domain import events as ev
 from domain.commands import Command
 from domain.events import Event
-from domain.state import Mission, Observer, ObserverStatus
-from domain.values import PROFILE_RULES, Phase, RecipientKind, Stage
+from domain.state import Mission, Observer, ObserverStatus, track_key
+from domain.values import (
+    PROFILE_RULES,
+    DeadlineKind,
+    DeliveryPurpose,
+    Phase,
+    RecipientKind,
+    Stage,
+)
 
 COUNTING_GRACE = time(12, 0)
 """Counting may run past midnight: a visit may end (or, for counting only, begin) on the
@@ -45,9 +52,9 @@ def _require_stage(state: Mission, allowed: set[Stage], name: str) -> None:
     stage = state.stage
     if stage is None:
         raise e.MissionNotRegistered(f"no mission is registered here, so it cannot {name}")
-    if stage is Stage.closed:
+    if stage is Stage.closed and not (stage in allowed and state.follow_up_ended_at is None):
         raise e.MissionClosed(f"mission {state.mission_id} is closed; cannot {name}")
-    if stage is Stage.cancelled:
+    if stage is Stage.cancelled and stage not in allowed:
         raise e.MissionCancelled(
             f"mission {state.mission_id} was cancelled ({state.cancellation_reason}); cannot {name}"
         )
@@ -416,6 +423,8 @@ def _send(state: Mission, cmd: c.SendRecommendations, now: datetime) -> list[Eve
             recipients=cmd.recipients,
             recommendation_ids=list(state.recommendations),
             sent_on=cmd.sent_on,
+            acknowledge_by=cmd.acknowledge_by,
+            ladder=cmd.ladder,
         )
     ]
 
@@ -467,6 +476,125 @@ def _cancel(state: Mission, cmd: c.CancelMission, now: datetime) -> list[Event]:
     return [ev.MissionCancelled(cancelled_at=now, reason=cmd.reason)]
 
 
+# -- deadlines, reminders and follow-up ------------------------------------------------------
+
+
+def _request_nominations(state: Mission, cmd: c.RequestNominations, now: datetime) -> list[Event]:
+    if state.nomination_deadline is not None:
+        raise e.DuplicateId(
+            f"nominations were already requested (deadline {state.nomination_deadline})"
+        )
+    waiting = [ms for ms in state.member_states if not state.answered(DeadlineKind.nomination, ms)]
+    return [
+        ev.NominationsRequested(member_states=waiting, deadline=cmd.deadline, ladder=cmd.ladder)
+    ]
+
+
+def _decline(state: Mission, cmd: c.DeclineNomination, now: datetime) -> list[Event]:
+    if cmd.member_state not in state.member_states:
+        raise e.MemberStateNotParticipating(
+            f"{cmd.member_state} is not among the participating member states "
+            f"({', '.join(state.member_states)})"
+        )
+    if state.answered(DeadlineKind.nomination, cmd.member_state):
+        raise e.AlreadyAnswered(f"{cmd.member_state} has already nominated observers or declined")
+    return [ev.NominationDeclined(member_state=cmd.member_state, reason=cmd.reason)]
+
+
+def _record_delivery(state: Mission, cmd: c.RecordDelivery, now: datetime) -> list[Event]:
+    track = state.reminders.get(track_key(cmd.kind, cmd.member_state, cmd.cycle))
+    if cmd.delivered and track is not None and cmd.message_id in track.message_ids:
+        raise e.DuplicateId(f"message {cmd.message_id} is already recorded as delivered")
+    common = {
+        "kind": cmd.kind,
+        "member_state": cmd.member_state,
+        "cycle": cmd.cycle,
+        "message_id": cmd.message_id,
+    }
+    if not cmd.delivered:
+        return [
+            ev.DeliveryFailed(
+                **common,
+                purpose=cmd.purpose,
+                step=cmd.step,
+                error=cmd.error or "delivery failed",
+            )
+        ]
+    if cmd.purpose is DeliveryPurpose.escalation:
+        return [ev.DeadlineEscalated(**common, channel=cmd.channel, address=cmd.address)]
+    return [
+        ev.ReminderSent(
+            **common, purpose=cmd.purpose, step=cmd.step, channel=cmd.channel, address=cmd.address
+        )
+    ]
+
+
+def _follow_up_open(state: Mission, name: str) -> None:
+    if not state.deliveries:
+        raise e.FollowUpNotOpen(f"cannot {name}: no recommendations have been sent")
+    if state.follow_up_ended_at is not None:
+        raise e.FollowUpNotOpen(f"cannot {name}: the follow-up ended {state.follow_up_ended_at}")
+
+
+def _request_evidence(state: Mission, cmd: c.RequestEvidence, now: datetime) -> list[Event]:
+    _follow_up_open(state, "request evidence")
+    if cmd.cycle != state.last_cycle + 1:
+        raise e.DuplicateId(
+            f"follow-up cycle {cmd.cycle} is not the next one ({state.last_cycle + 1})"
+        )
+    eligible = {*state.member_states, state.host_country}
+    strangers = [ms for ms in cmd.member_states if ms not in eligible]
+    if strangers:
+        raise e.RecipientNotEligible(
+            f"{', '.join(strangers)} neither hosts nor takes part in this mission"
+        )
+    _unique(cmd.member_states, [], "member state (in one request)")
+    return [
+        ev.EvidenceRequested(
+            cycle=cmd.cycle,
+            member_states=cmd.member_states,
+            deadline=cmd.deadline,
+            ladder=cmd.ladder,
+        )
+    ]
+
+
+def _submit_evidence(state: Mission, cmd: c.SubmitEvidence, now: datetime) -> list[Event]:
+    _follow_up_open(state, "submit evidence")
+    cycle = state.evidence_cycles.get(cmd.cycle)
+    if cycle is None:
+        raise e.UnknownReference(f"no follow-up cycle {cmd.cycle} was opened")
+    if cmd.member_state not in cycle.member_states:
+        raise e.RecipientNotEligible(
+            f"cycle {cmd.cycle} asked {', '.join(cycle.member_states)}, not {cmd.member_state}"
+        )
+    for item in cmd.evidence:
+        if item.recommendation_id not in state.recommendations:
+            raise e.UnknownReference(f"no recommendation {item.recommendation_id!r}")
+    return [
+        ev.EvidenceSubmitted(member_state=cmd.member_state, cycle=cmd.cycle, evidence=cmd.evidence)
+    ]
+
+
+def _rate(state: Mission, cmd: c.RateImplementation, now: datetime) -> list[Event]:
+    _follow_up_open(state, "rate an implementation")
+    if cmd.recommendation_id not in state.recommendations:
+        raise e.UnknownReference(f"no recommendation {cmd.recommendation_id!r}")
+    return [ev.ImplementationRated(**cmd.model_dump(exclude={"type"}))]
+
+
+def _reopen(state: Mission, cmd: c.ReopenReview, now: datetime) -> list[Event]:
+    _follow_up_open(state, "reopen the review")
+    _unique([cmd.new_mission_id], state.reopened_for, "reopening mission")
+    return [ev.ReviewReopened(new_mission_id=cmd.new_mission_id, reason=cmd.reason)]
+
+
+def _end_follow_up(state: Mission, cmd: c.EndFollowUp, now: datetime) -> list[Event]:
+    if state.follow_up_ended_at is not None:
+        raise e.FollowUpNotOpen(f"the follow-up already ended {state.follow_up_ended_at}")
+    return [ev.FollowUpEnded(reason=cmd.reason, ended_at=now)]
+
+
 _S = Stage
 _STAGES: dict[type, tuple[set[Stage], str]] = {
     c.RecordNeedsAssessment: ({_S.invited}, "record the needs assessment"),
@@ -490,7 +618,18 @@ _STAGES: dict[type, tuple[set[Stage], str]] = {
     c.PublishFinalReport: ({_S.statement, _S.follow_up}, "publish the final report"),
     c.IssueRecommendations: (set(_OPEN), "issue recommendations"),
     c.SendRecommendations: ({_S.follow_up}, "send the recommendations"),
-    c.AcknowledgeRecommendations: ({_S.follow_up}, "record an acknowledgement"),
+    c.AcknowledgeRecommendations: (
+        {_S.follow_up, _S.closed},
+        "record an acknowledgement",
+    ),
+    c.RequestNominations: ({_S.forming, _S.pre_election}, "request nominations"),
+    c.DeclineNomination: ({_S.forming, _S.pre_election}, "decline a nomination"),
+    c.RecordDelivery: (set(Stage), "record a delivery"),
+    c.RequestEvidence: ({_S.follow_up, _S.closed}, "request evidence"),
+    c.SubmitEvidence: ({_S.follow_up, _S.closed}, "submit evidence"),
+    c.RateImplementation: ({_S.follow_up, _S.closed}, "rate an implementation"),
+    c.ReopenReview: ({_S.follow_up, _S.closed}, "reopen the review"),
+    c.EndFollowUp: ({_S.follow_up, _S.closed}, "end the follow-up"),
     c.PostponeElection: ({_S.invited, _S.forming, _S.pre_election}, "postpone the election"),
     c.CloseMission: ({_S.follow_up}, "close the mission"),
     c.CancelMission: (set(_OPEN), "cancel the mission"),
@@ -538,6 +677,14 @@ _HANDLERS: dict[type, Callable[[Mission, Any, datetime], list[Event]]] = {
     c.IssueRecommendations: _recommendations_step,
     c.SendRecommendations: _send,
     c.AcknowledgeRecommendations: _acknowledge,
+    c.RequestNominations: _request_nominations,
+    c.DeclineNomination: _decline,
+    c.RecordDelivery: _record_delivery,
+    c.RequestEvidence: _request_evidence,
+    c.SubmitEvidence: _submit_evidence,
+    c.RateImplementation: _rate,
+    c.ReopenReview: _reopen,
+    c.EndFollowUp: _end_follow_up,
     c.PostponeElection: _postpone,
     c.CloseMission: _close,
     c.CancelMission: _cancel,

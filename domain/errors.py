@@ -124,3 +124,7 @@ AlreadyAcknowledged = _rule(
 PostponementNotLater = _rule(
     "postponement_not_later", "A postponement moves election day to a later date."
 )
+AlreadyAnswered = _rule("already_answered", "The member state has already answered this request.")
+FollowUpNotOpen = _rule(
+    "follow_up_not_open", "Follow-up needs recommendations sent, and ends only once."
+)

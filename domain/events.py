@@ -14,15 +14,20 @@ from pydantic import Field, PositiveInt, TypeAdapter
 from domain.values import (
     CountryCode,
     DateWindow,
+    DeadlineKind,
+    DeliveryPurpose,
     Election,
+    EvidenceItem,
     Finding,
     Frozen,
     Identifier,
     ObserverRole,
     PhaseChecklist,
     Profile,
+    Rating,
     Recipient,
     Recommendation,
+    ReminderLadder,
     Sha256,
     StakeholderType,
     Text,
@@ -195,12 +200,99 @@ class RecommendationsSent(EventBase):
     recipients: list[Recipient]
     recommendation_ids: list[Identifier]
     sent_on: date
+    acknowledge_by: datetime | None = None
+    ladder: ReminderLadder | None = None
 
 
 class RecommendationsAcknowledged(EventBase):
     type: Literal["RecommendationsAcknowledged"] = "RecommendationsAcknowledged"
     recipient: Recipient
     acknowledged_on: date
+
+
+class NominationsRequested(EventBase):
+    type: Literal["NominationsRequested"] = "NominationsRequested"
+    member_states: list[CountryCode]
+    deadline: datetime
+    ladder: ReminderLadder | None
+
+
+class NominationDeclined(EventBase):
+    type: Literal["NominationDeclined"] = "NominationDeclined"
+    member_state: CountryCode
+    reason: Text
+
+
+class ReminderSent(EventBase):
+    """A request or reminder reached a member state's focal point."""
+
+    type: Literal["ReminderSent"] = "ReminderSent"
+    kind: DeadlineKind
+    member_state: CountryCode
+    purpose: DeliveryPurpose
+    step: int
+    cycle: int
+    message_id: Text
+    channel: Text | None
+    address: Text | None
+
+
+class DeliveryFailed(EventBase):
+    type: Literal["DeliveryFailed"] = "DeliveryFailed"
+    kind: DeadlineKind
+    member_state: CountryCode
+    purpose: DeliveryPurpose
+    step: int
+    cycle: int
+    message_id: Text
+    error: Text
+
+
+class DeadlineEscalated(EventBase):
+    """The deadline passed unanswered (or the state could not be reached): escalated."""
+
+    type: Literal["DeadlineEscalated"] = "DeadlineEscalated"
+    kind: DeadlineKind
+    member_state: CountryCode
+    cycle: int
+    message_id: Text
+    channel: Text | None
+    address: Text | None
+
+
+class EvidenceRequested(EventBase):
+    type: Literal["EvidenceRequested"] = "EvidenceRequested"
+    cycle: int
+    member_states: list[CountryCode]
+    deadline: datetime
+    ladder: ReminderLadder | None
+
+
+class EvidenceSubmitted(EventBase):
+    type: Literal["EvidenceSubmitted"] = "EvidenceSubmitted"
+    member_state: CountryCode
+    cycle: int
+    evidence: list[EvidenceItem]
+
+
+class ImplementationRated(EventBase):
+    type: Literal["ImplementationRated"] = "ImplementationRated"
+    recommendation_id: Identifier
+    rating: Rating
+    rated_on: date
+    basis: Text
+
+
+class ReviewReopened(EventBase):
+    type: Literal["ReviewReopened"] = "ReviewReopened"
+    new_mission_id: Identifier
+    reason: Text
+
+
+class FollowUpEnded(EventBase):
+    type: Literal["FollowUpEnded"] = "FollowUpEnded"
+    reason: Text
+    ended_at: datetime
 
 
 class ElectionPostponed(EventBase):
@@ -245,6 +337,16 @@ Event = Annotated[
     | RecommendationsIssued
     | RecommendationsSent
     | RecommendationsAcknowledged
+    | NominationsRequested
+    | NominationDeclined
+    | ReminderSent
+    | DeliveryFailed
+    | DeadlineEscalated
+    | EvidenceRequested
+    | EvidenceSubmitted
+    | ImplementationRated
+    | ReviewReopened
+    | FollowUpEnded
     | ElectionPostponed
     | MissionClosed
     | MissionCancelled,

@@ -14,16 +14,20 @@ from domain.events import Event
 from domain.state import (
     Approval,
     Delivery,
+    EvidenceCycle,
     HeadOfMission,
     Meeting,
     Mission,
     Observer,
     ObserverStatus,
     Publication,
+    RatingEntry,
+    ReminderTrack,
     Report,
     StatementDraft,
     StationVisit,
     Team,
+    track_key,
 )
 from domain.values import Stage
 
@@ -118,16 +122,58 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
             }
         case ev.RecommendationsSent():
             sent = {r.key: Delivery(recipient=r, sent_on=event.sent_on) for r in event.recipients}
-            return {"deliveries": {**state.deliveries, **sent}}
+            return {
+                "deliveries": {**state.deliveries, **sent},
+                "acknowledge_by": event.acknowledge_by or state.acknowledge_by,
+                "acknowledgement_ladder": event.ladder or state.acknowledgement_ladder,
+            }
         case ev.RecommendationsAcknowledged():
             key = event.recipient.key
             delivery = state.deliveries[key].model_copy(
                 update={"acknowledged_on": event.acknowledged_on}
             )
             return {"deliveries": {**state.deliveries, key: delivery}}
+        case ev.NominationsRequested():
+            return {"nomination_deadline": event.deadline, "nomination_ladder": event.ladder}
+        case ev.NominationDeclined():
+            return {"declined": {**state.declined, event.member_state: event.reason}}
+        case ev.ReminderSent() | ev.DeliveryFailed() | ev.DeadlineEscalated():
+            return {"reminders": _track(state, event)}
+        case ev.EvidenceRequested():
+            cycle = EvidenceCycle(
+                cycle=event.cycle,
+                member_states=list(event.member_states),
+                deadline=event.deadline,
+                ladder=event.ladder,
+            )
+            return {"evidence_cycles": {**state.evidence_cycles, event.cycle: cycle}}
+        case ev.EvidenceSubmitted():
+            cycle = state.evidence_cycles[event.cycle]
+            earlier = cycle.submitted.get(event.member_state, [])
+            updated = cycle.model_copy(
+                update={
+                    "submitted": {
+                        **cycle.submitted,
+                        event.member_state: [*earlier, *event.evidence],
+                    }
+                }
+            )
+            return {"evidence_cycles": {**state.evidence_cycles, event.cycle: updated}}
+        case ev.ImplementationRated():
+            entry = RatingEntry(rating=event.rating, rated_on=event.rated_on, basis=event.basis)
+            kept = state.ratings.get(event.recommendation_id, [])
+            return {"ratings": {**state.ratings, event.recommendation_id: [*kept, entry]}}
+        case ev.ReviewReopened():
+            return {"reopened_for": [*state.reopened_for, event.new_mission_id]}
+        case ev.FollowUpEnded():
+            return {"follow_up_ended_at": event.ended_at}
         case ev.ElectionPostponed():
             assert state.election is not None
+            shift = event.new_date - event.previous_date
             return {
+                "nomination_deadline": (
+                    state.nomination_deadline + shift if state.nomination_deadline else None
+                ),
                 "election": state.election.model_copy(update={"date": event.new_date}),
                 "mission_window": event.mission_window,
                 "postponements": state.postponements + 1,
@@ -153,3 +199,32 @@ def _observer_status(
 def _advance(state: Mission, source: Stage, target: Stage) -> Stage | None:
     """``target`` when the mission is in ``source``; otherwise the stage is unchanged."""
     return target if state.stage is source else state.stage
+
+
+def _track(
+    state: Mission, event: ev.ReminderSent | ev.DeliveryFailed | ev.DeadlineEscalated
+) -> dict[str, ReminderTrack]:
+    key = track_key(event.kind, event.member_state, event.cycle)
+    track = state.reminders.get(key) or ReminderTrack(
+        kind=event.kind, member_state=event.member_state, cycle=event.cycle
+    )
+    match event:
+        case ev.ReminderSent():
+            track = track.model_copy(
+                update={
+                    "sent": track.sent + 1,
+                    "last_step": event.step,
+                    "last_sent_message": event.message_id,
+                    "message_ids": [*track.message_ids, event.message_id],
+                }
+            )
+        case ev.DeliveryFailed():
+            track = track.model_copy(update={"failures": track.failures + 1})
+        case ev.DeadlineEscalated():
+            track = track.model_copy(
+                update={
+                    "escalated": True,
+                    "message_ids": [*track.message_ids, event.message_id],
+                }
+            )
+    return {**state.reminders, key: track}

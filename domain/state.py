@@ -11,15 +11,19 @@ from domain.values import (
     PROFILE_RULES,
     CountryCode,
     DateWindow,
+    DeadlineKind,
     Election,
+    EvidenceItem,
     Finding,
     Frozen,
     ObserverRole,
     PhaseChecklist,
     Profile,
     ProfileRules,
+    Rating,
     Recipient,
     Recommendation,
+    ReminderLadder,
     Stage,
     StakeholderType,
 )
@@ -107,6 +111,38 @@ class Delivery(Frozen):
     acknowledged_on: date | None = None
 
 
+class ReminderTrack(Frozen):
+    """What one member state has been sent for one deadline."""
+
+    kind: DeadlineKind
+    member_state: str
+    cycle: int = 0
+    sent: int = 0
+    failures: int = 0
+    last_step: int | None = None
+    last_sent_message: str | None = None
+    escalated: bool = False
+    message_ids: list[str] = Field(default_factory=list)
+
+
+class EvidenceCycle(Frozen):
+    cycle: int
+    member_states: list[str]
+    deadline: datetime
+    ladder: ReminderLadder | None = None
+    submitted: dict[str, list[EvidenceItem]] = Field(default_factory=dict)
+
+
+class RatingEntry(Frozen):
+    rating: Rating
+    rated_on: date
+    basis: str
+
+
+def track_key(kind: DeadlineKind, member_state: str, cycle: int = 0) -> str:
+    return f"{kind.value}:{cycle}:{member_state}"
+
+
 class Mission(Frozen):
     """One election observation mission, as its history says it is now.
 
@@ -141,6 +177,16 @@ class Mission(Frozen):
     recommendations: dict[str, Recommendation] = Field(default_factory=dict)
     deliveries: dict[str, Delivery] = Field(default_factory=dict)
     postponements: int = 0
+    nomination_deadline: datetime | None = None
+    nomination_ladder: ReminderLadder | None = None
+    declined: dict[str, str] = Field(default_factory=dict)
+    acknowledge_by: datetime | None = None
+    acknowledgement_ladder: ReminderLadder | None = None
+    reminders: dict[str, ReminderTrack] = Field(default_factory=dict)
+    evidence_cycles: dict[int, EvidenceCycle] = Field(default_factory=dict)
+    ratings: dict[str, list[RatingEntry]] = Field(default_factory=dict)
+    reopened_for: list[str] = Field(default_factory=list)
+    follow_up_ended_at: datetime | None = None
     closed_at: datetime | None = None
     cancelled_at: datetime | None = None
     cancellation_reason: str | None = None
@@ -165,6 +211,36 @@ class Mission(Frozen):
             for oid in team.observer_ids
             if self.observers[oid].status is ObserverStatus.accepted
         ]
+
+    def answered(self, kind: DeadlineKind, member_state: str, cycle: int = 0) -> bool:
+        """Has the member state given what this deadline asks for?"""
+        match kind:
+            case DeadlineKind.nomination:
+                return member_state in self.declined or any(
+                    o.member_state == member_state for o in self.observers.values()
+                )
+            case DeadlineKind.acknowledgement:
+                return any(
+                    d.recipient.name == member_state and d.acknowledged_on is not None
+                    for d in self.deliveries.values()
+                )
+            case DeadlineKind.evidence:
+                found = self.evidence_cycles.get(cycle)
+                return found is not None and member_state in found.submitted
+        return False
+
+    @property
+    def follow_up_active(self) -> bool:
+        """Recommendations went out and nobody ended their follow-up (nor the mission)."""
+        return (
+            bool(self.deliveries)
+            and self.follow_up_ended_at is None
+            and self.stage is not Stage.cancelled
+        )
+
+    @property
+    def last_cycle(self) -> int:
+        return max(self.evidence_cycles, default=0)
 
     @property
     def stations_visited(self) -> set[str]:

@@ -254,3 +254,49 @@ class Recipient(Frozen):
     @property
     def key(self) -> str:
         return f"{self.kind.value}:{self.name}"
+
+
+class DeadlineKind(StrEnum):
+    """What a member state is asked for, with a deadline and a reminder ladder."""
+
+    nomination = "nomination"
+    acknowledgement = "acknowledgement"
+    evidence = "evidence"
+
+
+class DeliveryPurpose(StrEnum):
+    request = "request"
+    reminder = "reminder"
+    escalation = "escalation"
+
+
+class ReminderLadder(Frozen):
+    """When to remind before a deadline, and when to escalate after it.
+
+    Offsets are seconds before the deadline (``[604800, 172800, 0]``: a week, two days,
+    on the day); durations are data, so tests run a ladder in seconds."""
+
+    offsets_seconds: list[int] = Field(default_factory=lambda: [604_800, 172_800, 0])
+    escalate_after_seconds: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReminderLadder:
+        if any(o < 0 for o in self.offsets_seconds):
+            raise ValueError("reminder offsets are seconds before the deadline, never negative")
+        if self.offsets_seconds != sorted(set(self.offsets_seconds), reverse=True):
+            raise ValueError("reminder offsets must be distinct and in decreasing order")
+        return self
+
+
+class Rating(StrEnum):
+    """ODIHR's scale for the implementation of a recommendation."""
+
+    fully = "fully"
+    mostly = "mostly"
+    partially = "partially"
+    not_implemented = "not_implemented"
+
+
+class EvidenceItem(Frozen):
+    recommendation_id: Identifier
+    text: Text

@@ -272,6 +272,25 @@ class EventStore:
         )
         return [_recorded(r) for r in rows]
 
+    async def missions_in_follow_up(self, host_country: str) -> list[str]:
+        """Missions to ``host_country`` whose recommendations went out and whose follow-up
+        has not ended (nor the mission been cancelled)."""
+        rows = await self.pool.fetch(
+            """
+            SELECT invited.stream_id FROM events AS invited
+            WHERE invited.event_type = 'InvitationRegistered'
+              AND invited.data->>'host_country' = $1
+              AND EXISTS (SELECT 1 FROM events AS sent WHERE sent.stream_id = invited.stream_id
+                          AND sent.event_type = 'RecommendationsSent')
+              AND NOT EXISTS (SELECT 1 FROM events AS ended
+                              WHERE ended.stream_id = invited.stream_id
+                                AND ended.event_type IN ('FollowUpEnded', 'MissionCancelled'))
+            ORDER BY invited.global_position
+            """,
+            host_country,
+        )
+        return [r["stream_id"] for r in rows]
+
     async def stream_ids(self) -> list[tuple[str, int]]:
         rows = await self.pool.fetch("SELECT stream_id, version FROM streams ORDER BY stream_id")
         return [(r["stream_id"], r["version"]) for r in rows]

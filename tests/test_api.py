@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from cli import seed
 from cli.api_client import command_path
 from domain import commands as c
 from domain.commands import COMMAND_TYPES, Command
+from domain.values import EvidenceItem
 from eventstore.store import EventStore
 
 ORGANISATION = seed.registration("x").organisation
@@ -40,6 +42,8 @@ EXPECTED: dict[str, set[Role]] = {
     "nominate_observer": {R.coordinator, R.member_state},
     "acknowledge_recommendations": {R.coordinator, R.member_state},
     "record_station_visit": {R.coordinator, R.observer},
+    "decline_nomination": {R.coordinator, R.member_state},
+    "submit_evidence": {R.coordinator, R.member_state},
 }
 
 
@@ -116,6 +120,27 @@ def sample_bodies(commands: list[Command]) -> dict[str, dict[str, Any]]:
         c.PublishFinalReport(report_id="fr", published_on=seed.ELECTION_DAY, summary="s"),
         c.PostponeElection(new_date=seed.ELECTION_DAY.replace(month=2), reason="court"),
         c.CancelMission(reason="invitation withdrawn"),
+        c.RequestNominations(deadline=datetime(2021, 1, 5, tzinfo=UTC)),
+        c.DeclineNomination(member_state="AZ", reason="no budget"),
+        c.RecordDelivery(
+            kind="nomination",
+            member_state="AZ",
+            purpose="reminder",
+            step=1,
+            message_id="m.1",
+            delivered=True,
+        ),
+        c.RequestEvidence(cycle=1, member_states=["AZ"], deadline=datetime(2021, 7, 1, tzinfo=UTC)),
+        c.SubmitEvidence(
+            member_state="AZ",
+            cycle=1,
+            evidence=[EvidenceItem(recommendation_id="R1", text="ramps ordered")],
+        ),
+        c.RateImplementation(
+            recommendation_id="R1", rating="partially", rated_on=date(2021, 7, 2), basis="ramps"
+        ),
+        c.ReopenReview(new_mission_id="tc-kz-2023", reason="new election"),
+        c.EndFollowUp(reason="review complete"),
     ]
     for command in [*commands, *extra]:
         samples.setdefault(command.type, command)

@@ -173,7 +173,7 @@ async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) ->
     """`eom demo --embedded` starts its own stack, closes the seed mission, exits 0; the
     mission's timeline can then be shown from the embedded database."""
     env = base_env(tmp_path)
-    demo = await eom("demo", "--embedded", env=env, within=300)
+    demo = await eom("demo", "--embedded", "--pace", "1", env=env, within=300)
     assert demo.code == 0, demo.err[-2000:]
     assert "refused" in demo.out and "visit_not_on_election_day" in demo.out
     match = re.search(
@@ -191,7 +191,9 @@ async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) ->
 async def test_demo_through_the_api(tmp_path: Path) -> None:
     """`eom demo --via api --embedded` drives the seed mission over HTTP, each command
     with the token of whoever gives it, and exits 0."""
-    demo = await eom("demo", "--embedded", "--via", "api", env=base_env(tmp_path), within=300)
+    demo = await eom(
+        "demo", "--embedded", "--via", "api", "--pace", "1", env=base_env(tmp_path), within=300
+    )
     assert demo.code == 0, demo.err[-2000:]
     assert "(member_state AZ via API)" in demo.out
     assert "(observer team-1 via API)" in demo.out

@@ -374,8 +374,23 @@ CLOSED_PROBES: list[Command] = [
 
 @pytest.mark.parametrize("command", CLOSED_PROBES, ids=lambda cmd: cmd.type)
 def test_any_command_on_closed_mission(command: Command) -> None:
-    """A closed mission refuses every command, naming the mission."""
-    refuse(run(SEED), command, e.MissionClosed, MISSION_ID)
+    """A closed mission whose follow-up has ended refuses every command, naming it."""
+    ended = run([*SEED, c.EndFollowUp(reason="review complete")])
+    refuse(ended, command, e.MissionClosed, MISSION_ID)
+
+
+def test_only_follow_up_continues_on_a_closed_mission() -> None:
+    """While its follow-up runs, a closed mission takes follow-up commands only."""
+    closed = run(SEED)
+    assert closed.stage is Stage.closed and closed.follow_up_active
+    rated = apply(
+        closed,
+        c.RateImplementation(
+            recommendation_id="R1", rating="partially", rated_on=date(2021, 7, 1), basis="ramps"
+        ),
+    )
+    assert [r.rating.value for r in rated.ratings["R1"]] == ["partially"]
+    refuse(closed, c.AppointHeadOfMission(name="X", title="Y"), e.MissionClosed, MISSION_ID)
 
 
 @pytest.mark.parametrize("command", CLOSED_PROBES, ids=lambda cmd: cmd.type)

@@ -22,10 +22,20 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, fold
 from domain.commands import Command, RegisterInvitation
+from domain.values import DeadlineKind, RecipientKind
 from eventstore.models import RecordedEvent
 from eventstore.store import EventStore
-from workflows.messages import CommandRequest, CommandResult, MissionStart
+from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
+from workflows.messages import (
+    CommandRequest,
+    CommandResult,
+    FollowUpStatus,
+    LadderStatus,
+    MissionStart,
+    MissionTiming,
+)
 from workflows.mission import MissionWorkflow, workflow_id
+from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
 
 
 class CommandRefused(Exception):
@@ -57,11 +67,13 @@ class Missions:
         store: EventStore,
         task_queue: str,
         max_history_events: int | None = None,
+        timing: MissionTiming | None = None,
     ) -> None:
         self._client = client
         self.store = store
         self.task_queue = task_queue
         self.max_history_events = max_history_events
+        self.timing = timing
 
     @property
     def client(self) -> Client:
@@ -123,6 +135,8 @@ class Missions:
         start = MissionStart(mission_id=command.mission_id)
         if self.max_history_events is not None:
             start = start.model_copy(update={"max_history_events": self.max_history_events})
+        if self.timing is not None:
+            start = start.model_copy(update={"timing": self.timing})
         operation = WithStartWorkflowOperation(
             MissionWorkflow.run,
             start,
@@ -176,6 +190,48 @@ class Missions:
         handle = self.client.get_workflow_handle(workflow_id(mission_id))
         return await handle.query(MissionWorkflow.state)
 
+    async def ladders(self, mission_id: str) -> list[LadderStatus]:
+        """The live status of every reminder ladder the mission has started."""
+        state = await self.state(mission_id)
+        found = []
+        for track in _ladder_keys(state):
+            handle = self.client.get_workflow_handle(
+                ladder_workflow_id(workflow_id(mission_id), *track)
+            )
+            try:
+                found.append(await handle.query(ReminderLadderWorkflow.status))
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        return found
+
+    async def signal_ladder(
+        self, mission_id: str, kind: DeadlineKind, member_state: str, signal: str, cycle: int = 0
+    ) -> None:
+        """Pause, resume or send-now a ladder (``signal`` is the ladder's signal name)."""
+        handle = self.client.get_workflow_handle(
+            ladder_workflow_id(workflow_id(mission_id), kind, cycle, member_state)
+        )
+        try:
+            await handle.signal(signal)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise CommandRefused(
+                    "no_such_ladder",
+                    f"mission {mission_id} has no running {kind.value} ladder for "
+                    f"{member_state}" + (f" in cycle {cycle}" if cycle else ""),
+                ) from None
+            raise
+
+    async def follow_up(self, mission_id: str) -> FollowUpStatus | None:
+        handle = self.client.get_workflow_handle(follow_up_workflow_id(workflow_id(mission_id)))
+        try:
+            return await handle.query(FollowUpWorkflow.status)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
     async def list(self) -> list[MissionSummary]:
         summaries = []
         for stream_id, _ in await self.store.stream_ids():
@@ -200,3 +256,18 @@ def _refusal(error: WorkflowUpdateFailedError) -> CommandRefused:
     if isinstance(cause, ApplicationError):
         return CommandRefused(cause.type or "refused", cause.message)
     return CommandRefused("update_failed", str(cause or error))
+
+
+def _ladder_keys(state: Mission) -> list[tuple[DeadlineKind, int, str]]:
+    keys = []
+    if state.nomination_deadline is not None:
+        keys += [(DeadlineKind.nomination, 0, ms) for ms in state.member_states]
+    if state.acknowledge_by is not None:
+        keys += [
+            (DeadlineKind.acknowledgement, 0, d.recipient.name)
+            for d in state.deliveries.values()
+            if d.recipient.kind is not RecipientKind.international_organisation
+        ]
+    for cycle in state.evidence_cycles.values():
+        keys += [(DeadlineKind.evidence, cycle.cycle, ms) for ms in cycle.member_states]
+    return keys

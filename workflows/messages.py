@@ -6,18 +6,32 @@ breaking running missions.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.commands import Command
 from domain.state import Mission
-from domain.values import Stage
+from domain.values import DeadlineKind, DeliveryPurpose, ReminderLadder, Stage
 from eventstore.models import NewEvent
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MissionTiming(_Message):
+    """Durations of a mission's automation: inputs, so that tests run them in seconds."""
+
+    follow_up_interval_seconds: float = Field(default=182 * 86_400, gt=0)
+    """How often the follow-up asks for implementation evidence (about six months)."""
+    evidence_window_seconds: float = Field(default=60 * 86_400, gt=0)
+    """How long each evidence request stays open before its deadline."""
+    delivery_attempts: int = Field(default=6, ge=1)
+    delivery_retry_seconds: float = Field(default=2.0, gt=0)
+    """First retry interval of a failed delivery (then doubling, at most a minute)."""
+    follow_up_history_events: int = Field(default=10_000, ge=10)
 
 
 class MissionStart(_Message):
@@ -30,6 +44,7 @@ class MissionStart(_Message):
     """Continue-as-new once the history is this long (Temporal's hard limit is 51,200)."""
     registration_timeout_seconds: float = Field(default=300.0, gt=0)
     """A started mission that receives no valid registration in this time ends."""
+    timing: MissionTiming = MissionTiming()
 
 
 class CommandRequest(_Message):
@@ -67,3 +82,69 @@ class AppendRequest(_Message):
 class ReadRequest(_Message):
     stream_id: str
     after_version: int = 0
+
+
+class LadderStart(_Message):
+    """Input of a reminder ladder: one member state, one deadline."""
+
+    mission_id: str
+    mission_workflow_id: str
+    organisation: str
+    mission_name: str
+    member_state: str
+    kind: DeadlineKind
+    cycle: int = 0
+    deadline: datetime
+    ladder: ReminderLadder
+    timing: MissionTiming = MissionTiming()
+
+
+class LadderStatus(_Message):
+    kind: DeadlineKind
+    member_state: str
+    cycle: int
+    deadline: datetime
+    next_step: int
+    next_purpose: DeliveryPurpose | None
+    next_due: datetime | None
+    paused: bool
+    answered: bool
+    stopped: bool
+    sent: int
+
+
+class NewDeadline(_Message):
+    deadline: datetime
+
+
+class FollowUpStart(_Message):
+    mission_id: str
+    mission_workflow_id: str
+    member_states: list[str]
+    ladder: ReminderLadder | None = None
+    timing: MissionTiming = MissionTiming()
+    cycles_done: int = 0
+    reopened_for: list[str] = Field(default_factory=list)
+
+
+class FollowUpStatus(_Message):
+    mission_id: str
+    cycles_done: int
+    next_cycle_due: datetime | None
+    reopened_for: list[str]
+    stopped: bool
+
+
+class Reopen(_Message):
+    new_mission_id: str
+    host_country: str
+
+
+class LadderQuery(_Message):
+    organisation: str
+    kind: DeadlineKind
+
+
+class FollowUpsQuery(_Message):
+    host_country: str
+    exclude_mission_id: str

@@ -10,27 +10,41 @@ answered with the new version.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, evolve, fold
-from domain.values import Stage
+from domain import events as ev
+from domain.values import DeadlineKind, RecipientKind, ReminderLadder, Stage
 from eventstore.models import EventMetadata, NewEvent, RecordedEvent
+from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
 from workflows.messages import (
     AppendRequest,
     CommandRequest,
     CommandResult,
+    FollowUpsQuery,
+    FollowUpStart,
+    LadderQuery,
+    LadderStart,
     MissionOutcome,
     MissionStart,
+    NewDeadline,
     ReadRequest,
+    Reopen,
 )
+from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
 
 # Activities touch the database: the sandbox must not re-import (or police) them.
 with workflow.unsafe.imports_passed_through():
     from activities.event_store import EventStoreActivities
+
+AUTOMATION_PATCH = "reminders-and-follow-up"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
@@ -63,9 +77,19 @@ class MissionWorkflow:
         self._ready = start.state is not None
         # One command at a time: the next waits until the previous is appended and folded.
         self._lock = asyncio.Lock()
+        self._automation_on: bool | None = None
+
+    @property
+    def _automation(self) -> bool:
+        """Reminders and follow-up came after the first missions ran: histories recorded
+        before them replay without (``workflow.patched``), new runs have them."""
+        if self._automation_on is None:
+            self._automation_on = workflow.patched(AUTOMATION_PATCH)
+        return self._automation_on
 
     @workflow.run
     async def run(self, start: MissionStart) -> MissionOutcome:
+        _ = self._automation  # decided once, at the start, for the predicates below
         if not self._ready:
             await self._catch_up()
             self._ready = True
@@ -89,7 +113,12 @@ class MissionWorkflow:
 
     @property
     def _finished(self) -> bool:
-        return self._state.stage in (Stage.closed, Stage.cancelled)
+        """Cancelled, or closed with no follow-up left to run ("only follow-up may
+        continue" on a closed mission)."""
+        stage = self._state.stage
+        return stage is Stage.cancelled or (
+            stage is Stage.closed and not (self._automation and self._state.follow_up_active)
+        )
 
     @property
     def _history_long(self) -> bool:
@@ -116,13 +145,32 @@ class MissionWorkflow:
 
     @execute.validator
     def validate(self, request: CommandRequest) -> None:
+        # History length is deliberately not a reason to reject: a rejected update leaves
+        # no workflow task in the history, so run() would never see the length and never
+        # continue as new. Accepted updates finish first; then the run continues as new.
         try:
             decide(self._state, request.command, now=workflow.now())
         except DomainError as error:
             raise refusal(error) from None
-        if self._history_long:
-            # The run is about to continue as new; the caller retries on the next run.
-            raise ApplicationError("the mission is moving to a new run; retry", type="mission_busy")
+
+    @workflow.signal
+    async def record(self, request: CommandRequest) -> None:
+        """Facts from the mission's own ladders and follow-up (deliveries, escalations,
+        evidence cycles): recorded in turn with coordinators' commands. A fact the rules
+        refuse (a duplicate, a mission cancelled meanwhile) is logged and dropped."""
+        await workflow.wait_condition(lambda: self._ready)
+        async with self._lock:
+            try:
+                events = decide(self._state, request.command, now=workflow.now())
+            except DomainError as error:
+                workflow.logger.warning(
+                    "system fact refused", extra={"rule": error.rule, "detail": error.message}
+                )
+                return
+            try:
+                await self._record(request, events)
+            except ApplicationError as error:
+                workflow.logger.error("system fact not recorded", extra={"error": str(error)})
 
     async def _record(self, request: CommandRequest, events: list[Event]) -> CommandResult:
         info = workflow.info()
@@ -174,6 +222,7 @@ class MissionWorkflow:
         for event in events:
             self._state = evolve(self._state, event)
         self._publish_search_attributes()
+        await self._react(events)
         workflow.logger.info(
             "command recorded",
             extra={"command": request.command.type, "version": self._state.version},
@@ -209,3 +258,191 @@ class MissionWorkflow:
                 HOST_COUNTRY.value_set(self._state.host_country),
             ]
         )
+
+    # -- automation: what recorded events set in motion -------------------------------------
+
+    async def _react(self, events: list[Event]) -> None:
+        if not self._automation:
+            return
+        state = self._state
+        for event in events:
+            match event:
+                case ev.NominationsRequested():
+                    ladder = event.ladder or await self._ladder(DeadlineKind.nomination)
+                    for member_state in event.member_states:
+                        await self._start_ladder(
+                            DeadlineKind.nomination, member_state, event.deadline, ladder
+                        )
+                case ev.ObserverNominated() | ev.NominationDeclined():
+                    await self._signal_ladder(
+                        DeadlineKind.nomination, event.member_state, 0, "answered"
+                    )
+                case ev.RecommendationsSent():
+                    if event.acknowledge_by is not None:
+                        ladder = event.ladder or await self._ladder(DeadlineKind.acknowledgement)
+                        for recipient in event.recipients:
+                            if recipient.kind is not RecipientKind.international_organisation:
+                                await self._start_ladder(
+                                    DeadlineKind.acknowledgement,
+                                    recipient.name,
+                                    event.acknowledge_by,
+                                    ladder,
+                                )
+                    await self._start_follow_up()
+                case ev.RecommendationsAcknowledged():
+                    await self._signal_ladder(
+                        DeadlineKind.acknowledgement, event.recipient.name, 0, "answered"
+                    )
+                case ev.EvidenceRequested():
+                    ladder = event.ladder or await self._ladder(DeadlineKind.evidence)
+                    for member_state in event.member_states:
+                        await self._start_ladder(
+                            DeadlineKind.evidence,
+                            member_state,
+                            event.deadline,
+                            ladder,
+                            cycle=event.cycle,
+                        )
+                case ev.EvidenceSubmitted():
+                    await self._signal_ladder(
+                        DeadlineKind.evidence, event.member_state, event.cycle, "answered"
+                    )
+                case ev.ElectionPostponed():
+                    if state.nomination_deadline is not None:
+                        for member_state in state.member_states:
+                            await self._signal_ladder(
+                                DeadlineKind.nomination,
+                                member_state,
+                                0,
+                                "move_deadline",
+                                NewDeadline(deadline=state.nomination_deadline),
+                            )
+                case ev.MissionCancelled() | ev.FollowUpEnded():
+                    await self._stop_automation()
+                case ev.InvitationRegistered():
+                    await self._reopen_earlier_reviews(event.host_country)
+
+    async def _ladder(self, kind: DeadlineKind) -> ReminderLadder:
+        """The organisation's ladder for this kind of deadline, or the default one."""
+        found: ReminderLadder | None = await workflow.execute_activity(
+            "ladder_policy",
+            LadderQuery(organisation=self._state.organisation or "", kind=kind),
+            result_type=ReminderLadder | None,  # type: ignore[arg-type]
+            retry_policy=STORE_RETRY,
+            start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+        )
+        return found or ReminderLadder()
+
+    async def _start_ladder(
+        self,
+        kind: DeadlineKind,
+        member_state: str,
+        deadline: datetime,
+        ladder: ReminderLadder,
+        *,
+        cycle: int = 0,
+    ) -> None:
+        state = self._state
+        parent = workflow.info().workflow_id
+        # Ladders outlive a run of this workflow (continue-as-new) by design.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                ReminderLadderWorkflow.run,
+                LadderStart(
+                    mission_id=self._start.mission_id,
+                    mission_workflow_id=parent,
+                    organisation=state.organisation or "",
+                    mission_name=state.election.name if state.election else "",
+                    member_state=member_state,
+                    kind=kind,
+                    cycle=cycle,
+                    deadline=deadline,
+                    ladder=ladder,
+                    timing=self._start.timing,
+                ),
+                id=ladder_workflow_id(parent, kind, cycle, member_state),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+
+    async def _start_follow_up(self) -> None:
+        state = self._state
+        parent = workflow.info().workflow_id
+        states = sorted({*state.member_states, state.host_country or ""} - {""})
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                FollowUpWorkflow.run,
+                FollowUpStart(
+                    mission_id=self._start.mission_id,
+                    mission_workflow_id=parent,
+                    member_states=states,
+                    timing=self._start.timing,
+                ),
+                id=follow_up_workflow_id(parent),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+
+    async def _signal_ladder(
+        self,
+        kind: DeadlineKind,
+        member_state: str,
+        cycle: int,
+        signal: str,
+        arg: NewDeadline | None = None,
+    ) -> None:
+        handle = workflow.get_external_workflow_handle(
+            ladder_workflow_id(workflow.info().workflow_id, kind, cycle, member_state)
+        )
+        await _signal_quietly(handle, signal, arg)
+
+    async def _stop_automation(self) -> None:
+        state = self._state
+        for member_state in state.member_states:
+            await self._signal_ladder(DeadlineKind.nomination, member_state, 0, "stop")
+        for delivery in state.deliveries.values():
+            await self._signal_ladder(
+                DeadlineKind.acknowledgement, delivery.recipient.name, 0, "stop"
+            )
+        for cycle in state.evidence_cycles.values():
+            for member_state in cycle.member_states:
+                await self._signal_ladder(DeadlineKind.evidence, member_state, cycle.cycle, "stop")
+        follow_up = workflow.get_external_workflow_handle(
+            follow_up_workflow_id(workflow.info().workflow_id)
+        )
+        await _signal_quietly(follow_up, "stop", None)
+
+    async def _reopen_earlier_reviews(self, host_country: str) -> None:
+        """A new election in the same host country reopens earlier missions' reviews."""
+        earlier: list[str] = await workflow.execute_activity(
+            "missions_hosted_by",
+            FollowUpsQuery(host_country=host_country, exclude_mission_id=self._start.mission_id),
+            result_type=list[str],
+            retry_policy=STORE_RETRY,
+            start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+        )
+        reopen = Reopen(new_mission_id=self._start.mission_id, host_country=host_country)
+        await asyncio.gather(
+            *(
+                _signal_quietly(
+                    workflow.get_external_workflow_handle(
+                        follow_up_workflow_id(workflow_id(mission_id))
+                    ),
+                    "reopen",
+                    reopen,
+                )
+                for mission_id in earlier
+            )
+        )
+
+
+async def _signal_quietly(handle: ExternalWorkflowHandle[Any], signal: str, arg: Any) -> None:
+    """Signal a ladder or follow-up that may have finished (or never started): such a
+    signal has nobody left to act on it, which is fine."""
+    try:
+        if arg is None:
+            await handle.signal(signal)
+        else:
+            await handle.signal(signal, arg)
+    except ApplicationError:
+        pass

@@ -1,0 +1,511 @@
+"""Delivering reminders to member states: by e-mail (SMTP) or by a signed webhook.
+
+One activity, ``deliver_message``, sends one message that the workflow has identified by
+a deterministic ``message_id``. Temporal retries an activity whose outcome it does not
+know, so the activity must be safe to run again:
+
+- every attempt is recorded in the ``outbox``; an attempt that finds its message already
+  ``sent`` sends nothing and returns the stored receipt;
+- attempts at one message take turns (a transaction-level advisory lock on its id), so a
+  retry started while a timed-out attempt is still running waits for it and then sees
+  its outcome instead of sending alongside it;
+- a send that succeeded but whose recording was lost (the process died in between) is
+  sent again: delivery is at least once. For that case the e-mail carries
+  ``Message-ID: <message_id@eom>`` and the webhook ``Idempotency-Key: message_id``, the
+  same on every attempt, so the receiving side can drop the duplicate.
+
+Failures are split by whether trying again can help. A recipient that does not exist or
+refuses the message (SMTP 5xx, HTTP 4xx) fails the activity for good
+(``DeliveryRejected``, non-retryable), so that the workflow can react; a server that is
+down, slow or busy (connection errors, SMTP 4xx, HTTP 5xx, 408, 429, timeouts) raises a
+retryable ``DeliveryUnavailable`` and Temporal tries again with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from enum import StrEnum
+from typing import Literal
+
+import aiosmtplib
+import asyncpg
+import httpx
+import structlog
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.directory import MemberStateContact, MemberStateDirectory
+from activities.templates import Purpose, ReminderKind, render, template_language
+from eventstore.store import Connection
+
+log = structlog.get_logger("eom.delivery")
+
+SIGNATURE_PREFIX = "sha256="
+MAX_RETRY_AFTER = timedelta(hours=1)
+"""A receiver's ``Retry-After`` is honoured up to this; beyond it Temporal's own backoff."""
+
+
+class Channel(StrEnum):
+    email = "email"
+    webhook = "webhook"
+
+
+class DeliverySettings(BaseSettings):
+    """Read from the environment. The defaults suit the embedded stack, whose SMTP sink
+    listens on 127.0.0.1:8025 and keeps what it receives instead of passing it on."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    smtp_host: str = Field(default="127.0.0.1", validation_alias="EOM_SMTP_HOST")
+    smtp_port: int = Field(default=8025, ge=1, le=65535, validation_alias="EOM_SMTP_PORT")
+    smtp_starttls: bool = Field(default=False, validation_alias="EOM_SMTP_STARTTLS")
+    smtp_username: str | None = Field(default=None, validation_alias="EOM_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="EOM_SMTP_PASSWORD")
+    smtp_timeout_seconds: float = Field(
+        default=30, gt=0, validation_alias="EOM_SMTP_TIMEOUT_SECONDS"
+    )
+    mail_from: str = Field(default="eom <eom@localhost>", validation_alias="EOM_MAIL_FROM")
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, validation_alias="EOM_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    """The whole webhook request, connection included; a receiver slower than this is
+    treated as unavailable and tried again later."""
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_MESSAGE_ID = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_ISO_CODE = re.compile(r"[A-Z]{2}")
+
+
+class DeliveryRequest(BaseModel):
+    """One message to one member state, as the workflow asks for it.
+
+    ``message_id`` must be the same every time the workflow asks for the same message
+    (e.g. ``<mission>.<state>.<kind>.<purpose>.<step>``): it is the outbox key, the
+    e-mail's ``Message-ID`` and the webhook's ``Idempotency-Key``. It is restricted to
+    the characters an RFC 5322 message id allows unquoted (letters, digits, dots between
+    parts, and ``!#$%&'*+/=?^_`{|}~-``; no colon, no ``@``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str = Field(min_length=1, max_length=200)
+    mission_id: str = Field(min_length=1)
+    organisation: str = Field(min_length=1)
+    member_state: str
+    kind: ReminderKind
+    purpose: Purpose
+    step: int = Field(default=0, ge=0)
+    """Reminders count from 1; the request and the escalation do not show it."""
+    deadline: AwareDatetime
+    mission_name: str = Field(min_length=1)
+    answer_hint: str = Field(min_length=1)
+    """How to answer, in a sentence: a URL, an ``eom`` command, an address."""
+
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str) -> str:
+        if not _MESSAGE_ID.fullmatch(value):
+            raise ValueError(
+                f"message id {value!r} may hold only letters, digits, dots between parts and "
+                "!#$%&'*+/=?^_`{|}~- (it becomes the e-mail's Message-ID)"
+            )
+        return value
+
+    @field_validator("member_state")
+    @classmethod
+    def _member_state(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not _ISO_CODE.fullmatch(value):
+            raise ValueError(f"member state {value!r} is not an ISO 3166-1 alpha-2 code")
+        return value
+
+
+class DeliveryReceipt(BaseModel):
+    """Where the message went and when; ``already_sent`` when this attempt found it sent
+    by an earlier one and sent nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    channel: Channel
+    address: str
+    sent_at: datetime
+    already_sent: bool = False
+
+
+class OutboxEntry(BaseModel):
+    """One message's latest state: sent, or failed (with the last error) so far."""
+
+    message_id: str
+    mission_id: str
+    organisation: str
+    member_state: str
+    kind: ReminderKind
+    purpose: Purpose
+    channel: Channel | None
+    address: str | None
+    subject: str | None
+    body: str | None
+    status: Literal["sent", "failed"]
+    attempts: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+def sign(secret: str | bytes, timestamp: str | int, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 over ``<timestamp>.<body>``. The timestamp is signed
+    with the body so that a captured request cannot be replayed later."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def verify_signature(
+    secret: str | bytes,
+    timestamp: str | int,
+    body: bytes,
+    header: str,
+    *,
+    tolerance_seconds: float = 300,
+    now: datetime | None = None,
+) -> bool:
+    """Whether a webhook request is eom's: ``header`` (``X-Eom-Signature``) signs exactly
+    ``body`` (the raw bytes received) at ``timestamp`` (``X-Eom-Timestamp``), and that
+    timestamp lies within ``tolerance_seconds`` of ``now``. For receivers, and tests."""
+    try:
+        stamp = int(str(timestamp).strip())
+    except ValueError:
+        return False
+    current = (now or datetime.now(UTC)).timestamp()
+    if abs(current - stamp) > tolerance_seconds:
+        return False
+    # Compared in constant time: a timing difference must not reveal the signature.
+    return hmac.compare_digest(sign(secret, stamp, body).encode(), header.strip().encode())
+
+
+def _rejected(message: str) -> ApplicationError:
+    return ApplicationError(message, type="DeliveryRejected", non_retryable=True)
+
+
+def _unavailable(message: str, retry_after: timedelta | None = None) -> ApplicationError:
+    return ApplicationError(
+        message, type="DeliveryUnavailable", non_retryable=False, next_retry_delay=retry_after
+    )
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value.isdigit():
+        return None
+    return min(timedelta(seconds=int(value)), MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class _Message:
+    channel: Channel
+    address: str
+    recipient_name: str | None
+    secret: str | None
+    language: str
+    subject: str
+    body: str
+
+
+def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: datetime) -> _Message:
+    """Escalations go to people (the escalation contact, by e-mail); everything else to
+    the member state, by its webhook when it has one."""
+    if request.purpose is Purpose.escalation:
+        channel, address, name = Channel.email, contact.escalation_email, contact.escalation_name
+    elif contact.webhook_url:
+        channel, address, name = Channel.webhook, contact.webhook_url, contact.name
+    else:
+        assert contact.email, "the directory guarantees a channel"
+        channel, address, name = Channel.email, contact.email, contact.name
+    subject, body = render(
+        request.kind,
+        request.purpose,
+        contact.language,
+        mission_name=request.mission_name,
+        organisation=request.organisation,
+        member_state_name=contact.name,
+        deadline=request.deadline,
+        answer_hint=request.answer_hint,
+        step=request.step,
+        now=now,
+    )
+    secret = contact.webhook_secret.get_secret_value() if contact.webhook_secret else None
+    return _Message(
+        channel=channel,
+        address=address,
+        recipient_name=name,
+        secret=secret if channel is Channel.webhook else None,
+        language=template_language(request.kind, request.purpose, contact.language),
+        subject=subject,
+        body=body,
+    )
+
+
+_OUTBOX_COLUMNS = (
+    "message_id, mission_id, organisation, member_state, kind, purpose, channel, address, "
+    "subject, body, status, attempts, error, created_at, updated_at, sent_at"
+)
+
+
+async def _record(
+    conn: Connection,
+    request: DeliveryRequest,
+    message: _Message | None,
+    error: BaseException | None,
+) -> asyncpg.Record:
+    """Upsert the message's outbox row for this attempt: ``sent`` without an error,
+    ``failed`` with one; either way one attempt more."""
+    row = await conn.fetchrow(
+        "INSERT INTO outbox (message_id, mission_id, organisation, member_state, kind, purpose,"
+        " channel, address, subject, body, status, attempts, error, sent_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text, 1, $12,"
+        " CASE WHEN $11::text = 'sent' THEN clock_timestamp() END) "
+        "ON CONFLICT (message_id) DO UPDATE SET"
+        " mission_id = EXCLUDED.mission_id, organisation = EXCLUDED.organisation,"
+        " member_state = EXCLUDED.member_state, kind = EXCLUDED.kind,"
+        " purpose = EXCLUDED.purpose, channel = EXCLUDED.channel,"
+        " address = EXCLUDED.address, subject = EXCLUDED.subject, body = EXCLUDED.body,"
+        " status = EXCLUDED.status, attempts = outbox.attempts + 1, error = EXCLUDED.error,"
+        " sent_at = EXCLUDED.sent_at, updated_at = clock_timestamp() "
+        f"RETURNING {_OUTBOX_COLUMNS}",
+        request.message_id,
+        request.mission_id,
+        request.organisation,
+        request.member_state,
+        request.kind.value,
+        request.purpose.value,
+        message.channel.value if message else None,
+        message.address if message else None,
+        message.subject if message else None,
+        message.body if message else None,
+        "failed" if error is not None else "sent",
+        _describe(error) if error is not None else None,
+    )
+    assert row is not None
+    return row
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApplicationError) and error.type:
+        return f"{error.type}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
+class DeliveryActivities:
+    """The delivery activity, bound to the database pool and the delivery settings (both
+    owned by the composition root)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: DeliverySettings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    @activity.defn(name="deliver_message")
+    async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
+        """Send one message, once; see the module's docstring for what a retry does."""
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            mission_id=request.mission_id,
+            member_state=request.member_state,
+            message_id=request.message_id,
+            workflow_id=info.workflow_id,
+            activity="deliver_message",
+            attempt=info.attempt,
+        ):
+            return await self._deliver(request, scheduled=info.scheduled_time)
+
+    async def _deliver(self, request: DeliveryRequest, *, scheduled: datetime) -> DeliveryReceipt:
+        failure: BaseException
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"eom.outbox:{request.message_id}",
+            )
+            sent = await conn.fetchrow(
+                "SELECT channel, address, sent_at FROM outbox "
+                "WHERE message_id = $1 AND status = 'sent'",
+                request.message_id,
+            )
+            if sent is not None:
+                log.info("message already sent", channel=sent["channel"], sent_at=sent["sent_at"])
+                return DeliveryReceipt(
+                    message_id=request.message_id,
+                    channel=Channel(sent["channel"]),
+                    address=sent["address"],
+                    sent_at=sent["sent_at"],
+                    already_sent=True,
+                )
+            contact = await MemberStateDirectory(conn).get(
+                request.organisation, request.member_state
+            )
+            if contact is None:
+                failure = ApplicationError(
+                    f"member state {request.member_state} of {request.organisation!r} is not "
+                    "in the directory (add it with `eom member-state add`)",
+                    type="RecipientUnknown",
+                    non_retryable=True,
+                )
+                await _record(conn, request, None, failure)
+                log.error("recipient unknown", organisation=request.organisation)
+            else:
+                # The time the message was scheduled, not this attempt's: every retry of
+                # one message says the same.
+                message = _compose(request, contact, now=scheduled)
+                try:
+                    if message.channel is Channel.webhook:
+                        await self._post(request, message)
+                    else:
+                        await self._mail(request, message)
+                except Exception as error:
+                    failure = error
+                    row = await _record(conn, request, message, error)
+                    retryable = not (isinstance(error, ApplicationError) and error.non_retryable)
+                    (log.warning if retryable else log.error)(
+                        "delivery failed",
+                        channel=message.channel.value,
+                        address=message.address,
+                        attempts=row["attempts"],
+                        retryable=retryable,
+                        error=_describe(error),
+                    )
+                else:
+                    row = await _record(conn, request, message, None)
+                    log.info(
+                        "message sent",
+                        channel=message.channel.value,
+                        address=message.address,
+                        attempts=row["attempts"],
+                        language=message.language,
+                    )
+                    return DeliveryReceipt(
+                        message_id=request.message_id,
+                        channel=message.channel,
+                        address=message.address,
+                        sent_at=row["sent_at"],
+                    )
+        # Raised after the transaction commits, so that the failed attempt stays recorded.
+        raise failure
+
+    async def _mail(self, request: DeliveryRequest, message: _Message) -> None:
+        settings = self.settings
+        mail = EmailMessage()
+        mail["From"] = settings.mail_from
+        mail["To"] = Address(display_name=message.recipient_name or "", addr_spec=message.address)
+        mail["Subject"] = message.subject
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = f"<{request.message_id}@eom>"
+        # RFC 3834: no out-of-office replies to a machine.
+        mail["Auto-Submitted"] = "auto-generated"
+        mail.set_content(message.body)
+        # After set_content, which clears every Content-* header.
+        mail["Content-Language"] = message.language
+        server = f"{settings.smtp_host}:{settings.smtp_port}"
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                start_tls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
+                timeout=settings.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            refusals = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+            if all(r.code >= 500 for r in error.recipients):
+                raise _rejected(f"the mail server refused {message.address}: {refusals}") from None
+            raise _unavailable(f"the mail server deferred {message.address}: {refusals}") from None
+        except aiosmtplib.SMTPAuthenticationError as error:
+            # Our credentials, not the recipient: fixable by an operator, so retried.
+            raise _unavailable(
+                f"the mail server {server} refused eom's login ({error.code} {error.message}); "
+                "check EOM_SMTP_USERNAME and EOM_SMTP_PASSWORD"
+            ) from None
+        except aiosmtplib.SMTPResponseException as error:
+            text = f"the mail server {server} answered {error.code} {error.message}"
+            raise (_rejected(text) if error.code >= 500 else _unavailable(text)) from None
+        except (aiosmtplib.SMTPException, OSError) as error:
+            raise _unavailable(
+                f"the mail server {server} is unavailable: {type(error).__name__}: {error}"
+            ) from None
+
+    async def _post(self, request: DeliveryRequest, message: _Message) -> None:
+        assert message.secret is not None
+        payload = {
+            "message_id": request.message_id,
+            "mission_id": request.mission_id,
+            "kind": request.kind.value,
+            "purpose": request.purpose.value,
+            "step": request.step,
+            "deadline": request.deadline.astimezone(UTC).isoformat(),
+            "member_state": request.member_state,
+            "subject": message.subject,
+            "body": message.body,
+        }
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Idempotency-Key": request.message_id,
+            "X-Eom-Timestamp": timestamp,
+            "X-Eom-Signature": sign(message.secret, timestamp, raw),
+        }
+        limit = self.settings.webhook_timeout_seconds
+        try:
+            # httpx's timeout is per phase (connect, each read); this bounds the whole.
+            async with (
+                asyncio.timeout(limit),
+                httpx.AsyncClient(timeout=limit, follow_redirects=False) as http,
+            ):
+                response = await http.post(message.address, content=raw, headers=headers)
+        except (TimeoutError, httpx.TimeoutException):
+            raise _unavailable(
+                f"webhook {message.address} did not answer within {limit:g} s"
+            ) from None
+        except httpx.HTTPError as error:
+            raise _unavailable(
+                f"webhook {message.address} is unreachable: {type(error).__name__}: {error}"
+            ) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        detail = f"webhook {message.address} answered {status}"
+        text = " ".join(response.text.split())[:200]
+        if text:
+            detail += f": {text}"
+        if status >= 500 or status in (408, 429):
+            raise _unavailable(detail, _retry_after(response))
+        # 4xx, and redirects (a moved webhook is a directory entry to correct).
+        raise _rejected(detail)
+
+
+async def outbox(
+    pool: asyncpg.Pool, *, mission_id: str | None = None, limit: int = 200
+) -> list[OutboxEntry]:
+    """The latest ``limit`` messages (of one mission, or all), most recent attempt first."""
+    rows = await pool.fetch(
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE $1::text IS NULL OR mission_id = $1 "
+        "ORDER BY updated_at DESC, message_id LIMIT $2",
+        mission_id,
+        limit,
+    )
+    return [OutboxEntry.model_validate(dict(r)) for r in rows]

@@ -47,7 +47,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.directory import MemberStateContact, MemberStateDirectory
-from activities.templates import Purpose, ReminderKind, render, template_language
+from activities.templates import render, template_language
+from domain.values import DeadlineKind, DeliveryPurpose
 from eventstore.store import Connection
 
 log = structlog.get_logger("eom.delivery")
@@ -104,8 +105,8 @@ class DeliveryRequest(BaseModel):
     mission_id: str = Field(min_length=1)
     organisation: str = Field(min_length=1)
     member_state: str
-    kind: ReminderKind
-    purpose: Purpose
+    kind: DeadlineKind
+    purpose: DeliveryPurpose
     step: int = Field(default=0, ge=0)
     """Reminders count from 1; the request and the escalation do not show it."""
     deadline: AwareDatetime
@@ -152,8 +153,8 @@ class OutboxEntry(BaseModel):
     mission_id: str
     organisation: str
     member_state: str
-    kind: ReminderKind
-    purpose: Purpose
+    kind: DeadlineKind
+    purpose: DeliveryPurpose
     channel: Channel | None
     address: str | None
     subject: str | None
@@ -228,7 +229,7 @@ class _Message:
 def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: datetime) -> _Message:
     """Escalations go to people (the escalation contact, by e-mail); everything else to
     the member state, by its webhook when it has one."""
-    if request.purpose is Purpose.escalation:
+    if request.purpose is DeliveryPurpose.escalation:
         channel, address, name = Channel.email, contact.escalation_email, contact.escalation_name
     elif contact.webhook_url:
         channel, address, name = Channel.webhook, contact.webhook_url, contact.name

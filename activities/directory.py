@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from activities.templates import ReminderKind
+from domain.values import DeadlineKind
 from eventstore.store import Connection
 
 Database = asyncpg.Pool | Connection
@@ -276,7 +276,7 @@ class LadderPolicies:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, organisation: str, kind: ReminderKind | str) -> Ladder | None:
+    async def get(self, organisation: str, kind: DeadlineKind | str) -> Ladder | None:
         """The organisation's ladder, or ``None`` (callers then use ``DEFAULT_LADDER``)."""
         row = await self.db.fetchrow(
             "SELECT offsets_seconds, escalate_after_seconds FROM reminder_ladders "
@@ -294,7 +294,7 @@ class LadderPolicies:
     async def set(
         self,
         organisation: str,
-        kind: ReminderKind | str,
+        kind: DeadlineKind | str,
         offsets: list[timedelta],
         escalate_after: timedelta = timedelta(0),
     ) -> Ladder:
@@ -320,9 +320,9 @@ class LadderPolicies:
         return ladder
 
 
-def _kind(kind: ReminderKind | str) -> ReminderKind:
+def _kind(kind: DeadlineKind | str) -> DeadlineKind:
     try:
-        return ReminderKind(kind)
+        return DeadlineKind(kind)
     except ValueError:
-        known = ", ".join(k.value for k in ReminderKind)
+        known = ", ".join(k.value for k in DeadlineKind)
         raise DirectoryError(f"reminder kind {kind!r} is not one of {known}") from None

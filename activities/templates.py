@@ -14,26 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+
+from domain.values import DeadlineKind, DeliveryPurpose
 
 DEFAULT_LANGUAGE = "en"
-
-
-class ReminderKind(StrEnum):
-    """What the member state is asked for."""
-
-    nomination = "nomination"
-    acknowledgement = "acknowledgement"
-    evidence = "evidence"
-
-
-class Purpose(StrEnum):
-    """Where a message stands in the ladder: the first ask, a reminder, or the escalation
-    to the member state's escalation contact once the deadline has passed."""
-
-    request = "request"
-    reminder = "reminder"
-    escalation = "escalation"
 
 
 @dataclass(frozen=True)
@@ -54,36 +38,36 @@ _ANSWER["tr"] = "Nasıl yanıt verilir: {answer_hint}"
 # What is asked, per kind, as it reads after "to" (English only: the escalation and the
 # kinds other than nomination have no translation yet).
 _TASK = {
-    ReminderKind.nomination: 'nominate observers for the mission "{mission_name}"',
-    ReminderKind.acknowledgement: (
+    DeadlineKind.nomination: 'nominate observers for the mission "{mission_name}"',
+    DeadlineKind.acknowledgement: (
         "acknowledge receipt of the statement and the recommendations of the mission "
         '"{mission_name}"'
     ),
-    ReminderKind.evidence: (
+    DeadlineKind.evidence: (
         'send evidence of the implementation of the recommendations of the mission "{mission_name}"'
     ),
 }
 
 _SUBJECT_TOPIC = {
-    ReminderKind.nomination: "nomination of observers",
-    ReminderKind.acknowledgement: "acknowledgement of the recommendations",
-    ReminderKind.evidence: "evidence of implementation of the recommendations",
+    DeadlineKind.nomination: "nomination of observers",
+    DeadlineKind.acknowledgement: "acknowledgement of the recommendations",
+    DeadlineKind.evidence: "evidence of implementation of the recommendations",
 }
 
 _NOT_DONE = {
-    ReminderKind.nomination: "has not nominated observers",
-    ReminderKind.acknowledgement: "has not acknowledged receipt of the recommendations",
-    ReminderKind.evidence: "has not sent evidence of implementation of the recommendations",
+    DeadlineKind.nomination: "has not nominated observers",
+    DeadlineKind.acknowledgement: "has not acknowledged receipt of the recommendations",
+    DeadlineKind.evidence: "has not sent evidence of implementation of the recommendations",
 }
 
 
-def _english(kind: ReminderKind) -> dict[Purpose, Template]:
+def _english(kind: DeadlineKind) -> dict[DeliveryPurpose, Template]:
     task = _TASK[kind]
     topic = _SUBJECT_TOPIC[kind]
     footer = _FOOTER["en"]
     answer = _ANSWER["en"]
     return {
-        Purpose.request: Template(
+        DeliveryPurpose.request: Template(
             subject="{mission_name}: " + topic + " requested by {deadline}",
             body=(
                 "Dear colleagues,\n\n"
@@ -91,7 +75,7 @@ def _english(kind: ReminderKind) -> dict[Purpose, Template]:
                 "Please answer by {deadline}.\n\n" + answer + "\n\n" + footer + "\n"
             ),
         ),
-        Purpose.reminder: Template(
+        DeliveryPurpose.reminder: Template(
             subject="Reminder {step}: {mission_name}: " + topic + " due {deadline}",
             body=(
                 "Dear colleagues,\n\n"
@@ -100,7 +84,7 @@ def _english(kind: ReminderKind) -> dict[Purpose, Template]:
                 "Deadline: {deadline}. {time_left}\n\n" + answer + "\n\n" + footer + "\n"
             ),
         ),
-        Purpose.escalation: Template(
+        DeliveryPurpose.escalation: Template(
             subject="{mission_name}: {member_state_name} "
             + _NOT_DONE[kind]
             + " (deadline {deadline})",
@@ -119,7 +103,7 @@ def _english(kind: ReminderKind) -> dict[Purpose, Template]:
 
 
 _RUSSIAN = {
-    Purpose.request: Template(
+    DeliveryPurpose.request: Template(
         subject="{mission_name}: просьба выдвинуть наблюдателей до {deadline}",
         body=(
             "Уважаемые коллеги!\n\n"
@@ -132,7 +116,7 @@ _RUSSIAN = {
             + "\n"
         ),
     ),
-    Purpose.reminder: Template(
+    DeliveryPurpose.reminder: Template(
         subject="Напоминание № {step}: {mission_name}: выдвижение наблюдателей до {deadline}",
         body=(
             "Уважаемые коллеги!\n\n"
@@ -144,7 +128,7 @@ _RUSSIAN = {
 }
 
 _TURKISH = {
-    Purpose.request: Template(
+    DeliveryPurpose.request: Template(
         subject="{mission_name}: lütfen {deadline} tarihine kadar gözlemci bildiriniz",
         body=(
             "Sayın yetkililer,\n\n"
@@ -157,7 +141,7 @@ _TURKISH = {
             + "\n"
         ),
     ),
-    Purpose.reminder: Template(
+    DeliveryPurpose.reminder: Template(
         subject="{step}. hatırlatma: {mission_name}: gözlemci bildirimi, son tarih {deadline}",
         body=(
             "Sayın yetkililer,\n\n"
@@ -168,14 +152,14 @@ _TURKISH = {
     ),
 }
 
-TEMPLATES: dict[tuple[str, ReminderKind, Purpose], Template] = {
+TEMPLATES: dict[tuple[str, DeadlineKind, DeliveryPurpose], Template] = {
     **{
         ("en", kind, purpose): template
-        for kind in ReminderKind
+        for kind in DeadlineKind
         for purpose, template in _english(kind).items()
     },
-    **{("ru", ReminderKind.nomination, p): t for p, t in _RUSSIAN.items()},
-    **{("tr", ReminderKind.nomination, p): t for p, t in _TURKISH.items()},
+    **{("ru", DeadlineKind.nomination, p): t for p, t in _RUSSIAN.items()},
+    **{("tr", DeadlineKind.nomination, p): t for p, t in _TURKISH.items()},
 }
 """Every (language, kind, purpose) that has its own text; English has all of them."""
 
@@ -188,11 +172,13 @@ def primary_language(language: str | None) -> str:
     return match[1].lower() if match else DEFAULT_LANGUAGE
 
 
-def template_language(kind: ReminderKind | str, purpose: Purpose | str, language: str) -> str:
+def template_language(
+    kind: DeadlineKind | str, purpose: DeliveryPurpose | str, language: str
+) -> str:
     """The language a message will actually be written in (the recipient's where a
     translation exists, else English), e.g. for a ``Content-Language`` header."""
     wanted = primary_language(language)
-    if (wanted, ReminderKind(kind), Purpose(purpose)) in TEMPLATES:
+    if (wanted, DeadlineKind(kind), DeliveryPurpose(purpose)) in TEMPLATES:
         return wanted
     return DEFAULT_LANGUAGE
 
@@ -262,8 +248,8 @@ def _escalation_note(remaining: timedelta) -> str:
 
 
 def render(
-    kind: ReminderKind | str,
-    purpose: Purpose | str,
+    kind: DeadlineKind | str,
+    purpose: DeliveryPurpose | str,
     language: str,
     *,
     mission_name: str,
@@ -279,7 +265,7 @@ def render(
     ``step`` numbers reminders from 1 (the request and the escalation do not show it).
     ``now`` is when the message is due; give it for a reproducible text (the default, the
     current time, only matters to a reminder's remaining time)."""
-    kind, purpose = ReminderKind(kind), Purpose(purpose)
+    kind, purpose = DeadlineKind(kind), DeliveryPurpose(purpose)
     used = template_language(kind, purpose, language)
     template = TEMPLATES[(used, kind, purpose)]
     moment = now if now is not None else datetime.now(UTC)

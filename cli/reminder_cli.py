@@ -28,9 +28,9 @@ from activities.directory import (
     MemberStateContact,
     MemberStateDirectory,
 )
-from activities.templates import ReminderKind
 from cli.commands import InputError
 from cli.services import open_missions
+from domain.values import DeadlineKind
 from worker import Settings, configure_logging
 
 T = TypeVar("T")
@@ -194,7 +194,7 @@ def member_state_remove(
 @ladder_app.command("set")
 def ladder_set(
     organisation: Annotated[str, typer.Option(help="whose reminders")],
-    kind: Annotated[ReminderKind, typer.Option(help="which requests")],
+    kind: Annotated[DeadlineKind, typer.Option(help="which requests")],
     offsets: Annotated[str, typer.Option(help="before the deadline, comma-separated: 7d,2d,0")],
     escalate_after: Annotated[
         str, typer.Option(help="after the deadline: 0 (at once), 12h, 3d")
@@ -229,10 +229,10 @@ def _describe_offsets(ladder: Ladder) -> str:
 def ladder_show(organisation: Annotated[str, typer.Option(help="whose ladders")]) -> None:
     """An organisation's ladder for each kind (the default where it has set none)."""
 
-    async def main() -> list[tuple[ReminderKind, Ladder | None]]:
+    async def main() -> list[tuple[DeadlineKind, Ladder | None]]:
         async with open_missions(_settings(), need_temporal=False) as missions:
             policies = LadderPolicies(missions.store.pool)
-            return [(kind, await policies.get(organisation, kind)) for kind in ReminderKind]
+            return [(kind, await policies.get(organisation, kind)) for kind in DeadlineKind]
 
     table = Table(title=f"Reminder ladders of {organisation}")
     for column in ("kind", "reminders before the deadline", "escalation after", "source"):

@@ -44,9 +44,10 @@ from activities.directory import (
     MemberStateContact,
     MemberStateDirectory,
 )
-from activities.templates import Purpose, ReminderKind, format_deadline, render
+from activities.templates import format_deadline, render
 from cli.smtp_sink import SmtpSink
 from cli.stack import free_port
+from domain.values import DeadlineKind, DeliveryPurpose
 
 DEADLINE = datetime(2021, 1, 3, 18, 0, tzinfo=UTC)
 DEADLINE_TEXT = "2021-01-03 18:00 UTC"
@@ -538,7 +539,7 @@ async def test_ladders(pool: asyncpg.Pool, organisation: str) -> None:
 
     stored = await policies.set(
         organisation,
-        ReminderKind.evidence,
+        DeadlineKind.evidence,
         [timedelta(0), timedelta(days=14), timedelta(days=30)],
         timedelta(days=3),
     )
@@ -562,9 +563,11 @@ async def test_ladders(pool: asyncpg.Pool, organisation: str) -> None:
 # --- templates --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", list(ReminderKind))
-@pytest.mark.parametrize("purpose", list(Purpose))
-def test_every_kind_and_purpose_renders_in_english(kind: ReminderKind, purpose: Purpose) -> None:
+@pytest.mark.parametrize("kind", list(DeadlineKind))
+@pytest.mark.parametrize("purpose", list(DeliveryPurpose))
+def test_every_kind_and_purpose_renders_in_english(
+    kind: DeadlineKind, purpose: DeliveryPurpose
+) -> None:
     """Each kind x purpose has an English text naming mission, deadline and how to answer."""
     subject, body = render(
         kind,
@@ -577,38 +580,40 @@ def test_every_kind_and_purpose_renders_in_english(kind: ReminderKind, purpose: 
         answer_hint=ANSWER_HINT,
         step=2,
         now=DEADLINE + timedelta(seconds=1)
-        if purpose is Purpose.escalation
+        if purpose is DeliveryPurpose.escalation
         else DEADLINE - timedelta(days=2),
     )
     assert "\n" not in subject and MISSION_NAME in subject
     assert MISSION_NAME in body and DEADLINE_TEXT in body and ANSWER_HINT in body
     assert "Azerbaijan" in subject + body and "Dear colleagues" in body
     what = {
-        ReminderKind.nomination: "nominat",
-        ReminderKind.acknowledgement: "acknowledg",
-        ReminderKind.evidence: "evidence",
+        DeadlineKind.nomination: "nominat",
+        DeadlineKind.acknowledgement: "acknowledg",
+        DeadlineKind.evidence: "evidence",
     }[kind]
     assert what in subject.lower() and what in body.lower()
-    if purpose is Purpose.reminder:
+    if purpose is DeliveryPurpose.reminder:
         assert subject.startswith("Reminder 2:")
         assert "Time left: 2 days." in body
-    if purpose is Purpose.escalation:
+    if purpose is DeliveryPurpose.escalation:
         assert "Azerbaijan has not" in subject and "The deadline has passed." in body
 
 
 @pytest.mark.parametrize(
     ("language", "purpose", "expected"),
     [
-        ("ru", Purpose.request, "Уважаемые коллеги"),
-        ("ru-RU", Purpose.reminder, "Напоминание № 3"),
-        ("tr", Purpose.request, "Sayın yetkililer"),
-        ("TR", Purpose.reminder, "3. hatırlatma"),
+        ("ru", DeliveryPurpose.request, "Уважаемые коллеги"),
+        ("ru-RU", DeliveryPurpose.reminder, "Напоминание № 3"),
+        ("tr", DeliveryPurpose.request, "Sayın yetkililer"),
+        ("TR", DeliveryPurpose.reminder, "3. hatırlatma"),
     ],
 )
-def test_nomination_in_russian_and_turkish(language: str, purpose: Purpose, expected: str) -> None:
+def test_nomination_in_russian_and_turkish(
+    language: str, purpose: DeliveryPurpose, expected: str
+) -> None:
     """Nomination requests and reminders are written in Russian and Turkish."""
     subject, body = render(
-        ReminderKind.nomination,
+        DeadlineKind.nomination,
         purpose,
         language,
         mission_name=MISSION_NAME,
@@ -622,7 +627,7 @@ def test_nomination_in_russian_and_turkish(language: str, purpose: Purpose, expe
     assert expected in subject + body
     assert "Dear colleagues" not in body
     assert MISSION_NAME in body and DEADLINE_TEXT in body and ANSWER_HINT in body
-    if purpose is Purpose.reminder:
+    if purpose is DeliveryPurpose.reminder:
         assert ("Осталось: 5 часов 30 минут." if language.startswith("ru") else "") in body
         assert ("Kalan süre: 5 saat 30 dakika." if language == "TR" else "") in body
 
@@ -630,14 +635,14 @@ def test_nomination_in_russian_and_turkish(language: str, purpose: Purpose, expe
 @pytest.mark.parametrize(
     ("language", "kind", "purpose"),
     [
-        ("xx", ReminderKind.nomination, Purpose.reminder),
-        ("not a language", ReminderKind.nomination, Purpose.request),
-        ("ru", ReminderKind.acknowledgement, Purpose.reminder),
-        ("tr", ReminderKind.nomination, Purpose.escalation),
+        ("xx", DeadlineKind.nomination, DeliveryPurpose.reminder),
+        ("not a language", DeadlineKind.nomination, DeliveryPurpose.request),
+        ("ru", DeadlineKind.acknowledgement, DeliveryPurpose.reminder),
+        ("tr", DeadlineKind.nomination, DeliveryPurpose.escalation),
     ],
 )
 def test_missing_translations_fall_back_to_english(
-    language: str, kind: ReminderKind, purpose: Purpose
+    language: str, kind: DeadlineKind, purpose: DeliveryPurpose
 ) -> None:
     """An unknown language, or a text not translated yet, is written in English."""
     _, body = render(

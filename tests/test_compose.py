@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from activities.delivery import DeliverySettings
 from cli.main import app
 from worker import Settings
 
@@ -24,7 +25,8 @@ def compose() -> dict[str, Any]:
 def settings_names() -> set[str]:
     return {
         str(field.validation_alias)
-        for field in Settings.model_fields.values()
+        for model in (Settings, DeliverySettings)
+        for field in model.model_fields.values()
         if field.validation_alias
     }
 
@@ -35,7 +37,7 @@ EOM_SERVICES = ("eom-worker", "eom-api")
 def test_the_stack_has_its_services() -> None:
     """PostgreSQL, Temporal on PostgreSQL, the Web UI, the eom worker and the API."""
     services = compose()["services"]
-    assert set(services) == {"postgresql", "temporal", "temporal-ui", *EOM_SERVICES}
+    assert set(services) == {"postgresql", "temporal", "temporal-ui", "mail", *EOM_SERVICES}
     assert services["temporal"]["environment"]["DB"].startswith("postgres")
     assert services["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
 
@@ -50,6 +52,7 @@ def test_eom_environment_uses_the_settings_names() -> None:
         assert required <= set(environment)
         parsed = Settings.model_validate(environment)
         assert parsed.database_url and parsed.temporal_address
+        DeliverySettings.model_validate(environment)
 
 
 def test_eom_addresses_point_at_services_of_the_stack() -> None:
@@ -63,6 +66,7 @@ def test_eom_addresses_point_at_services_of_the_stack() -> None:
     api = services["eom-api"]
     assert api["ports"] == [f"{api['environment']['EOM_API_PORT']}:8000"]
     environment = services["eom-worker"]["environment"]
+    assert environment["EOM_SMTP_HOST"] in services
     assert (
         services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"]
         == environment["TEMPORAL_ADDRESS"]

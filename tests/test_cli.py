@@ -170,12 +170,19 @@ async def test_mission_commands_from_options_and_files(
 
 
 async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) -> None:
-    """`eom demo --embedded` starts its own stack, closes the seed mission, exits 0; the
-    mission's timeline can then be shown from the embedded database."""
+    """`eom demo --embedded` starts its own stack, asks the member states other than the
+    host for observers (the first answers before any reminder, so its ladder stops),
+    closes the seed mission and starts its follow-up; exits 0. The timeline can then be
+    shown from the embedded database, and the outbox lists the messages."""
     env = base_env(tmp_path)
-    demo = await eom("demo", "--embedded", "--pace", "1", env=env, within=300)
+    demo = await eom("demo", "--embedded", "--pace", "3", env=env, within=300)
     assert demo.code == 0, demo.err[-2000:]
     assert "refused" in demo.out and "visit_not_on_election_day" in demo.out
+    for state in ("AZ", "KG", "TR", "UZ"):
+        assert f"request 0 to {state} (nomination)" in demo.out
+    assert "to KZ (nomination)" not in demo.out
+    assert "reminder 1 to AZ (nomination)" not in demo.out
+    assert "follow-up cycle 1 opened" in demo.out
     match = re.search(
         r"Mission (\S+) closed: (\d+) events in PostgreSQL, hash chain unbroken", demo.out
     )
@@ -186,6 +193,10 @@ async def test_demo_embedded_runs_the_seed_mission_to_closure(tmp_path: Path) ->
     assert shown.code == 0, shown.err[-2000:]
     assert "stage closed" in shown.out and "MissionClosed" in shown.out
     assert f"hash chain: unbroken over {match[2]} events" in shown.out
+
+    outbox = await eom("outbox", "--mission", mission_id, env=env, within=120)
+    assert outbox.code == 0, outbox.err[-2000:]
+    assert "focal-point.az@mfa.example.org" in outbox.out and "sent" in outbox.out
 
 
 async def test_demo_through_the_api(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from activities.directory import MemberStateContact, MemberStateDirectory
 from cli import seed
 from cli.smtp_sink import SmtpSink
 from domain import commands as c
-from domain.values import ReminderLadder
+from domain.values import DeadlineKind, ReminderLadder
 from eventstore.store import EventStore
 from worker import build_worker
 from workflows.client import Missions
@@ -313,3 +313,59 @@ async def test_follow_up_continues_as_new_with_its_state_and_reopens(
     assert state.follow_up_ended_at is not None
     kinds = {e.event_type for e in await missions.events(mission_id)}
     assert {"EvidenceRequested", "ReviewReopened", "FollowUpEnded"} <= kinds
+
+
+async def test_a_hanging_endpoint_delays_no_other_member_state(setting: Setting) -> None:
+    """One state's webhook hangs; another state's request goes out meanwhile."""
+    url, hook = setting.receiver.hook(hang=True)
+    await setting.contact("AZ", webhook=url)
+    await setting.contact("KG")
+    async with setting.worker():
+        mission_id = await setting.mission(["AZ", "KG"])
+        await setting.request(mission_id, in_seconds=3600, ladder=LATER)
+        await eventually(has(setting.store, mission_id, "KG", "ReminderSent:request:0"), within=8)
+        assert hook.requests, "AZ's endpoint was called"
+        assert await automation(setting.store, mission_id, "AZ") == []
+        setting.receiver.release.set()
+        await eventually(has(setting.store, mission_id, "AZ", "ReminderSent:request:0"))
+
+
+async def test_postponement_moves_the_ladder(setting: Setting) -> None:
+    """Postponing the election moves the nomination deadline, and the ladder with it:
+    the reminder due in two seconds is not sent."""
+    await setting.contact("KG")
+    async with setting.worker():
+        mission_id = await setting.mission(["KG"])
+        await setting.request(mission_id, in_seconds=6, ladder=ReminderLadder(offsets_seconds=[4]))
+        await eventually(has(setting.store, mission_id, "KG", "ReminderSent:request:0"))
+        postpone = c.PostponeElection(
+            new_date=seed.ELECTION_DAY + timedelta(days=7), reason="court"
+        )
+        await setting.missions.execute(mission_id, postpone, actor=ACTOR)
+        await asyncio.sleep(4)
+        [status] = await setting.missions.ladders(mission_id)
+    assert await automation(setting.store, mission_id, "KG") == ["ReminderSent:request:0"]
+    state = await setting.missions.state(mission_id)
+    assert state.nomination_deadline == status.deadline
+    assert status.deadline - datetime.now(UTC) > timedelta(days=6)
+
+
+async def test_pause_and_send_now(setting: Setting) -> None:
+    """A paused ladder sends nothing; send-now sends the next reminder at once."""
+    await setting.contact("KG")
+    async with setting.worker():
+        mission_id = await setting.mission(["KG"])
+        await setting.request(mission_id, in_seconds=3600, ladder=LATER)
+        await eventually(has(setting.store, mission_id, "KG", "ReminderSent:request:0"))
+        kind = DeadlineKind.nomination
+        await setting.missions.signal_ladder(mission_id, kind, "KG", "pause")
+        await eventually(lambda: _paused(setting, mission_id), what="paused")
+        await setting.missions.signal_ladder(mission_id, kind, "KG", "send_now")
+        await eventually(has(setting.store, mission_id, "KG", "ReminderSent:reminder:1"))
+        [status] = await setting.missions.ladders(mission_id)
+    assert not status.paused and status.next_purpose is not None
+    assert status.next_purpose.value == "escalation"
+
+
+async def _paused(setting: Setting, mission_id: str) -> bool:
+    return all(s.paused for s in await setting.missions.ladders(mission_id))

@@ -66,7 +66,8 @@ async def run_seed(api: RunningApi, commands: list[Command], mission_id: str) ->
 async def closed_seed(running_api: RunningApi) -> Seeded:
     mission_id = f"api-seed-{uuid.uuid4().hex[:8]}"
     commands = seed.mission(mission_id)
-    await run_seed(running_api, commands, mission_id)
+    # Its follow-up ended: a closed mission with nothing running behind it.
+    await run_seed(running_api, [*commands, c.EndFollowUp(reason="tested")], mission_id)
     return Seeded(mission_id, commands)
 
 

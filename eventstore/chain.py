@@ -16,6 +16,14 @@ from uuid import UUID
 
 import rfc8785
 
+from eventstore.models import (
+    GENESIS_HASH,
+    BreakKind,
+    ChainBreak,
+    ChainCheck,
+    RecordedEvent,
+)
+
 
 def canonical_time(moment: datetime) -> str:
     """UTC, microseconds, ``Z``: one spelling per instant."""
@@ -48,3 +56,106 @@ def event_hash(
         "previous_hash": previous_hash,
     }
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+
+
+def recorded_hash(event: RecordedEvent, *, stream_version: int | None = None) -> str:
+    """The hash a recorded event should carry (at its own version, or at another)."""
+    return event_hash(
+        stream_id=event.stream_id,
+        stream_version=event.stream_version if stream_version is None else stream_version,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        data=event.data,
+        metadata=event.metadata.model_dump(mode="json"),
+        occurred_at=event.occurred_at,
+        previous_hash=event.previous_hash,
+    )
+
+
+def verify_chain(
+    stream_id: str,
+    events: list[RecordedEvent],
+    *,
+    head: tuple[int, str] | None = None,
+) -> ChainCheck:
+    """Recompute every hash and link of one stream (events in version order) and say what
+    each break is: an event **changed** (its content no longer matches its hash), events
+    **removed** (a gap in the versions, or a head beyond the last event), an event
+    **inserted** (beyond the head the stream recorded, or linking to nothing), or events
+    **reordered** (an event whose hash is right for another version).
+
+    ``head`` is the stream's recorded (version, head hash), kept apart from the events.
+    An append at the end that also moved the head is indistinguishable from a genuine one
+    by the chain alone: published fingerprints (``fingerprint``) anchor it from outside."""
+    breaks: list[ChainBreak] = []
+
+    def found(version: int, kind: BreakKind, problem: str) -> None:
+        breaks.append(
+            ChainBreak(stream_id=stream_id, stream_version=version, kind=kind, problem=problem)
+        )
+
+    versions = {e.stream_version for e in events}
+    hashes = {e.hash for e in events}
+    expected_version, expected_previous = 1, GENESIS_HASH
+    previous_broken = False
+    for event in events:
+        version = event.stream_version
+        content_broken = recorded_hash(event) != event.hash
+        if content_broken:
+            home = [
+                v
+                for v in sorted(versions - {version})
+                if recorded_hash(event, stream_version=v) == event.hash
+            ]
+            if home:
+                found(
+                    version,
+                    "reordered",
+                    f"event {event.event_id} ({event.event_type}) belongs at version {home[0]}",
+                )
+            else:
+                found(
+                    version,
+                    "changed",
+                    f"event {event.event_id} ({event.event_type}) no longer matches its hash",
+                )
+        elif version > expected_version:
+            found(
+                version,
+                "removed",
+                f"version{'s' if version - expected_version > 1 else ''} "
+                f"{expected_version}"
+                + (f"..{version - 1}" if version - expected_version > 1 else "")
+                + " missing before this event",
+            )
+        elif event.previous_hash != expected_previous and not previous_broken:
+            # (after a changed or misplaced event, a broken link is its consequence)
+            kind: BreakKind = "inserted" if event.previous_hash not in hashes else "reordered"
+            found(
+                version,
+                kind,
+                f"event {event.event_id} ({event.event_type}) does not follow the event before it",
+            )
+        expected_version, expected_previous = version + 1, event.hash
+        previous_broken = content_broken
+    last_version = events[-1].stream_version if events else 0
+    last_hash = events[-1].hash if events else GENESIS_HASH
+    if head is not None:
+        head_version, head_hash = head
+        if last_version > head_version:
+            found(
+                head_version + 1,
+                "inserted",
+                f"events after version {head_version}, the stream's recorded head",
+            )
+        elif last_version < head_version:
+            found(
+                last_version + 1,
+                "removed",
+                f"the stream's head is version {head_version}; events after "
+                f"{last_version} are missing",
+            )
+        elif head_hash != last_hash:
+            found(last_version, "changed", "the last event's hash is not the recorded head")
+    return ChainCheck(stream_id=stream_id, events=len(events), head_hash=last_hash, breaks=breaks)

@@ -7,7 +7,7 @@ sandbox) can build ``NewEvent`` values and activities can carry them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,9 +77,13 @@ class LogPosition(_Model):
     global_position: int = 0
 
 
+BreakKind = Literal["changed", "removed", "inserted", "reordered"]
+
+
 class ChainBreak(_Model):
     stream_id: str
     stream_version: int
+    kind: BreakKind
     problem: str
 
 
@@ -92,3 +96,7 @@ class ChainCheck(_Model):
     @property
     def ok(self) -> bool:
         return not self.breaks
+
+    @property
+    def first_break(self) -> ChainBreak | None:
+        return self.breaks[0] if self.breaks else None

@@ -14,11 +14,10 @@ from uuid import UUID
 
 import asyncpg
 
-from eventstore.chain import event_hash
+from eventstore.chain import event_hash, verify_chain
 from eventstore.models import (
     GENESIS_HASH,
     AppendResult,
-    ChainBreak,
     ChainCheck,
     EventMetadata,
     LogPosition,
@@ -298,45 +297,9 @@ class EventStore:
     async def verify_stream(self, stream_id: str) -> ChainCheck:
         """Recompute every hash and link of a stream's chain; report each break."""
         events = await self.read_stream(stream_id)
-        breaks: list[ChainBreak] = []
-        previous = GENESIS_HASH
-        for expected_version, event in enumerate(events, start=1):
-            if event.stream_version != expected_version:
-                breaks.append(
-                    ChainBreak(
-                        stream_id=stream_id,
-                        stream_version=event.stream_version,
-                        problem=f"version {expected_version} is missing",
-                    )
-                )
-            if event.previous_hash != previous:
-                breaks.append(
-                    ChainBreak(
-                        stream_id=stream_id,
-                        stream_version=event.stream_version,
-                        problem="previous_hash does not match the preceding event's hash",
-                    )
-                )
-            recomputed = event_hash(
-                stream_id=event.stream_id,
-                stream_version=event.stream_version,
-                event_id=event.event_id,
-                event_type=event.event_type,
-                schema_version=event.schema_version,
-                data=event.data,
-                metadata=event.metadata.model_dump(mode="json"),
-                occurred_at=event.occurred_at,
-                previous_hash=event.previous_hash,
-            )
-            if recomputed != event.hash:
-                breaks.append(
-                    ChainBreak(
-                        stream_id=stream_id,
-                        stream_version=event.stream_version,
-                        problem="hash does not match the event's content",
-                    )
-                )
-            previous = event.hash
-        return ChainCheck(
-            stream_id=stream_id, events=len(events), head_hash=previous, breaks=breaks
+        head = await self.pool.fetchrow(
+            "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
+        )
+        return verify_chain(
+            stream_id, events, head=(head["version"], head["head_hash"]) if head else None
         )

@@ -22,6 +22,7 @@ from activities.delivery import DeliverySettings
 from api.tokens import Role, TokenError, TokenStore, parse_duration
 from api.tokens import describe as describe_token
 from cli.api_client import ApiClient
+from cli.audit import audit_app
 from cli.commands import InputError, add_subcommands
 from cli.demo import direct, run_demo, through_api
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
@@ -329,6 +330,7 @@ _ladder_command("resume", "Resume a paused ladder.")
 _ladder_command("send_now", "Send the next reminder of a ladder now.")
 
 app.add_typer(member_state_app, name="member-state")
+app.add_typer(audit_app, name="audit")
 app.add_typer(ladder_app, name="ladder")
 app.command("outbox")(outbox_command)
 

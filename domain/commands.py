@@ -191,6 +191,9 @@ class PublishStatement(Frozen):
     text_sha256: Sha256
     published_on: date
     venue: Text = "press conference"
+    history_fingerprint: Sha256 | None = None
+    """Set by the mission workflow, not the caller: the hash of the last event recorded
+    before publication, so that the statement names the history it was drawn from."""
 
 
 class PublishFinalReport(Frozen):

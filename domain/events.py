@@ -181,6 +181,8 @@ class StatementPublished(EventBase):
     text_sha256: Sha256
     published_on: date
     venue: Text
+    history_fingerprint: Sha256 | None = None
+    """Hash of the last event before this one: the history the statement was drawn from."""
 
 
 class FinalReportPublished(EventBase):

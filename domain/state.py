@@ -103,6 +103,7 @@ class Publication(Frozen):
     text_sha256: str
     published_on: date
     venue: str
+    history_fingerprint: str | None = None
 
 
 class Delivery(Frozen):

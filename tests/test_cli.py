@@ -210,3 +210,39 @@ async def test_demo_through_the_api(tmp_path: Path) -> None:
     assert "(observer team-1 via API)" in demo.out
     assert "(head_of_mission" in demo.out and "visit_not_on_election_day" in demo.out
     assert re.search(r"Mission \S+ closed: \d+ events in PostgreSQL, hash chain unbroken", demo.out)
+
+
+async def test_audit_verify_catches_tampering_and_replays_at_a_version(
+    tmp_path: Path, service_env: dict[str, str], store: EventStore
+) -> None:
+    """`eom audit verify` is clean on an untouched mission and exits 1 naming the break
+    after a superuser edits a row behind the triggers; `eom audit replay --version`
+    shows the state as of that version."""
+    mission_id = f"audit-{uuid.uuid4().hex[:8]}"
+    invitation = tmp_path / "invitation.json"
+    invitation.write_text(
+        '{"organisation": "Turkic Council", "host_country": "KZ",'
+        ' "inviting_authority": "CEC", "member_states": ["AZ"],'
+        ' "election": {"name": "Mazhilis", "type": "parliamentary", "date": "2021-01-10"},'
+        ' "mission_window": {"start": "2021-01-06", "end": "2021-01-10"}}',
+        encoding="utf-8",
+    )
+    for args in (
+        ("register-invitation", mission_id, "--file", str(invitation)),
+        ("appoint-head-of-mission", mission_id, "--name", "Head", "--title", "Envoy"),
+    ):
+        assert (await eom("mission", *args, env=service_env)).code == 0
+    clean = await eom("audit", "verify", mission_id, env=service_env)
+    assert clean.code == 0 and "unbroken" in clean.out
+    replayed = await eom("audit", "replay", mission_id, "--version", "1", env=service_env)
+    assert replayed.code == 0 and "stage invited" in replayed.out
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            "UPDATE events SET metadata = jsonb_set(metadata, '{actor}', '\"nobody\"') "
+            "WHERE stream_id = $1 AND stream_version = 2",
+            mission_id,
+        )
+    broken = await eom("audit", "verify", mission_id, env=service_env)
+    assert broken.code == 1
+    assert "v2 changed" in broken.out

@@ -124,6 +124,9 @@ async def test_seed_mission_end_to_end(
     assert first.metadata.workflow_id == workflow_id(mission_id)
     assert first.metadata.run_id and first.metadata.command_type == "register_invitation"
     assert (await store.verify_stream(mission_id)).ok
+    published = next(e for e in events if e.event_type == "StatementPublished")
+    before = next(e for e in events if e.stream_version == published.stream_version - 1)
+    assert published.data["history_fingerprint"] == before.hash
 
     history = await handle.fetch_history()
     await Replayer(workflows=[MissionWorkflow], data_converter=data_converter).replay_workflow(

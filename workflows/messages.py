@@ -40,6 +40,8 @@ class MissionStart(_Message):
 
     mission_id: str
     state: Mission | None = None
+    head_hash: str | None = None
+    """The hash of the stream's last event, carried with the state."""
     max_history_events: int = Field(default=10_000, ge=100)
     """Continue-as-new once the history is this long (Temporal's hard limit is 51,200)."""
     registration_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -21,6 +21,7 @@ from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, evolve, fold
 from domain import events as ev
+from domain.commands import PublishStatement
 from domain.values import DeadlineKind, RecipientKind, ReminderLadder, Stage
 from eventstore.models import EventMetadata, NewEvent, RecordedEvent
 from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
@@ -73,6 +74,7 @@ class MissionWorkflow:
     def __init__(self, start: MissionStart) -> None:
         self._start = start
         self._state = start.state or Mission()
+        self._head_hash = start.head_hash
         # Known before run() so that validators of the first update see the right state.
         self._ready = start.state is not None
         # One command at a time: the next waits until the previous is appended and folded.
@@ -106,7 +108,9 @@ class MissionWorkflow:
         # Updates in flight are answered before the run ends or continues as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.stage is not None and not self._finished:
-            workflow.continue_as_new(start.model_copy(update={"state": self._state}))
+            workflow.continue_as_new(
+                start.model_copy(update={"state": self._state, "head_hash": self._head_hash})
+            )
         return MissionOutcome(
             mission_id=start.mission_id, stage=self._state.stage, version=self._state.version
         )
@@ -136,8 +140,13 @@ class MissionWorkflow:
     async def execute(self, request: CommandRequest) -> CommandResult:
         await workflow.wait_condition(lambda: self._ready)
         async with self._lock:
+            command = request.command
+            if isinstance(command, PublishStatement):
+                # The statement names the exact history it was drawn from.
+                command = command.model_copy(update={"history_fingerprint": self._head_hash})
+                request = request.model_copy(update={"command": command})
             try:
-                events = decide(self._state, request.command, now=workflow.now())
+                events = decide(self._state, command, now=workflow.now())
             except DomainError as error:
                 # The state moved since validation (an earlier command in the queue).
                 raise refusal(error) from None
@@ -221,6 +230,7 @@ class MissionWorkflow:
             ) from None
         for event in events:
             self._state = evolve(self._state, event)
+        self._head_hash = result.head_hash
         self._publish_search_attributes()
         await self._react(events)
         workflow.logger.info(
@@ -247,6 +257,8 @@ class MissionWorkflow:
             schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
         )
         self._state = fold((EVENT_ADAPTER.validate_python(r.data) for r in recorded), self._state)
+        if recorded:
+            self._head_hash = recorded[-1].hash
         self._publish_search_attributes()
 
     def _publish_search_attributes(self) -> None:

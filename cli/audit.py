@@ -1,0 +1,197 @@
+"""``eom audit``: for someone who trusts neither the workflow engine nor the operators.
+
+Everything here reads the event store and folds it with the domain's ``evolve``;
+Temporal is not involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from cli.commands import InputError
+from cli.services import NotRunning, open_missions
+from cli.show import print_mission
+from domain import EVENT_ADAPTER, fold
+from eventstore.chain import verify_chain
+from eventstore.models import ChainCheck, RecordedEvent
+from eventstore.store import EventStore
+from worker import Settings, configure_logging
+
+audit_app = typer.Typer(
+    help="Replay, verify and fingerprint missions' histories.", no_args_is_help=True
+)
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _settings() -> Settings:
+    settings = Settings().model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
+    return settings
+
+
+async def history_at(
+    store: EventStore, mission: str, *, at: datetime | None = None, version: int | None = None
+) -> list[RecordedEvent]:
+    """The mission's events as the store held them at a time (by ``recorded_at``: what the
+    mission knew then) or up to a version."""
+    events = await store.read_stream(mission, to_version=version)
+    if at is not None:
+        moment = at if at.tzinfo else at.replace(tzinfo=UTC)
+        events = [e for e in events if e.recorded_at <= moment]
+    return events
+
+
+def fingerprint_problems(events: list[RecordedEvent]) -> list[str]:
+    """A published statement names the hash of the history before it: check it still
+    matches what the store holds."""
+    by_version = {e.stream_version: e for e in events}
+    problems = []
+    for event in events:
+        claimed = event.data.get("history_fingerprint")
+        if event.event_type != "StatementPublished" or not claimed:
+            continue
+        before = by_version.get(event.stream_version - 1)
+        if before is None or before.hash != claimed:
+            problems.append(
+                f"v{event.stream_version}: the published statement's fingerprint "
+                f"{claimed[:16]} no longer matches version {event.stream_version - 1}"
+            )
+    return problems
+
+
+@audit_app.command("verify")
+def verify(
+    mission: Annotated[str | None, typer.Argument(help="a mission (or --all)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="every stream in the store")] = False,
+) -> None:
+    """Recompute every hash and chain link; name the first break of each stream (changed,
+    removed, inserted or reordered event). Exits 1 on any break."""
+    if (mission is None) == (not every):
+        raise InputError("name one mission, or give --all")
+
+    async def main() -> int:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            store = missions.store
+            streams = [s for s, _ in await store.stream_ids()] if every else [mission or ""]
+            if not every and not await store.stream_version(streams[0]):
+                raise NotRunning(f"no mission {streams[0]!r} in the event store")
+            table = Table(title="Hash-chain verification")
+            for column in ("stream", "events", "head", "verdict"):
+                table.add_column(column, overflow="fold")
+            broken = 0
+            for stream_id in streams:
+                check = await store.verify_stream(stream_id)
+                problems = [
+                    f"v{b.stream_version} {b.kind}: {b.problem}" for b in check.breaks
+                ] + fingerprint_problems(await store.read_stream(stream_id))
+                broken += bool(problems)
+                table.add_row(
+                    stream_id,
+                    str(check.events),
+                    check.head_hash[:16],
+                    "[green]unbroken[/]" if not problems else "[red]" + "; ".join(problems),
+                )
+        console.print(table)
+        console.print(
+            f"{len(streams)} stream(s) verified, {broken} with breaks",
+            style="red" if broken else "green",
+        )
+        return 1 if broken else 0
+
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
+
+
+@audit_app.command("fingerprint")
+def fingerprint(mission: Annotated[str, typer.Argument(help="the mission")]) -> None:
+    """The head of the mission's chain: version and hash (what a statement cites)."""
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            events = await missions.store.read_stream(mission)
+            if not events:
+                raise NotRunning(f"no mission {mission!r} in the event store")
+            check = await missions.store.verify_stream(mission)
+        console.print(
+            f"{mission} v{events[-1].stream_version} {check.head_hash}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not check.ok:
+            console.print("[red]the chain is broken; see eom audit verify[/]")
+
+    asyncio.run(main())
+
+
+@audit_app.command("replay")
+def replay(
+    mission: Annotated[str | None, typer.Argument(help="a mission (or --all)")] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="as the store knew it at this time (ISO 8601, UTC if no offset)"),
+    ] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="as of this version")] = None,
+    every: Annotated[bool, typer.Option("--all", help="replay every mission")] = False,
+) -> None:
+    """Rebuild a mission's state by folding its events with ``evolve`` (no Temporal) and
+    print it with its timeline, as of a time or a version; ``--all`` replays every
+    mission and reports throughput."""
+    if (mission is None) == (not every):
+        raise InputError("name one mission, or give --all")
+    if at is not None and version is not None:
+        raise InputError("give --at or --version, not both")
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            store = missions.store
+            if every:
+                await _replay_all(store)
+                return
+            assert mission is not None
+            events = await history_at(store, mission, at=at, version=version)
+            if not await store.stream_version(mission):
+                raise NotRunning(f"no mission {mission!r} in the event store")
+            state = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+            head = events[-1] if events else None
+            check: ChainCheck = verify_chain(mission, events)
+            print_mission(console, state, events, check)
+            if head is not None:
+                console.print(
+                    f"as of v{head.stream_version}, recorded {head.recorded_at.isoformat()}"
+                )
+
+    asyncio.run(main())
+
+
+async def _replay_all(store: EventStore) -> None:
+    streams = await store.stream_ids()
+    started = time.perf_counter()
+    total = 0
+    missions = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("replaying", total=len(streams))
+        for stream_id, _ in streams:
+            events = await store.read_stream(stream_id)
+            try:
+                state = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+            except ValueError:
+                progress.advance(task)
+                continue  # not a mission stream
+            missions += state.stage is not None
+            total += len(events)
+            progress.advance(task)
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"{missions} missions, {total} events replayed in {elapsed:.2f}s "
+        f"({total / elapsed if elapsed else 0:.0f} events/s)"
+    )

@@ -20,7 +20,7 @@ from rich.table import Table
 from cli.commands import InputError
 from cli.services import NotRunning, open_missions
 from cli.show import print_mission
-from domain import EVENT_ADAPTER, fold
+from domain import fold, load_event
 from eventstore.chain import verify_chain
 from eventstore.models import ChainCheck, RecordedEvent
 from eventstore.store import EventStore
@@ -161,7 +161,7 @@ def replay(
             events = await history_at(store, mission, at=at, version=version)
             if not await store.stream_version(mission):
                 raise NotRunning(f"no mission {mission!r} in the event store")
-            state = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+            state = fold(load_event(e.data) for e in events)
             head = events[-1] if events else None
             check: ChainCheck = verify_chain(mission, events)
             print_mission(console, state, events, check)
@@ -183,7 +183,7 @@ async def _replay_all(store: EventStore) -> None:
         for stream_id, _ in streams:
             events = await store.read_stream(stream_id)
             try:
-                state = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+                state = fold(load_event(e.data) for e in events)
             except ValueError:
                 progress.advance(task)
                 continue  # not a mission stream

@@ -6,6 +6,7 @@ from domain.errors import DomainError
 from domain.events import EVENT_ADAPTER, EVENT_TYPES, Event
 from domain.evolve import evolve, fold
 from domain.state import Mission
+from domain.upcasting import load as load_event
 from domain.values import Profile, Stage
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "decide",
     "evolve",
     "fold",
+    "load_event",
     "text_sha256",
 ]

@@ -176,6 +176,7 @@ class StatementApproved(EventBase):
 
 
 class StatementPublished(EventBase):
+    schema_version: int = 2
     type: Literal["StatementPublished"] = "StatementPublished"
     draft_id: Identifier
     text_sha256: Sha256
@@ -198,6 +199,7 @@ class RecommendationsIssued(EventBase):
 
 
 class RecommendationsSent(EventBase):
+    schema_version: int = 2
     type: Literal["RecommendationsSent"] = "RecommendationsSent"
     recipients: list[Recipient]
     recommendation_ids: list[Identifier]

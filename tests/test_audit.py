@@ -12,7 +12,7 @@ from test_eventstore import new_events
 
 from cli import seed
 from cli.audit import history_at
-from domain import EVENT_ADAPTER, Mission, Stage, decide, fold
+from domain import Mission, Stage, decide, fold, load_event
 from eventstore.chain import event_hash
 from eventstore.models import EventMetadata, NewEvent
 from eventstore.store import EventStore
@@ -204,6 +204,6 @@ async def test_replay_at_a_time_between_two_events(store: EventStore) -> None:
     between = second.recorded_at + (third.recorded_at - second.recorded_at) / 2
     history = await history_at(store, mission_id, at=between)
     assert [e.stream_version for e in history] == [1, 2]
-    then = fold(EVENT_ADAPTER.validate_python(e.data) for e in history)
+    then = fold(load_event(e.data) for e in history)
     assert then.stage is Stage.forming and not then.observers
-    assert fold(EVENT_ADAPTER.validate_python(e.data) for e in recorded) == state
+    assert fold(load_event(e.data) for e in recorded) == state

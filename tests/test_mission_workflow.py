@@ -18,7 +18,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities.event_store import EventStoreActivities
 from cli import seed
-from domain import EVENT_ADAPTER, Mission, Stage, decide, evolve, fold
+from domain import Mission, Stage, decide, evolve, fold, load_event
 from domain import commands as c
 from domain.commands import Command
 from eventstore.models import AppendResult
@@ -116,7 +116,7 @@ async def test_seed_mission_end_to_end(
     events = await api.events(mission_id)
     assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
     assert len({e.event_id for e in events}) == len(events)
-    final = fold(EVENT_ADAPTER.validate_python(e.data) for e in events)
+    final = fold(load_event(e.data) for e in events)
     assert final.stage is Stage.closed and final.version == outcome.version == len(events)
     assert len(final.visits) == seed.STATIONS
     first = events[0]

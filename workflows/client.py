@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, fold
+from domain import DomainError, Event, Mission, decide, fold, load_event
 from domain.commands import Command, RegisterInvitation
 from domain.values import DeadlineKind, RecipientKind
 from eventstore.models import RecordedEvent
@@ -183,7 +183,7 @@ class Missions:
     async def state(self, mission_id: str, *, version: int | None = None) -> Mission:
         """The mission as its stored history says, optionally as of ``version``."""
         recorded = await self.store.read_stream(mission_id, to_version=version)
-        return fold(EVENT_ADAPTER.validate_python(r.data) for r in recorded)
+        return fold(load_event(r.data) for r in recorded)
 
     async def live_state(self, mission_id: str) -> Mission:
         """The state the running workflow holds (a Temporal query)."""

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
-from domain import EVENT_ADAPTER, DomainError, Event, Mission, decide, evolve, fold
+from domain import DomainError, Event, Mission, decide, evolve, fold, load_event
 from domain import events as ev
 from domain.commands import PublishStatement
 from domain.values import DeadlineKind, RecipientKind, ReminderLadder, Stage
@@ -256,7 +256,7 @@ class MissionWorkflow:
             start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
             schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
         )
-        self._state = fold((EVENT_ADAPTER.validate_python(r.data) for r in recorded), self._state)
+        self._state = fold((load_event(r.data) for r in recorded), self._state)
         if recorded:
             self._head_hash = recorded[-1].hash
         self._publish_search_attributes()

@@ -4,7 +4,6 @@ same key with another body is a conflict. Keys are per token."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +55,7 @@ class IdempotencyStore:
             key,
             stored.request_hash,
             stored.status_code,
-            json.dumps(stored.response),
+            stored.response,
         )
         kept = await self.get(token_id, key)
         assert kept is not None

@@ -286,6 +286,7 @@ async def test_idempotency_key_replays_and_detects_reuse(
     first, again = [await running_api.http.post(path, json=body, headers=headers) for _ in range(2)]
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json()
+    assert again.json()["event_types"] == ["ObserverNominated"]
     assert await running_api.missions.store.stream_version(forming.mission_id) == 3
     other = await running_api.http.post(
         path, json={**body, "name": "Someone else"}, headers=headers

@@ -5,6 +5,7 @@ Temporal client and the worker are made and wired here, and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -45,6 +46,7 @@ from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
 from api.tokens import TokenStore
 from eventstore.migrations import migrate
+from eventstore.projections import Projector
 from eventstore.store import EventStore, create_pool
 from workflows.client import Missions
 from workflows.followup import FollowUpWorkflow
@@ -268,7 +270,7 @@ async def run_worker(
                 temporal=settings.temporal_address,
                 namespace=settings.temporal_namespace,
             )
-            await stop.wait()
+            await follow_the_log(Projector(service.store), stop=stop)
         log.info("worker stopped")
 
 
@@ -323,6 +325,21 @@ async def run_api(
             server.should_exit = True
             await serving
             await feed.stop()
+
+
+async def follow_the_log(projector: Projector, *, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Keep the read models current until ``stop``; a failed batch is retried next time
+    (its transaction rolled back, the checkpoint did not move)."""
+    log = structlog.get_logger("eom.projections")
+    while not stop.is_set():
+        try:
+            projected = await projector.run_once()
+            if projected:
+                log.debug("projected", events=projected)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("projection batch failed; retrying", error=str(error))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -7,15 +7,19 @@ Temporal is not involved.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
 
 from cli.commands import InputError
 from cli.services import NotRunning, open_missions
@@ -24,7 +28,10 @@ from domain import fold, load_event
 from eventstore.chain import verify_chain
 from eventstore.models import ChainCheck, RecordedEvent
 from eventstore.store import EventStore
-from worker import Settings, configure_logging
+from worker import Settings, configure_logging, data_converter
+from workflows.followup import FollowUpWorkflow
+from workflows.mission import MissionWorkflow
+from workflows.reminders import ReminderLadderWorkflow
 
 audit_app = typer.Typer(
     help="Replay, verify and fingerprint missions' histories.", no_args_is_help=True
@@ -195,3 +202,105 @@ async def _replay_all(store: EventStore) -> None:
         f"{missions} missions, {total} events replayed in {elapsed:.2f}s "
         f"({total / elapsed if elapsed else 0:.0f} events/s)"
     )
+
+
+def differences(replayed: object, live: object, path: str = "") -> list[str]:
+    """Where two JSON-like values differ, as ``path: replayed != live``."""
+    if isinstance(replayed, dict) and isinstance(live, dict):
+        found = []
+        for key in sorted(set(replayed) | set(live), key=str):
+            found += differences(
+                replayed.get(key), live.get(key), f"{path}.{key}" if path else str(key)
+            )
+        return found
+    if isinstance(replayed, list) and isinstance(live, list) and len(replayed) == len(live):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(replayed, live, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
+    return (
+        [] if replayed == live else [f"{path or 'state'}: replayed {replayed!r} != live {live!r}"]
+    )
+
+
+@audit_app.command("diff")
+def diff(mission: Annotated[str, typer.Argument(help="the mission")]) -> None:
+    """The state replayed from the store against the live workflow's: any difference is a
+    finding (exit 1)."""
+
+    async def main() -> int:
+        async with open_missions(_settings()) as missions:
+            replayed = await missions.state(mission)
+            if replayed.stage is None:
+                raise NotRunning(f"no mission {mission!r} in the event store")
+            live = await missions.live_state(mission)
+        found = differences(replayed.model_dump(mode="json"), live.model_dump(mode="json"))
+        for finding in found:
+            console.print(f"[red]finding[/] {finding}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{mission}: replay and live workflow agree at v{replayed.version}"
+            if not found
+            else f"{mission}: {len(found)} difference(s)",
+            style="red" if found else "green",
+        )
+        return 1 if found else 0
+
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
+
+
+@audit_app.command("workflows")
+def workflows(
+    files: Annotated[list[Path] | None, typer.Argument(help="workflow history JSON files")] = None,
+    from_server: Annotated[
+        bool, typer.Option("--from-server", help="replay the server's mission histories")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many from the server")] = 100,
+) -> None:
+    """Replay stored workflow histories against the current code (Temporal's Replayer):
+    a change that would break running missions fails here before it is deployed."""
+    if not files and not from_server:
+        raise InputError("give history files, or --from-server")
+
+    async def main() -> int:
+        replayer = Replayer(
+            workflows=[MissionWorkflow, ReminderLadderWorkflow, FollowUpWorkflow],
+            data_converter=data_converter,
+        )
+        histories = [load_history(path) for path in files or []]
+        if from_server:
+            async with open_missions(_settings()) as missions:
+                async for execution in missions.client.list_workflows(
+                    "WorkflowType = 'MissionWorkflow'", limit=limit
+                ):
+                    handle = missions.client.get_workflow_handle(
+                        execution.id, run_id=execution.run_id
+                    )
+                    histories.append(await handle.fetch_history())
+        failures = 0
+        for history in histories:
+            result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+            if result.replay_failure is not None:
+                failures += 1
+                console.print(f"[red]{history.workflow_id}[/]: {result.replay_failure}")
+        console.print(
+            f"{len(histories)} histories replayed, {failures} failed",
+            style="red" if failures else "green",
+        )
+        return 1 if failures else 0
+
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    """A history file (as `temporal workflow show --output json` writes it, optionally
+    with the ``workflow_id`` it ran under)."""
+    try:
+        recorded = json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read a workflow history from {path}: {error}") from None
+    return WorkflowHistory.from_json(recorded.pop("workflow_id", path.stem), recorded)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
 from domain.values import DeadlineKind
+from eventstore.projections import Projector
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -432,6 +434,23 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="the token's id")]
     _run(main())
 
 
+projections_app = typer.Typer(help="Read models kept from the event log.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Empty the read models (mission list, timelines) and rebuild them from the log."""
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            started = time.perf_counter()
+            count = await Projector(missions.store).rebuild()
+        console.print(f"projected {count} events in {time.perf_counter() - started:.2f}s")
+
+    _run(main())
+
+
 @app.command("missions")
 def list_missions() -> None:
     """List missions from the event store."""
@@ -439,6 +458,23 @@ def list_missions() -> None:
     async def main() -> None:
         async with open_missions(_settings(), need_temporal=False) as missions:
             console.print(missions_table(await missions.list()))
+
+    _run(main())
+
+
+@mission_app.command("restore")
+def restore(mission_id: str) -> None:
+    """Start a fresh workflow from a mission's stored stream when its workflow was lost:
+    same state, no new event."""
+
+    async def main() -> None:
+        async with open_missions(_settings()) as missions:
+            run_id = await missions.restore(mission_id)
+            state = await missions.live_state(mission_id)
+        console.print(
+            f"mission {mission_id} restored (run {run_id}) at v{state.version}, "
+            f"stage {state.stage.value if state.stage else '-'}"
+        )
 
     _run(main())
 

@@ -246,3 +246,29 @@ async def test_audit_verify_catches_tampering_and_replays_at_a_version(
     broken = await eom("audit", "verify", mission_id, env=service_env)
     assert broken.code == 1
     assert "v2 changed" in broken.out
+
+
+async def test_audit_diff_workflows_and_projection_rebuild(
+    tmp_path: Path, service_env: dict[str, str]
+) -> None:
+    """`eom audit diff` finds the live workflow and the replay in agreement; `eom audit
+    workflows` replays the committed histories; `eom projections rebuild` runs."""
+    mission_id = f"diff-{uuid.uuid4().hex[:8]}"
+    invitation = tmp_path / "invitation.yaml"
+    invitation.write_text(
+        "organisation: Turkic Council\nhost_country: KZ\ninviting_authority: CEC\n"
+        "election: {name: Mazhilis, type: parliamentary, date: 2021-01-10}\n"
+        "mission_window: {start: 2021-01-06, end: 2021-01-10}\nmember_states: [AZ]\n",
+        encoding="utf-8",
+    )
+    registered = await eom(
+        "mission", "register-invitation", mission_id, "--file", str(invitation), env=service_env
+    )
+    assert registered.code == 0, registered.err
+    agree = await eom("audit", "diff", mission_id, env=service_env)
+    assert agree.code == 0 and "agree at v1" in agree.out
+    histories = sorted(str(p) for p in (Path(__file__).parent / "histories").glob("*.json"))
+    replayed = await eom("audit", "workflows", *histories, env=service_env)
+    assert replayed.code == 0 and f"{len(histories)} histories replayed, 0 failed" in replayed.out
+    rebuilt = await eom("projections", "rebuild", env=service_env)
+    assert rebuilt.code == 0 and "projected" in rebuilt.out

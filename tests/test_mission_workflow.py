@@ -18,6 +18,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities.event_store import EventStoreActivities
 from cli import seed
+from cli.audit import differences
 from domain import Mission, Stage, decide, evolve, fold, load_event
 from domain import commands as c
 from domain.commands import Command
@@ -321,3 +322,28 @@ async def test_retried_appends_are_recognised_not_duplicated(
     assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
     assert [e.event_type for e in events] == _event_types(commands)
     assert live == await api.state(mission_id)
+
+
+async def test_a_lost_workflow_is_restored_from_its_stream(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """With its workflow gone, a mission restarts from the stored stream: the same state
+    as a replay, no new event, and it takes the next command."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    await run_commands(api, mission_id, commands[:10])
+    await mission_handle(client, mission_id).terminate(reason="lost, as past retention")
+    version = await store.stream_version(mission_id)
+    with pytest.raises(CommandRefused):
+        await api.execute(mission_id, commands[10], actor=ACTOR)
+    await api.restore(mission_id)
+    live, replayed = await api.live_state(mission_id), await api.state(mission_id)
+    assert differences(replayed.model_dump(mode="json"), live.model_dump(mode="json")) == []
+    assert await store.stream_version(mission_id) == version
+    with pytest.raises(CommandRefused) as running:
+        await api.restore(mission_id)
+    assert running.value.rule == "mission_running"
+    result = await api.execute(mission_id, commands[10], actor=ACTOR)
+    assert result.version == version + 1
+    assert (await store.verify_stream(mission_id)).ok

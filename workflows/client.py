@@ -177,6 +177,40 @@ class Missions:
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 
+    async def restore(self, mission_id: str) -> str:
+        """Start a fresh workflow for a mission whose workflow was lost (e.g. past the
+        namespace's retention): it folds the stored stream and goes on from there, with
+        the same state and no new event. Returns the new run id."""
+        state = await self.state(mission_id)
+        if state.stage is None:
+            raise CommandRefused("mission_not_registered", f"no mission {mission_id!r} is stored")
+        start = MissionStart(mission_id=mission_id)
+        if self.timing is not None:
+            start = start.model_copy(update={"timing": self.timing})
+        try:
+            handle = await self.client.start_workflow(
+                MissionWorkflow.run,
+                start,
+                id=workflow_id(mission_id),
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            raise CommandRefused(
+                "mission_running",
+                f"mission {mission_id} has a running workflow; nothing to restore",
+            ) from None
+        assert handle.result_run_id is not None
+        # The new run folds the stream in an activity first; answer once it has.
+        for _ in range(200):
+            if (await handle.query(MissionWorkflow.state)).version >= state.version:
+                return handle.result_run_id
+            await asyncio.sleep(0.05)
+        raise CommandRefused(
+            "restore_incomplete", f"mission {mission_id} did not catch up with its stream"
+        )
+
     async def events(self, mission_id: str) -> list[RecordedEvent]:
         return await self.store.read_stream(mission_id)
 

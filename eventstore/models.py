@@ -7,7 +7,7 @@ sandbox) can build ``NewEvent`` values and activities can carry them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,18 @@ class EventMetadata(_Model):
     run_id: str | None = None
 
 
+class DomainEvent(Protocol):
+    """What the store needs of a domain event: its type, shape version and data."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
 class NewEvent(_Model):
     """An event about to be appended. Its id is chosen by the caller (the workflow), so
     that a retried append is recognised instead of duplicated."""
@@ -42,6 +54,24 @@ class NewEvent(_Model):
     data: dict[str, Any]
     metadata: EventMetadata = EventMetadata()
     occurred_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        event: DomainEvent,
+        *,
+        event_id: UUID,
+        occurred_at: datetime,
+        metadata: EventMetadata | None = None,
+    ) -> NewEvent:
+        return cls(
+            event_id=event_id,
+            event_type=event.type,
+            schema_version=event.schema_version,
+            data=event.model_dump(mode="json"),
+            metadata=metadata or EventMetadata(),
+            occurred_at=occurred_at,
+        )
 
 
 class RecordedEvent(NewEvent):

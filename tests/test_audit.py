@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest_asyncio
+from builders import record
 from test_eventstore import new_events
 
 from cli import seed
 from cli.audit import history_at
-from domain import Mission, Stage, decide, fold, load_event
+from domain import Stage, fold, load_event
 from eventstore.chain import event_hash
-from eventstore.models import EventMetadata, NewEvent
+from eventstore.models import EventMetadata
 from eventstore.store import EventStore
 
 
@@ -180,25 +180,7 @@ async def test_a_rewritten_chain_breaks_at_the_head(store: EventStore, stream: s
 async def test_replay_at_a_time_between_two_events(store: EventStore) -> None:
     """The state at a moment between two recorded events is the fold of those before."""
     mission_id = f"audit-{uuid.uuid4().hex[:8]}"
-    state = Mission()
-    now = datetime.now(UTC)
-    for command in seed.mission(mission_id)[:4]:
-        events = decide(state, command, now=now)
-        await store.append(
-            stream_id=mission_id,
-            expected_version=state.version,
-            events=[
-                NewEvent(
-                    event_id=uuid.uuid4(),
-                    event_type=e.type,
-                    schema_version=e.schema_version,
-                    data=e.model_dump(mode="json"),
-                    occurred_at=now,
-                )
-                for e in events
-            ],
-        )
-        state = fold(events, state)
+    state = await record(store, mission_id, seed.mission(mission_id)[:4])
     recorded = await store.read_stream(mission_id)
     second, third = recorded[1], recorded[2]
     between = second.recorded_at + (third.recorded_at - second.recorded_at) / 2

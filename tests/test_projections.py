@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
+from builders import record
+
 from cli import seed
-from domain import Mission, decide, fold
-from eventstore.models import EventMetadata, NewEvent
+from domain import Mission
 from eventstore.projections import Projector, snapshot
 from eventstore.store import EventStore
 
 
 async def record_seed(store: EventStore, mission_id: str, count: int) -> Mission:
     """The first ``count`` seed commands' events, appended as the workflow would."""
-    state = Mission()
-    for command in seed.mission(mission_id)[:count]:
-        now = datetime.now(UTC)
-        events = decide(state, command, now=now)
-        await store.append(
-            stream_id=mission_id,
-            expected_version=state.version,
-            events=[
-                NewEvent(
-                    event_id=uuid.uuid4(),
-                    event_type=e.type,
-                    schema_version=e.schema_version,
-                    data=e.model_dump(mode="json"),
-                    metadata=EventMetadata(actor="coordinator:test"),
-                    occurred_at=now,
-                )
-                for e in events
-            ],
-        )
-        state = fold(events, state)
-    return state
+    return await record(store, mission_id, seed.mission(mission_id)[:count])
 
 
 def ours(rows: dict[str, list[dict[str, Any]]], missions: set[str]) -> dict[str, list[Any]]:

@@ -194,14 +194,7 @@ class MissionWorkflow:
         )
         now = workflow.now()
         new_events = [
-            NewEvent(
-                event_id=workflow.uuid4(),
-                event_type=event.type,
-                schema_version=event.schema_version,
-                data=event.model_dump(mode="json"),
-                metadata=metadata,
-                occurred_at=now,
-            )
+            NewEvent.of(event, event_id=workflow.uuid4(), occurred_at=now, metadata=metadata)
             for event in events
         ]
         request_append = AppendRequest(

@@ -22,6 +22,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from cli.commands import InputError
+from cli.export import export_command
 from cli.services import NotRunning, open_missions
 from cli.show import print_mission
 from domain import fold, load_event
@@ -304,3 +305,6 @@ def load_history(path: Path) -> WorkflowHistory:
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read a workflow history from {path}: {error}") from None
     return WorkflowHistory.from_json(recorded.pop("workflow_id", path.stem), recorded)
+
+
+audit_app.command("export")(export_command)

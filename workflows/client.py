@@ -267,8 +267,13 @@ class Missions:
             raise
 
     async def list(self) -> list[MissionSummary]:
+        """Every mission in the store (streams that do not open with an invitation, which
+        only tests write, are not missions)."""
         summaries = []
         for stream_id, _ in await self.store.stream_ids():
+            first = await self.store.read_stream(stream_id, to_version=1)
+            if not first or first[0].event_type != "InvitationRegistered":
+                continue
             state = await self.state(stream_id)
             if state.stage is None or state.election is None:
                 continue

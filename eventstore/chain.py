@@ -10,6 +10,7 @@ and are not hashed; everything the caller supplied is.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,34 @@ def event_hash(
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
+def _document(event: RecordedEvent, stream_version: int) -> dict[str, Any]:
+    return {
+        "stream_id": event.stream_id,
+        "stream_version": stream_version,
+        "event_id": str(event.event_id),
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "data": event.data,
+        "metadata": event.metadata.model_dump(mode="json"),
+        "occurred_at": canonical_time(event.occurred_at),
+        "previous_hash": event.previous_hash,
+    }
+
+
+def hash_matches(event: RecordedEvent) -> bool:
+    """Does the event still hash to its stored hash?
+
+    Tried first with the standard library's sorted, compact JSON, which is byte for byte
+    RFC 8785 for the documents eom writes (no floats) and several times faster; when that
+    digest differs, the exact RFC 8785 encoding decides. A match on the fast bytes is a
+    match on the canonical bytes: the stored digest was taken over those."""
+    document = _document(event, event.stream_version)
+    fast = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if hashlib.sha256(fast.encode("utf-8")).hexdigest() == event.hash:
+        return True
+    return hashlib.sha256(rfc8785.dumps(document)).hexdigest() == event.hash
+
+
 def recorded_hash(event: RecordedEvent, *, stream_version: int | None = None) -> str:
     """The hash a recorded event should carry (at its own version, or at another)."""
     return event_hash(
@@ -101,7 +130,7 @@ def verify_chain(
     previous_broken = False
     for event in events:
         version = event.stream_version
-        content_broken = recorded_hash(event) != event.hash
+        content_broken = not hash_matches(event)
         if content_broken:
             home = [
                 v

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+import rfc8785
 
 from eventstore.migrations import migrate
 from eventstore.models import GENESIS_HASH, EventMetadata, LogPosition, NewEvent, RecordedEvent
@@ -241,3 +243,19 @@ async def _drain(store: EventStore, after: LogPosition, *, page: int = 500) -> l
             return seen
         seen.extend(batch)
         position = batch[-1].log_position
+
+
+async def test_verification_falls_back_to_rfc8785_where_plain_json_differs(
+    store: EventStore,
+) -> None:
+    """Keys that sort differently in UTF-16 (RFC 8785) and by code point (Python) still
+    verify: the fast encoding is only a shortcut, RFC 8785 decides."""
+    sid = stream()
+    data = {"\ufb01": 1, "\U0001f600": 2}
+    assert (
+        rfc8785.dumps(data)
+        != json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    event = new_events(1)[0].model_copy(update={"data": data})
+    await store.append(stream_id=sid, expected_version=0, events=[event])
+    assert (await store.verify_stream(sid)).ok

@@ -199,7 +199,7 @@ async def test_reader_never_skips_an_event_committed_late(store: EventStore) -> 
         assert late not in {e.stream_id for e in seen}
         await tx.commit()
 
-    delivered = await _drain(store, start)
+    delivered = await _drain_until(store, start, {early, late}, 3)
     ours = [e.stream_id for e in delivered if e.stream_id in (early, late)]
     assert ours == [early, late, late]
     early_position = next(e.global_position for e in delivered if e.stream_id == early)
@@ -213,7 +213,7 @@ async def test_reader_pages_through_the_log_in_commit_order(store: EventStore) -
     streams = [stream() for _ in range(3)]
     for sid in streams:
         await store.append(stream_id=sid, expected_version=0, events=new_events(3))
-    paged = await _drain(store, start, page=2)
+    paged = await _drain_until(store, start, set(streams), 9, page=2)
     ours = [e for e in paged if e.stream_id in streams]
     assert len(ours) == 9
     assert len({e.event_id for e in ours}) == 9
@@ -259,3 +259,17 @@ async def test_verification_falls_back_to_rfc8785_where_plain_json_differs(
     event = new_events(1)[0].model_copy(update={"data": data})
     await store.append(stream_id=sid, expected_version=0, events=[event])
     assert (await store.verify_stream(sid)).ok
+
+
+async def _drain_until(
+    store: EventStore, after: LogPosition, streams: set[str], count: int, *, page: int = 500
+) -> list[RecordedEvent]:
+    """Read the log until ``count`` events of ``streams`` are in: the reader waits for
+    transactions still running anywhere on the server (it lags, it never skips), and
+    other tests' workflows may be appending meanwhile."""
+    for _ in range(100):
+        seen = await _drain(store, after, page=page)
+        if sum(1 for e in seen if e.stream_id in streams) >= count:
+            return seen
+        await asyncio.sleep(0.1)
+    return seen

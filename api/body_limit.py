@@ -10,7 +10,7 @@ from api.errors import error_response
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised inside the app when the counted body passes the limit."""
 
 
 class BodyLimit:

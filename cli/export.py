@@ -1437,11 +1437,11 @@ class PdfFontError(RuntimeError):
 
 
 class FontNotFound(PdfFontError):
-    pass
+    """No Unicode TrueType font was found on this machine."""
 
 
 class MissingGlyphs(PdfFontError):
-    pass
+    """The font lacks a character the report needs."""
 
 
 class FontFiles(_Model):

@@ -59,7 +59,7 @@ def read_runtime() -> Runtime | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        pass
+        return runtime  # alive, under another user
     return runtime
 
 

@@ -450,4 +450,4 @@ async def _signal_quietly(handle: ExternalWorkflowHandle[Any], signal: str, arg:
         else:
             await handle.signal(signal, arg)
     except ApplicationError:
-        pass
+        return  # nobody left to tell

@@ -295,11 +295,23 @@ class EventStore:
         return [(r["stream_id"], r["version"]) for r in rows]
 
     async def verify_stream(self, stream_id: str) -> ChainCheck:
-        """Recompute every hash and link of a stream's chain; report each break."""
-        events = await self.read_stream(stream_id)
-        head = await self.pool.fetchrow(
-            "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
-        )
+        """Recompute every hash and link of a stream's chain; report each break.
+
+        Events and head are read in one repeatable-read snapshot: read apart, an append
+        landing between the two reads would look like a removed or inserted event."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version",
+                stream_id,
+            )
+            head = await conn.fetchrow(
+                "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
+            )
         return verify_chain(
-            stream_id, events, head=(head["version"], head["head_hash"]) if head else None
+            stream_id,
+            [_recorded(r) for r in rows],
+            head=(head["version"], head["head_hash"]) if head else None,
         )

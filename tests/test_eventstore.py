@@ -273,3 +273,20 @@ async def _drain_until(
             return seen
         await asyncio.sleep(0.1)
     return seen
+
+
+async def test_verification_during_appends_sees_one_snapshot(store: EventStore) -> None:
+    """Verifying a stream while it grows never reports a break that is not there."""
+    sid = stream()
+    await store.append(stream_id=sid, expected_version=0, events=new_events(2))
+
+    async def grow() -> None:
+        for version in range(2, 42, 2):
+            await store.append(stream_id=sid, expected_version=version, events=new_events(2))
+
+    growing = asyncio.create_task(grow())
+    checks = []
+    while not growing.done():
+        checks.append(await store.verify_stream(sid))
+    await growing
+    assert checks and all(check.ok for check in checks)

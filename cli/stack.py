@@ -151,6 +151,8 @@ def _wait_for_port(
             raise RuntimeError(f"{what} exited with code {process.returncode}{hint}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
+        # Blocking on purpose: this runs before any event loop (or in a thread), polling
+        # a child process's port with a bounded deadline.
         time.sleep(0.1)
     process.terminate()
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s")

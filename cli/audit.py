@@ -25,10 +25,10 @@ from cli.commands import InputError
 from cli.export import export_command
 from cli.services import NotRunning, open_missions
 from cli.show import print_mission
-from domain import fold, load_event
+from domain import fold, load_event, load_event_json
 from eventstore.chain import verify_chain
-from eventstore.models import ChainCheck, RecordedEvent
-from eventstore.store import EventStore
+from eventstore.models import ChainCheck, RecordedEvent, StoredEvent
+from eventstore.store import EventStore, read_chain_on, read_stream_data_on
 from worker import Settings, configure_logging, data_converter
 from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
@@ -58,7 +58,7 @@ async def history_at(
     return events
 
 
-def fingerprint_problems(events: list[RecordedEvent]) -> list[str]:
+def fingerprint_problems(events: list[StoredEvent]) -> list[str]:
     """A published statement names the hash of the history before it: check it still
     matches what the store holds."""
     by_version = {e.stream_version: e for e in events}
@@ -96,18 +96,20 @@ def verify(
             for column in ("stream", "events", "head", "verdict"):
                 table.add_column(column, overflow="fold")
             broken = 0
-            for stream_id in streams:
-                check = await store.verify_stream(stream_id)
-                problems = [
-                    f"v{b.stream_version} {b.kind}: {b.problem}" for b in check.breaks
-                ] + fingerprint_problems(await store.read_stream(stream_id))
-                broken += bool(problems)
-                table.add_row(
-                    stream_id,
-                    str(check.events),
-                    check.head_hash[:16],
-                    "[green]unbroken[/]" if not problems else "[red]" + "; ".join(problems),
-                )
+            async with store.connection() as conn:
+                for stream_id in streams:
+                    events, head = await read_chain_on(conn, stream_id)
+                    check = verify_chain(stream_id, events, head=head)
+                    problems = [
+                        f"v{b.stream_version} {b.kind}: {b.problem}" for b in check.breaks
+                    ] + fingerprint_problems(events)
+                    broken += bool(problems)
+                    table.add_row(
+                        stream_id,
+                        str(check.events),
+                        check.head_hash[:16],
+                        "[green]unbroken[/]" if not problems else "[red]" + "; ".join(problems),
+                    )
         console.print(table)
         console.print(
             f"{len(streams)} stream(s) verified, {broken} with breaks",
@@ -171,7 +173,7 @@ def replay(
                 raise NotRunning(f"no mission {mission!r} in the event store")
             state = fold(load_event(e.data) for e in events)
             head = events[-1] if events else None
-            check: ChainCheck = verify_chain(mission, events)
+            check: ChainCheck = verify_chain(mission, [StoredEvent.of(e) for e in events])
             print_mission(console, state, events, check)
             if head is not None:
                 console.print(
@@ -188,16 +190,17 @@ async def _replay_all(store: EventStore) -> None:
     missions = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("replaying", total=len(streams))
-        for stream_id, _ in streams:
-            events = await store.read_stream(stream_id)
-            try:
-                state = fold(load_event(e.data) for e in events)
-            except ValueError:
+        async with store.connection() as conn:
+            for stream_id, _ in streams:
+                data = await read_stream_data_on(conn, stream_id)
+                try:
+                    state = fold(load_event_json(d) for d in data)
+                except ValueError:
+                    progress.advance(task)
+                    continue  # not a mission stream
+                missions += state.stage is not None
+                total += len(data)
                 progress.advance(task)
-                continue  # not a mission stream
-            missions += state.stage is not None
-            total += len(events)
-            progress.advance(task)
     elapsed = time.perf_counter() - started
     console.print(
         f"{missions} missions, {total} events replayed in {elapsed:.2f}s "

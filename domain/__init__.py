@@ -7,6 +7,7 @@ from domain.events import EVENT_ADAPTER, EVENT_TYPES, Event
 from domain.evolve import evolve, fold
 from domain.state import Mission
 from domain.upcasting import load as load_event
+from domain.upcasting import load_json as load_event_json
 from domain.values import Profile, Stage
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "evolve",
     "fold",
     "load_event",
+    "load_event_json",
     "text_sha256",
 ]

@@ -9,8 +9,11 @@ rewritten: the store is append-only, and the hash covers what was written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import ValidationError
 
 from domain.events import EVENT_ADAPTER, EVENT_TYPES, Event
 
@@ -50,3 +53,17 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 def load(data: dict[str, Any]) -> Event:
     """A stored event's data as the current event model."""
     return EVENT_ADAPTER.validate_python(upcast(data))
+
+
+def load_json(text: str | bytes) -> Event:
+    """A stored event's data, given as JSON text, as the current event model.
+
+    Current-version data is parsed and validated in one pass; anything else (an older
+    version, or data that does not validate as it stands) goes through ``load``."""
+    try:
+        event = EVENT_ADAPTER.validate_json(text)
+    except ValidationError:
+        return load(json.loads(text))
+    if event.schema_version != current_version(event.type):
+        return load(json.loads(text))
+    return event

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,7 +23,7 @@ from eventstore.models import (
     BreakKind,
     ChainBreak,
     ChainCheck,
-    RecordedEvent,
+    StoredEvent,
 )
 
 
@@ -59,7 +60,7 @@ def event_hash(
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
-def _document(event: RecordedEvent, stream_version: int) -> dict[str, Any]:
+def _document(event: StoredEvent, stream_version: int) -> dict[str, Any]:
     return {
         "stream_id": event.stream_id,
         "stream_version": stream_version,
@@ -67,44 +68,37 @@ def _document(event: RecordedEvent, stream_version: int) -> dict[str, Any]:
         "event_type": event.event_type,
         "schema_version": event.schema_version,
         "data": event.data,
-        "metadata": event.metadata.model_dump(mode="json"),
+        "metadata": event.metadata,
         "occurred_at": canonical_time(event.occurred_at),
         "previous_hash": event.previous_hash,
     }
 
 
-def hash_matches(event: RecordedEvent) -> bool:
-    """Does the event still hash to its stored hash?
+def _fast_digest(document: dict[str, Any]) -> str:
+    """SHA-256 over the standard library's sorted, compact JSON: byte for byte RFC 8785
+    for the documents eom writes (strings, integers, booleans, nulls, objects, arrays),
+    and several times faster. It can differ for floats, so it only ever *confirms*."""
+    encoded = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
-    Tried first with the standard library's sorted, compact JSON, which is byte for byte
-    RFC 8785 for the documents eom writes (no floats) and several times faster; when that
-    digest differs, the exact RFC 8785 encoding decides. A match on the fast bytes is a
-    match on the canonical bytes: the stored digest was taken over those."""
-    document = _document(event, event.stream_version)
-    fast = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if hashlib.sha256(fast.encode("utf-8")).hexdigest() == event.hash:
+
+def hash_matches(event: StoredEvent, *, stream_version: int | None = None) -> bool:
+    """Does the event hash to its stored hash (at its own version, or at another)?
+
+    The fast encoding is tried first; when its digest differs, the exact RFC 8785 encoding
+    decides. A match on the fast bytes is a match on the canonical bytes: SHA-256 was
+    taken over those bytes, and they decode to the same JSON value."""
+    document = _document(event, event.stream_version if stream_version is None else stream_version)
+    if _fast_digest(document) == event.hash:
         return True
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest() == event.hash
 
 
-def recorded_hash(event: RecordedEvent, *, stream_version: int | None = None) -> str:
-    """The hash a recorded event should carry (at its own version, or at another)."""
-    return event_hash(
-        stream_id=event.stream_id,
-        stream_version=event.stream_version if stream_version is None else stream_version,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        schema_version=event.schema_version,
-        data=event.data,
-        metadata=event.metadata.model_dump(mode="json"),
-        occurred_at=event.occurred_at,
-        previous_hash=event.previous_hash,
-    )
-
-
 def verify_chain(
     stream_id: str,
-    events: list[RecordedEvent],
+    events: Sequence[StoredEvent],
     *,
     head: tuple[int, str] | None = None,
 ) -> ChainCheck:
@@ -133,9 +127,7 @@ def verify_chain(
         content_broken = not hash_matches(event)
         if content_broken:
             home = [
-                v
-                for v in sorted(versions - {version})
-                if recorded_hash(event, stream_version=v) == event.hash
+                v for v in sorted(versions - {version}) if hash_matches(event, stream_version=v)
             ]
             if home:
                 found(

@@ -6,6 +6,7 @@ sandbox) can build ``NewEvent`` values and activities can carry them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -21,7 +22,13 @@ class _Model(BaseModel):
 
 
 class EventMetadata(_Model):
-    """Who and what caused an event: enough for an auditor to trace it back."""
+    """Who and what caused an event: enough for an auditor to trace it back.
+
+    Keys this version does not know are ignored on read (a later version may add some):
+    readers of the log keep going, and ``verify``, which hashes the stored document
+    itself, reports any that were added behind the store's back."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     actor: str | None = None
     command_id: str | None = None
@@ -86,6 +93,41 @@ class RecordedEvent(NewEvent):
     @property
     def log_position(self) -> LogPosition:
         return LogPosition(transaction_id=self.transaction_id, global_position=self.global_position)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event exactly as the store holds it: the hashed fields, with ``data`` and
+    ``metadata`` as the stored JSON decoded, not validated. What verification reads, so
+    that a key added to or removed from stored metadata changes the hash instead of being
+    rejected or filled in by a model."""
+
+    stream_id: str
+    stream_version: int
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    previous_hash: str
+    hash: str
+
+    @classmethod
+    def of(cls, event: RecordedEvent) -> StoredEvent:
+        """A recorded event as stored (its metadata as the model dumps it)."""
+        return cls(
+            stream_id=event.stream_id,
+            stream_version=event.stream_version,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=event.metadata.model_dump(mode="json"),
+            occurred_at=event.occurred_at,
+            previous_hash=event.previous_hash,
+            hash=event.hash,
+        )
 
 
 class AppendResult(_Model):

@@ -8,21 +8,23 @@ follow PEP 249's shape: a version conflict is an ``IntegrityError``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import TypeAdapter
 
 from eventstore.chain import event_hash, verify_chain
 from eventstore.models import (
     GENESIS_HASH,
     AppendResult,
     ChainCheck,
-    EventMetadata,
     LogPosition,
     NewEvent,
     RecordedEvent,
+    StoredEvent,
 )
 
 
@@ -69,13 +71,88 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     return pool
 
 
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
-    values = dict(row)
-    values["metadata"] = EventMetadata.model_validate(values["metadata"])
-    return RecordedEvent.model_validate(values)
+_RECORDED: TypeAdapter[list[RecordedEvent]] = TypeAdapter(list[RecordedEvent])
+
+
+def _recorded(rows: list[asyncpg.Record]) -> list[RecordedEvent]:
+    """Rows as models, validated in one call (metadata nested)."""
+    return _RECORDED.validate_python([dict(r) for r in rows])
 
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_READ_STREAM = (
+    "FROM events WHERE stream_id = $1 "
+    "AND stream_version >= $2 AND ($3::bigint IS NULL OR stream_version <= $3) "
+    "ORDER BY stream_version"
+)
+
+# Events and head in one statement, hence one snapshot: read apart, an append landing
+# between the two reads would look like a removed or inserted event. The outer join
+# keeps one row (head only) for a stream whose events are all gone.
+_CHAIN = """
+    SELECT s.version AS head_version, s.head_hash AS head_hash,
+           e.stream_version, e.event_id, e.event_type, e.schema_version, e.data, e.metadata,
+           e.occurred_at, e.previous_hash, e.hash
+    FROM (SELECT $1::text AS stream_id) AS wanted
+    LEFT JOIN streams AS s ON s.stream_id = wanted.stream_id
+    LEFT JOIN events AS e ON e.stream_id = wanted.stream_id
+    ORDER BY e.stream_version
+"""
+
+
+async def read_stream_on(
+    conn: Connection, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+) -> list[RecordedEvent]:
+    """A stream's events in version order, as models."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} {_READ_STREAM}", stream_id, from_version, to_version
+    )
+    return _recorded(rows)
+
+
+async def read_stream_data_on(
+    conn: Connection, stream_id: str, *, to_version: int | None = None
+) -> list[str]:
+    """Only what a replay folds: each event's data as the JSON text PostgreSQL sends, for
+    the domain to parse and validate in one pass (``load_event_json``)."""
+    rows = await conn.fetch(f"SELECT data::text AS data {_READ_STREAM}", stream_id, 1, to_version)
+    return [r["data"] for r in rows]
+
+
+async def read_chain_on(
+    conn: Connection, stream_id: str
+) -> tuple[list[StoredEvent], tuple[int, str] | None]:
+    """A stream's events exactly as stored, and its recorded head (version, hash), from
+    one snapshot: what verification needs, with no model between the rows and the hash."""
+    rows = await conn.fetch(_CHAIN, stream_id)
+    head = rows[0] if rows else None
+    return [
+        StoredEvent(
+            stream_id=stream_id,
+            stream_version=r["stream_version"],
+            event_id=r["event_id"],
+            event_type=r["event_type"],
+            schema_version=r["schema_version"],
+            data=r["data"],
+            metadata=r["metadata"],
+            occurred_at=r["occurred_at"],
+            previous_hash=r["previous_hash"],
+            hash=r["hash"],
+        )
+        for r in rows
+        if r["stream_version"] is not None
+    ], (
+        (head["head_version"], head["head_hash"])
+        if head is not None and head["head_version"] is not None
+        else None
+    )
+
+
+async def verify_stream_on(conn: Connection, stream_id: str) -> ChainCheck:
+    """Recompute every hash and link of a stream's chain; report each break."""
+    events, head = await read_chain_on(conn, stream_id)
+    return verify_chain(stream_id, events, head=head)
 
 
 async def append_on(
@@ -238,18 +315,19 @@ class EventStore:
         )
         return int(version or 0)
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """One connection for a pass of many reads (the ``*_on`` functions)."""
+        async with self.pool.acquire() as conn:
+            yield conn
+
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
-        rows = await self.pool.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 "
-            "AND stream_version >= $2 AND ($3::bigint IS NULL OR stream_version <= $3) "
-            "ORDER BY stream_version",
-            stream_id,
-            from_version,
-            to_version,
-        )
-        return [_recorded(r) for r in rows]
+        async with self.pool.acquire() as conn:
+            return await read_stream_on(
+                conn, stream_id, from_version=from_version, to_version=to_version
+            )
 
     async def read_all(self, *, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         """The next events of the global log after ``after``, never skipping one whose
@@ -269,7 +347,7 @@ class EventStore:
             after.global_position,
             limit,
         )
-        return [_recorded(r) for r in rows]
+        return _recorded(rows)
 
     async def missions_in_follow_up(self, host_country: str) -> list[str]:
         """Missions to ``host_country`` whose recommendations went out and whose follow-up
@@ -295,23 +373,6 @@ class EventStore:
         return [(r["stream_id"], r["version"]) for r in rows]
 
     async def verify_stream(self, stream_id: str) -> ChainCheck:
-        """Recompute every hash and link of a stream's chain; report each break.
-
-        Events and head are read in one repeatable-read snapshot: read apart, an append
-        landing between the two reads would look like a removed or inserted event."""
-        async with (
-            self.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version",
-                stream_id,
-            )
-            head = await conn.fetchrow(
-                "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
-            )
-        return verify_chain(
-            stream_id,
-            [_recorded(r) for r in rows],
-            head=(head["version"], head["head_hash"]) if head else None,
-        )
+        """Recompute every hash and link of a stream's chain; report each break."""
+        async with self.pool.acquire() as conn:
+            return await verify_stream_on(conn, stream_id)

@@ -73,6 +73,38 @@ async def test_a_changed_actor_is_named(store: EventStore, stream: str) -> None:
     assert await breaks(store, stream) == [(2, "changed")]
 
 
+async def test_an_added_metadata_key_is_named(store: EventStore, stream: str) -> None:
+    """A key slipped into stored metadata is a 'changed' break, not a reading error."""
+    await as_superuser(
+        store,
+        (
+            'UPDATE events SET metadata = metadata || \'{"approved_by": "someone"}\' '
+            "WHERE stream_id = $1 AND stream_version = 4",
+            (stream,),
+        ),
+    )
+    assert await breaks(store, stream) == [(4, "changed")]
+
+
+async def test_a_removed_null_metadata_key_is_named(store: EventStore, stream: str) -> None:
+    """Dropping a metadata key whose value was null changes what was written: the hash
+    covers the stored document, not a model that would fill the key back in."""
+    async with store.pool.acquire() as conn:
+        metadata = await conn.fetchval(
+            "SELECT metadata FROM events WHERE stream_id = $1 AND stream_version = 1", stream
+        )
+    assert metadata["run_id"] is None
+    await as_superuser(
+        store,
+        (
+            "UPDATE events SET metadata = metadata - 'run_id' "
+            "WHERE stream_id = $1 AND stream_version = 1",
+            (stream,),
+        ),
+    )
+    assert await breaks(store, stream) == [(1, "changed")]
+
+
 async def test_a_deleted_row_is_named(store: EventStore, stream: str) -> None:
     """Deleting an event in the middle is a 'removed' break where the gap is."""
     await as_superuser(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from domain import EVENT_TYPES, Mission, fold, load_event
+from domain import EVENT_TYPES, Mission, fold, load_event, load_event_json
 from domain.upcasting import UPCASTERS, current_version, upcast
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -32,6 +32,15 @@ def test_the_frozen_corpus_replays_to_the_frozen_state() -> None:
         json.loads((CORPUS / "seed_v1.state.json").read_text(encoding="utf-8"))
     )
     assert fold(load_event(e) for e in events) == expected
+
+
+def test_json_text_loads_as_the_dict_does() -> None:
+    """The replay path that parses stored JSON text directly upcasts old versions too, and
+    gives the same events as decoding first."""
+    lines = (CORPUS / "seed_v1.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [load_event_json(line) for line in lines] == [load_event(e) for e in corpus()]
+    current = [load_event(e).model_dump_json() for e in corpus()]
+    assert [load_event_json(text) for text in current] == [load_event(e) for e in corpus()]
 
 
 def test_every_older_version_has_an_upcaster() -> None:
@@ -61,3 +70,5 @@ def test_unreadable_events_are_named(data: dict[str, Any], message: str) -> None
     """An unknown type or a version from the future is an error that says so."""
     with pytest.raises(ValueError, match=message):
         upcast(data)
+    with pytest.raises(ValueError, match=message):
+        load_event_json(json.dumps(data))

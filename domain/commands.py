@@ -135,6 +135,10 @@ class OpenElectionDay(Frozen):
     """Open election day: station visits can be recorded."""
 
     type: Literal["open_election_day"] = "open_election_day"
+    polls_open_at: AwareDatetime | None = None
+    """When the polls open (default: now). A team with no opening report by then plus
+    ``check_in_grace_minutes`` is reported missing."""
+    check_in_grace_minutes: float = Field(default=60, gt=0, le=24 * 60)
 
 
 class RecordStationVisit(Frozen):

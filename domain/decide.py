@@ -21,6 +21,7 @@ from domain.values import (
     PROFILE_RULES,
     DeadlineKind,
     DeliveryPurpose,
+    IntakeProgress,
     Phase,
     RecipientKind,
     Stage,
@@ -38,13 +39,21 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def decide(state: Mission, command: Command, *, now: datetime) -> list[Event]:
-    """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule."""
+def decide(
+    state: Mission, command: Command, *, now: datetime, intake_drained: bool = True
+) -> list[Event]:
+    """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule.
+
+    Closing election day depends on what the intake holds: with ``intake_drained`` false
+    (before the intake has been drained and counted) only its other rules are checked, and
+    no events are returned."""
     if isinstance(command, c.RegisterInvitation):
         return _register(state, command, now)
     handler = _HANDLERS[type(command)]
     stages, name = _STAGES[type(command)]
     _require_stage(state, stages, name)
+    if isinstance(command, c.CloseElectionDay) and not intake_drained:
+        return []
     return handler(state, command, now)
 
 
@@ -238,7 +247,13 @@ def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) ->
         raise e.StepMissing(
             f"a {state.profile.value} mission publishes its interim report before election day"
         )
-    return [ev.ElectionDayOpened(opened_at=now)]
+    return [
+        ev.ElectionDayOpened(
+            opened_at=now,
+            polls_open_at=cmd.polls_open_at or now,
+            check_in_grace_seconds=cmd.check_in_grace_minutes * 60,
+        )
+    ]
 
 
 def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Event]:
@@ -263,37 +278,84 @@ def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Eve
 
 
 def _check_visit_dates(cmd: c.RecordStationVisit, election_day: date) -> None:
-    if cmd.departed_at < cmd.arrived_at:
-        raise e.VisitTimesInverted(
-            f"visit {cmd.visit_id!r} departs at {cmd.departed_at} before it arrives at "
-            f"{cmd.arrived_at}"
-        )
+    check_on_election_day(
+        f"visit {cmd.visit_id!r}",
+        cmd.arrived_at,
+        cmd.departed_at,
+        counting_only=all(cl.phase in (Phase.counting, Phase.tabulation) for cl in cmd.checklists),
+        election_day=election_day,
+    )
+
+
+def check_on_election_day(
+    what: str, start: datetime, end: datetime, *, counting_only: bool, election_day: date
+) -> None:
+    """The date guard of everything observed at a station: it happens on election day;
+    counting may run into the next morning (and, counting only, begin there)."""
+    if end < start:
+        raise e.VisitTimesInverted(f"{what} ends at {end} before it starts at {start}")
     morning_after = election_day + timedelta(days=1)
-    counting_only = all(cl.phase in (Phase.counting, Phase.tabulation) for cl in cmd.checklists)
 
     def in_grace(moment: datetime) -> bool:
         return moment.date() == morning_after and moment.time() <= COUNTING_GRACE
 
-    arrival_ok = cmd.arrived_at.date() == election_day or (
-        counting_only and in_grace(cmd.arrived_at)
-    )
-    departure_ok = cmd.departed_at.date() == election_day or in_grace(cmd.departed_at)
-    if not (arrival_ok and departure_ok):
+    start_ok = start.date() == election_day or (counting_only and in_grace(start))
+    end_ok = end.date() == election_day or in_grace(end)
+    if not (start_ok and end_ok):
+        span = (
+            start.isoformat() if start == end else f"from {start.isoformat()} to {end.isoformat()}"
+        )
         raise e.VisitNotOnElectionDay(
-            f"visit {cmd.visit_id!r} is dated {cmd.arrived_at.date()} "
-            f"(from {cmd.arrived_at.isoformat()} to {cmd.departed_at.isoformat()}), but "
-            f"election day is {election_day}; counting may run until "
-            f"{COUNTING_GRACE.strftime('%H:%M')} on {morning_after}"
+            f"{what} is dated {start.date()} ({span}), but election day is {election_day}; "
+            f"counting may run until {COUNTING_GRACE.strftime('%H:%M')} on {morning_after}"
         )
 
 
 def _close_election_day(state: Mission, cmd: c.CloseElectionDay, now: datetime) -> list[Event]:
-    if not state.visits:
+    if not state.visits_recorded:
         raise e.NoStationVisits("no polling-station visit has been recorded")
     return [
         ev.ElectionDayClosed(
-            closed_at=now, stations_visited=len(state.stations_visited), visits=len(state.visits)
+            closed_at=now,
+            stations_visited=_coverage(state).stations_visited,
+            visits=state.visits_recorded,
         )
+    ]
+
+
+def _coverage(state: Mission) -> ev.Coverage:
+    """What the recorded visits cover: the intake's aggregate (which counts the mission's
+    own visits too) once the mission has it, else the mission's own visits."""
+    if state.intake is not None:
+        return ev.Coverage(
+            stations_visited=state.intake.stations_visited,
+            visits=state.intake.visits,
+            localities=state.intake.localities,
+            teams=state.intake.teams,
+        )
+    return ev.Coverage(
+        stations_visited=len(state.stations_visited),
+        visits=len(state.visits),
+        localities=state.localities,
+        teams=len({v.team_id for v in state.visits.values()}),
+    )
+
+
+def intake_progressed(state: Mission, progress: IntakeProgress) -> list[Event]:
+    """The intake's aggregate, when it says something the mission does not know yet."""
+    if state.stage is not Stage.election_day or progress == state.intake:
+        return []
+    return [ev.IntakeProgressed(progress=progress)]
+
+
+def check_ins_missed(state: Mission, teams: list[str], *, due_at: datetime) -> list[Event]:
+    """Teams that sent no opening report by ``due_at``, each alerted once."""
+    if state.stage is not Stage.election_day:
+        return []
+    return [
+        ev.CheckInMissed(team_id=team, phase=Phase.opening, due_at=due_at)
+        for team in sorted(set(teams))
+        if team not in state.missed_check_ins
     ]
 
 
@@ -318,19 +380,13 @@ def _statement_stage(state: Mission, name: str) -> None:
 
 def _draft(state: Mission, cmd: c.DraftStatement, now: datetime) -> list[Event]:
     _unique([cmd.draft_id], state.drafts, "statement draft")
-    teams = {v.team_id for v in state.visits.values()}
     return [
         ev.StatementDrafted(
             draft_id=cmd.draft_id,
             title=cmd.title,
             text=cmd.text,
             text_sha256=text_sha256(cmd.text),
-            coverage=ev.Coverage(
-                stations_visited=len(state.stations_visited),
-                visits=len(state.visits),
-                localities=state.localities,
-                teams=len(teams),
-            ),
+            coverage=_coverage(state),
         )
     ]
 

@@ -128,3 +128,29 @@ AlreadyAnswered = _rule("already_answered", "The member state has already answer
 FollowUpNotOpen = _rule(
     "follow_up_not_open", "Follow-up needs recommendations sent, and ends only once."
 )
+
+# -- election-day submissions (intake) -------------------------------------------------------
+
+WrongMission = _rule(
+    "wrong_mission", "A submission names another mission than the one it was sent to."
+)
+IntakeNotOpen = _rule(
+    "intake_not_open", "Submissions are taken while election day is open, and only then."
+)
+UnknownStation = _rule(
+    "unknown_station", "A submission names a polling station the mission has not registered."
+)
+UnknownTeam = _rule("unknown_team", "A submission names a team the mission has not formed.")
+SubmissionIdReused = _rule(
+    "submission_id_reused",
+    "A submission id already stands for a different submission: a change is a correction.",
+)
+CorrectionOfUnknownReport = _rule(
+    "correction_of_unknown_report", "A correction must name a report the mission holds."
+)
+CorrectionMismatch = _rule(
+    "correction_mismatch", "A correction replaces a report of its own kind, by the same team."
+)
+StationsInvalid = _rule(
+    "stations_invalid", "A polling-station list with repeated ids or a station moved elsewhere."
+)

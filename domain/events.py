@@ -21,7 +21,9 @@ from domain.values import (
     Finding,
     Frozen,
     Identifier,
+    IntakeProgress,
     ObserverRole,
+    Phase,
     PhaseChecklist,
     Profile,
     Rating,
@@ -119,6 +121,26 @@ class InterimReportPublished(EventBase):
 class ElectionDayOpened(EventBase):
     type: Literal["ElectionDayOpened"] = "ElectionDayOpened"
     opened_at: datetime
+    polls_open_at: datetime | None = None
+    """When the polls open; teams report opening by then plus the check-in grace."""
+    check_in_grace_seconds: float | None = None
+
+
+class IntakeProgressed(EventBase):
+    """What the intake holds so far, in aggregate: how the mission follows election day
+    without a history event per report."""
+
+    type: Literal["IntakeProgressed"] = "IntakeProgressed"
+    progress: IntakeProgress
+
+
+class CheckInMissed(EventBase):
+    """A team sent no report of a phase by the time it was due: the coordinator is alerted."""
+
+    type: Literal["CheckInMissed"] = "CheckInMissed"
+    team_id: Identifier
+    phase: Phase
+    due_at: datetime
 
 
 class StationVisitRecorded(EventBase):
@@ -331,6 +353,8 @@ Event = Annotated[
     | MeetingRecorded
     | InterimReportPublished
     | ElectionDayOpened
+    | IntakeProgressed
+    | CheckInMissed
     | StationVisitRecorded
     | StationReportsConflicted
     | ElectionDayClosed

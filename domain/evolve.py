@@ -92,7 +92,15 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
         case ev.InterimReportPublished():
             return {"interim_report": Report(**_fields(event))}
         case ev.ElectionDayOpened():
-            return {"stage": Stage.election_day}
+            return {
+                "stage": Stage.election_day,
+                "polls_open_at": event.polls_open_at,
+                "check_in_grace_seconds": event.check_in_grace_seconds,
+            }
+        case ev.IntakeProgressed():
+            return {"intake": event.progress}
+        case ev.CheckInMissed():
+            return {"missed_check_ins": {**state.missed_check_ins, event.team_id: event.due_at}}
         case ev.StationVisitRecorded():
             visit = StationVisit(**_fields(event))
             return {"visits": {**state.visits, visit.visit_id: visit}}

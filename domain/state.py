@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import Field
@@ -16,6 +16,7 @@ from domain.values import (
     EvidenceItem,
     Finding,
     Frozen,
+    IntakeProgress,
     ObserverRole,
     PhaseChecklist,
     Profile,
@@ -171,6 +172,12 @@ class Mission(Frozen):
     interim_report: Report | None = None
     visits: dict[str, StationVisit] = Field(default_factory=dict)
     conflicting_stations: dict[str, list[str]] = Field(default_factory=dict)
+    polls_open_at: datetime | None = None
+    check_in_grace_seconds: float | None = None
+    intake: IntakeProgress | None = None
+    """Election-day intake in aggregate, once the mission has heard of it."""
+    missed_check_ins: dict[str, datetime] = Field(default_factory=dict)
+    """Teams that sent no opening report in time, with when it was due."""
     drafts: dict[str, StatementDraft] = Field(default_factory=dict)
     approval: Approval | None = None
     publication: Publication | None = None
@@ -250,3 +257,15 @@ class Mission(Frozen):
     @property
     def localities(self) -> list[str]:
         return sorted({v.locality for v in self.visits.values()})
+
+    @property
+    def visits_recorded(self) -> int:
+        """Station visits through any path: the intake's count covers the mission's own."""
+        return self.intake.visits if self.intake is not None else len(self.visits)
+
+    @property
+    def check_in_due_at(self) -> datetime | None:
+        """When teams' opening reports are due (polls open plus the grace)."""
+        if self.polls_open_at is None or self.check_in_grace_seconds is None:
+            return None
+        return self.polls_open_at + timedelta(seconds=self.check_in_grace_seconds)

@@ -300,3 +300,23 @@ class Rating(StrEnum):
 class EvidenceItem(Frozen):
     recommendation_id: Identifier
     text: Text
+
+
+class IntakeProgress(Frozen):
+    """Election-day intake in aggregate, as the mission learns it (never report by report):
+    counted over every station-visit report, through the intake or the mission's own
+    command, corrections counted once."""
+
+    reports: int = Field(default=0, ge=0)
+    """Submissions recorded, corrections included."""
+    visits: int = Field(default=0, ge=0)
+    """Station visits, each counted once however often corrected."""
+    incidents: int = Field(default=0, ge=0)
+    corrections: int = Field(default=0, ge=0)
+    stations_visited: int = Field(default=0, ge=0)
+    localities: list[str] = Field(default_factory=list)
+    teams: int = Field(default=0, ge=0)
+    conflicts: int = Field(default=0, ge=0)
+    """Stations reported by more than one team."""
+    through_position: int = Field(default=0, ge=0)
+    """The last global log position counted."""

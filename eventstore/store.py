@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -169,16 +169,7 @@ async def append_on(
     if len(set(ids)) != len(ids):
         raise IdempotencyConflict(f"the append to {stream_id!r} repeats an event id")
 
-    await conn.execute(
-        "INSERT INTO streams (stream_id, version, head_hash) VALUES ($1, 0, $2) "
-        "ON CONFLICT (stream_id) DO NOTHING",
-        stream_id,
-        GENESIS_HASH,
-    )
-    head = await conn.fetchrow(
-        "SELECT version, head_hash FROM streams WHERE stream_id = $1 FOR UPDATE", stream_id
-    )
-    assert head is not None
+    heads = await lock_heads_on(conn, [stream_id])
     # Under the stream's lock, so a concurrent attempt of the same append has committed
     # (and is seen here) or has not started.
     stored = await conn.fetch(
@@ -189,72 +180,122 @@ async def append_on(
     if stored:
         return _replayed(stream_id, expected_version, ids, stored)
 
-    version: int = head["version"]
+    version = heads[stream_id].version
     if version != expected_version:
         raise ConcurrencyError(stream_id, expected_version, version)
+    [result] = await append_at_heads_on(conn, heads, [(stream_id, events)])
+    return result
 
-    previous = head["head_hash"]
+
+class Head(NamedTuple):
+    version: int
+    head_hash: str
+
+
+async def lock_heads_on(conn: Connection, stream_ids: Sequence[str]) -> dict[str, Head]:
+    """Create the streams that do not exist yet and lock every one's head row until the
+    caller's transaction ends (in stream id order, so that two lockers never deadlock)."""
+    ordered = sorted(set(stream_ids))
+    await conn.execute(
+        "INSERT INTO streams (stream_id, version, head_hash) "
+        "SELECT s, 0, $2 FROM unnest($1::text[]) AS s ORDER BY s "
+        "ON CONFLICT (stream_id) DO NOTHING",
+        ordered,
+        GENESIS_HASH,
+    )
+    rows = await conn.fetch(
+        "SELECT stream_id, version, head_hash FROM streams WHERE stream_id = ANY($1::text[]) "
+        "ORDER BY stream_id FOR UPDATE",
+        ordered,
+    )
+    return {r["stream_id"]: Head(r["version"], r["head_hash"]) for r in rows}
+
+
+async def append_at_heads_on(
+    conn: Connection,
+    heads: dict[str, Head],
+    appends: Sequence[tuple[str, Sequence[NewEvent]]],
+) -> list[AppendResult]:
+    """Append each stream's events after its locked head (``lock_heads_on``, same
+    transaction): hashes chained, one INSERT for every event of every stream, one UPDATE
+    for the heads. A stream may appear more than once; its appends follow one another."""
+    tips = dict(heads)
     rows: list[tuple[Any, ...]] = []
-    for offset, event in enumerate(events, start=1):
-        metadata = event.metadata.model_dump(mode="json")
-        digest = event_hash(
-            stream_id=stream_id,
-            stream_version=version + offset,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=metadata,
-            occurred_at=event.occurred_at,
-            previous_hash=previous,
-        )
-        rows.append(
-            (
-                event.event_id,
-                version + offset,
-                event.event_type,
-                event.schema_version,
-                json.dumps(event.data),
-                json.dumps(metadata),
-                event.occurred_at,
-                previous,
-                digest,
+    spans: list[tuple[str, int, int, list[UUID], str]] = []
+    for stream_id, events in appends:
+        if not events:
+            raise ValueError(f"an append to {stream_id!r} needs at least one event")
+        version, previous = tips[stream_id]
+        first = version + 1
+        for event in events:
+            version += 1
+            metadata = event.metadata.model_dump(mode="json")
+            digest = event_hash(
+                stream_id=stream_id,
+                stream_version=version,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                data=event.data,
+                metadata=metadata,
+                occurred_at=event.occurred_at,
+                previous_hash=previous,
             )
-        )
-        previous = digest
+            rows.append(
+                (
+                    stream_id,
+                    event.event_id,
+                    version,
+                    event.event_type,
+                    event.schema_version,
+                    json.dumps(event.data),
+                    json.dumps(metadata),
+                    event.occurred_at,
+                    previous,
+                    digest,
+                )
+            )
+            previous = digest
+        tips[stream_id] = Head(version, previous)
+        spans.append((stream_id, first, version, [e.event_id for e in events], previous))
 
-    positions = await conn.fetch(
+    inserted = await conn.fetch(
         """
         INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
                             data, metadata, occurred_at, previous_hash, hash)
-        SELECT $1, r.event_id, r.stream_version, r.event_type, r.schema_version,
+        SELECT r.stream_id, r.event_id, r.stream_version, r.event_type, r.schema_version,
                r.data::jsonb, r.metadata::jsonb, r.occurred_at, r.previous_hash, r.hash
-        FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[],
-                    $8::timestamptz[], $9::text[], $10::text[])
-             AS r(event_id, stream_version, event_type, schema_version, data, metadata,
-                  occurred_at, previous_hash, hash)
-        ORDER BY r.stream_version
-        RETURNING global_position
+        FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[],
+                    $7::text[], $8::timestamptz[], $9::text[], $10::text[])
+             AS r(stream_id, event_id, stream_version, event_type, schema_version, data,
+                  metadata, occurred_at, previous_hash, hash)
+        ORDER BY r.stream_id, r.stream_version
+        RETURNING event_id, global_position
         """,
-        stream_id,
         *[list(column) for column in zip(*rows, strict=True)],
     )
-    last = version + len(events)
+    positions = {r["event_id"]: r["global_position"] for r in inserted}
+    moved = {s: tips[s] for s, _ in appends}
     await conn.execute(
-        "UPDATE streams SET version = $2, head_hash = $3, updated_at = clock_timestamp() "
-        "WHERE stream_id = $1",
-        stream_id,
-        last,
-        previous,
+        "UPDATE streams SET version = m.version, head_hash = m.head_hash, "
+        "updated_at = clock_timestamp() "
+        "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS m(stream_id, version, head_hash) "
+        "WHERE streams.stream_id = m.stream_id",
+        list(moved),
+        [h.version for h in moved.values()],
+        [h.head_hash for h in moved.values()],
     )
-    return AppendResult(
-        stream_id=stream_id,
-        first_version=version + 1,
-        last_version=last,
-        event_ids=ids,
-        global_positions=sorted(r["global_position"] for r in positions),
-        head_hash=previous,
-    )
+    return [
+        AppendResult(
+            stream_id=stream_id,
+            first_version=first,
+            last_version=last,
+            event_ids=ids,
+            global_positions=[positions[i] for i in ids],
+            head_hash=head_hash,
+        )
+        for stream_id, first, last, ids, head_hash in spans
+    ]
 
 
 def _replayed(

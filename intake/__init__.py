@@ -1,0 +1,1 @@
+"""Election-day intake: observers' submissions at volume, outside the mission workflow."""

@@ -40,6 +40,7 @@ from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities, DeliverySettings
 from activities.event_store import EventStoreActivities
+from activities.intake import IntakeActivities
 from activities.policies import PolicyActivities
 from api.app import create_app
 from api.feed import EventFeed
@@ -48,6 +49,7 @@ from api.tokens import TokenStore
 from eventstore.migrations import migrate
 from eventstore.projections import Projector
 from eventstore.store import EventStore, create_pool
+from intake.writer import Intake
 from workflows.client import Missions
 from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
@@ -217,6 +219,7 @@ def build_worker(
     events = events or EventStoreActivities(store)
     policies = PolicyActivities(store.pool)
     deliveries = DeliveryActivities(store.pool, delivery or DeliverySettings())
+    intake = IntakeActivities(store)
     return Worker(
         client,
         task_queue=task_queue,
@@ -227,6 +230,9 @@ def build_worker(
             events.missions_hosted_by,
             policies.ladder_policy,
             deliveries.deliver,
+            intake.intake_progress,
+            intake.drain_intake,
+            intake.missing_check_ins,
         ],
     )
 
@@ -286,6 +292,7 @@ async def run_api(
     async with open_service(settings) as service:
         feed = EventFeed(service.store, settings.database_url)
         await feed.start()
+        intake = Intake(service.store)
         app = create_app(
             missions=Missions(
                 client=service.client, store=service.store, task_queue=settings.task_queue
@@ -293,6 +300,7 @@ async def run_api(
             tokens=TokenStore(service.pool),
             idempotency=IdempotencyStore(service.pool),
             feed=feed,
+            intake=intake,
             max_body_bytes=settings.api_max_body_bytes,
             submission_rate=settings.api_submission_rate,
             cors_origins=settings.api_cors_origins,
@@ -324,6 +332,7 @@ async def run_api(
         finally:
             server.should_exit = True
             await serving
+            await intake.close()
             await feed.stop()
 
 

@@ -25,6 +25,8 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
     "stream_events": READERS,
     "list_visits": frozenset({R.coordinator, R.head_of_mission, R.observer, R.auditor}),
     "get_sent_to_recipient": frozenset({R.coordinator, R.member_state, R.auditor}),
+    "submit_reports": frozenset({R.coordinator, R.observer}),
+    "register_stations": frozenset({R.coordinator}),
     # One route per command; coordinators give every command but the approval, which is
     # the head of mission's own act.
     **{name: frozenset({R.coordinator}) for name in COMMAND_TYPES},

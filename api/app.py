@@ -20,7 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from limits import parse as parse_rate
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api import errors
 from api.access import check_command, in_scope, require_role, require_scope
@@ -29,10 +29,13 @@ from api.errors import ApiError, ErrorBody, ErrorResponse
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore, Stored, command_id, request_hash
 from api.tokens import Principal, TokenStore
+from domain import DomainError
 from domain.commands import COMMAND_TYPES, Command, RegisterInvitation
 from domain.state import Delivery, Mission, StationVisit
+from domain.submissions import PollingStation, Submission
 from domain.values import Recommendation
 from eventstore.models import RecordedEvent
+from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
 
@@ -61,6 +64,20 @@ class DryRun(BaseModel):
     refusal: ErrorBody | None = None
 
 
+class ReportBatch(BaseModel):
+    """Reports from the field: one, or a device's backlog sent when it is back online."""
+
+    reports: Annotated[list[Submission], Field(min_length=1, max_length=500)]
+
+
+class Receipts(BaseModel):
+    receipts: list[Receipt]
+
+
+class StationList(BaseModel):
+    stations: Annotated[list[PollingStation], Field(min_length=1, max_length=20_000)]
+
+
 class SentToRecipient(BaseModel):
     recipient: str
     deliveries: list[Delivery]
@@ -75,8 +92,10 @@ def create_app(
     tokens: TokenStore,
     idempotency: IdempotencyStore,
     feed: EventFeed,
+    intake: Intake,
     max_body_bytes: int = 1_048_576,
     submission_rate: str = "120/minute",
+    report_rate: str = "1200/minute",
     cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     app = FastAPI(
@@ -100,6 +119,7 @@ def create_app(
     bearer = HTTPBearer(auto_error=False, description="eom_... token from `eom token create`")
     limiter = MovingWindowRateLimiter(MemoryStorage())
     rate = parse_rate(submission_rate)
+    report_limit = parse_rate(report_rate)
 
     async def principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
@@ -123,6 +143,7 @@ def create_app(
 
     Caller = Annotated[Principal, Depends(principal)]
     MissionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+    DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
 
     async def load(mission_id: str) -> Mission:
         state = await missions.state(mission_id)
@@ -149,6 +170,105 @@ def create_app(
         return caller
 
     Submitter = Annotated[Principal, Depends(submission_allowed)]
+
+    async def reporter(caller: Caller) -> Principal:
+        """Reports have their own, higher limit: a team's device syncing its backlog."""
+        if not await limiter.hit(report_limit, f"reports:{caller.token_id}"):
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {report_limit} report requests for this token; retry in 1s",
+                headers={"Retry-After": "1"},
+            )
+        return caller
+
+    Reporter = Annotated[Principal, Depends(reporter)]
+
+    def report_refusal(refused: SubmissionRefused) -> ApiError:
+        return ApiError(
+            422,
+            refused.rule,
+            f"{len(refused.problems)} report(s) refused; nothing was recorded",
+            fields=[
+                errors.FieldProblem(path=f"reports[{p.index}]", message=f"{p.rule}: {p.message}")
+                for p in refused.problems
+            ],
+        )
+
+    @app.post(
+        "/v1/missions/{mission_id}/reports",
+        name="submit_reports",
+        response_model=Receipts | DryRun,
+        responses={503: {"model": ErrorResponse}},
+    )
+    async def submit_reports(
+        mission_id: MissionId, batch: ReportBatch, caller: Reporter, dry_run: DryRunFlag = False
+    ) -> Any:
+        """Station-visit and incident reports, answered once durably recorded. Sending a
+        report again (same ``submission_id``) returns its first receipt; if any report is
+        refused, none of the request is recorded and each problem is named."""
+        require_role("submit_reports", caller)
+        mission = await intake.mission(mission_id)
+        if mission.stage is None:
+            raise ApiError(404, "unknown_mission", f"no mission {mission_id!r}")
+        require_scope(caller, mission)
+        if dry_run:
+            try:
+                reports = await intake.check(mission_id, batch.reports)
+            except SubmissionRefused as refused:
+                problem = report_refusal(refused)
+                return DryRun(
+                    accepted=False,
+                    event_types=[],
+                    events=[],
+                    refusal=ErrorBody(
+                        status=422, code=problem.code, message=str(refused), fields=problem.fields
+                    ),
+                )
+            return DryRun(
+                accepted=True,
+                event_types=[r.type for r in reports],
+                events=[r.model_dump(mode="json") for r in reports],
+            )
+        try:
+            receipts = await intake.submit(mission_id, batch.reports, actor=caller.actor)
+        except SubmissionRefused as refused:
+            raise report_refusal(refused) from None
+        except IntakeUnavailable as error:
+            raise ApiError(
+                503, "intake_unavailable", str(error), headers={"Retry-After": "1"}
+            ) from None
+        return Receipts(receipts=receipts)
+
+    @app.post(
+        "/v1/missions/{mission_id}/stations",
+        name="register_stations",
+        response_model=StationsRegistered | DryRun,
+    )
+    async def register_stations(
+        mission_id: MissionId, listing: StationList, caller: Caller, dry_run: DryRunFlag = False
+    ) -> Any:
+        """The polling stations observers may report from (registering one again, as it
+        is, changes nothing)."""
+        await guarded("register_stations", caller, mission_id)
+        try:
+            if dry_run:
+                event = await intake.check_stations(mission_id, listing.stations)
+                return DryRun(
+                    accepted=True,
+                    event_types=[event.type] if event else [],
+                    events=[event.model_dump(mode="json")] if event else [],
+                )
+            return await intake.register_stations(mission_id, listing.stations, actor=caller.actor)
+        except DomainError as error:
+            if dry_run:
+                return DryRun(
+                    accepted=False,
+                    event_types=[],
+                    events=[],
+                    refusal=ErrorBody(status=409, code=error.rule, message=error.message),
+                )
+            raise ApiError(409, error.rule, error.message) from None
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -315,7 +435,6 @@ def create_app(
             description="retrying with the same key and body returns the first result",
         ),
     ]
-    DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
 
     @app.post(
         "/v1/missions",

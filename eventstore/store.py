@@ -112,11 +112,13 @@ async def read_stream_on(
 
 
 async def read_stream_data_on(
-    conn: Connection, stream_id: str, *, to_version: int | None = None
+    conn: Connection, stream_id: str, *, from_version: int = 1, to_version: int | None = None
 ) -> list[str]:
     """Only what a replay folds: each event's data as the JSON text PostgreSQL sends, for
     the domain to parse and validate in one pass (``load_event_json``)."""
-    rows = await conn.fetch(f"SELECT data::text AS data {_READ_STREAM}", stream_id, 1, to_version)
+    rows = await conn.fetch(
+        f"SELECT data::text AS data {_READ_STREAM}", stream_id, from_version, to_version
+    )
     return [r["data"] for r in rows]
 
 

@@ -38,6 +38,7 @@ from cli.stack import (
 )
 from eventstore.migrations import migrate
 from eventstore.store import EventStore, create_pool
+from intake.writer import Intake
 from worker import build_worker, data_converter
 from workflows.client import Missions
 
@@ -152,6 +153,7 @@ def make_app(missions: Missions, pool: asyncpg.Pool, feed: EventFeed, **limits: 
         tokens=TokenStore(pool),
         idempotency=IdempotencyStore(pool),
         feed=feed,
+        intake=Intake(missions.store),
         **limits,
     )
 

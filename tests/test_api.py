@@ -44,6 +44,8 @@ EXPECTED: dict[str, set[Role]] = {
     "record_station_visit": {R.coordinator, R.observer},
     "decline_nomination": {R.coordinator, R.member_state},
     "submit_evidence": {R.coordinator, R.member_state},
+    "submit_reports": {R.coordinator, R.observer},
+    "register_stations": {R.coordinator},
 }
 
 
@@ -145,7 +147,23 @@ def sample_bodies(commands: list[Command]) -> dict[str, dict[str, Any]]:
     ]
     for command in [*commands, *extra]:
         samples.setdefault(command.type, command)
-    return {name: command.model_dump(mode="json") for name, command in samples.items()}
+    bodies = {name: command.model_dump(mode="json") for name, command in samples.items()}
+    bodies["submit_reports"] = {
+        "reports": [
+            {
+                "kind": "station_visit",
+                "submission_id": "s-1",
+                "mission_id": "tc-kz-2021",
+                "station_id": "PS-1",
+                "team_id": "T1",
+                "arrived_at": f"{seed.ELECTION_DAY}T08:00:00+06:00",
+                "departed_at": f"{seed.ELECTION_DAY}T09:00:00+06:00",
+                "checklists": [{"phase": "opening", "answers": {"opened_on_time": True}}],
+            }
+        ]
+    }
+    bodies["register_stations"] = {"stations": [{"station_id": "PS-1", "locality": "Astana"}]}
+    return bodies
 
 
 def v1_routes(api: RunningApi) -> list[APIRoute]:

@@ -250,9 +250,12 @@ async def test_worker_restart_mid_mission_loses_and_duplicates_nothing(
 
 
 def _event_types(commands: Sequence[Command]) -> list[str]:
-    """The event types an uninterrupted run of ``commands`` records."""
+    """The event types an uninterrupted run of ``commands`` records (closing election day
+    records the intake's count first)."""
     current, types = Mission(), list[str]()
     for command in commands:
+        if isinstance(command, c.CloseElectionDay):
+            types.append("IntakeProgressed")
         for event in decide(current, command, now=datetime.now(UTC)):
             current = evolve(current, event)
             types.append(event.type)

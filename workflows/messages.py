@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.commands import Command
 from domain.state import Mission
-from domain.values import DeadlineKind, DeliveryPurpose, ReminderLadder, Stage
+from domain.values import DeadlineKind, DeliveryPurpose, IntakeProgress, ReminderLadder, Stage
 from eventstore.models import NewEvent
 
 
@@ -32,6 +32,8 @@ class MissionTiming(_Message):
     delivery_retry_seconds: float = Field(default=2.0, gt=0)
     """First retry interval of a failed delivery (then doubling, at most a minute)."""
     follow_up_history_events: int = Field(default=10_000, ge=10)
+    intake_poll_seconds: float = Field(default=60.0, gt=0)
+    """How often, on election day, the mission counts what the intake holds."""
 
 
 class MissionStart(_Message):
@@ -150,3 +152,18 @@ class LadderQuery(_Message):
 class FollowUpsQuery(_Message):
     host_country: str
     exclude_mission_id: str
+
+
+class IntakeQuery(_Message):
+    mission_id: str
+
+
+class IntakeDrained(_Message):
+    progress: IntakeProgress
+    closed: bool
+    """The gate is closed: no later submission gets in."""
+
+
+class CheckInQuery(_Message):
+    mission_id: str
+    teams: list[str]

@@ -21,16 +21,20 @@ from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 from domain import DomainError, Event, Mission, decide, evolve, fold, load_event
 from domain import events as ev
-from domain.commands import PublishStatement
-from domain.values import DeadlineKind, RecipientKind, ReminderLadder, Stage
-from eventstore.models import EventMetadata, NewEvent, RecordedEvent
+from domain.commands import CloseElectionDay, PublishStatement
+from domain.decide import check_ins_missed, intake_progressed
+from domain.values import DeadlineKind, IntakeProgress, RecipientKind, ReminderLadder, Stage
+from eventstore.models import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
 from workflows.messages import (
     AppendRequest,
+    CheckInQuery,
     CommandRequest,
     CommandResult,
     FollowUpsQuery,
     FollowUpStart,
+    IntakeDrained,
+    IntakeQuery,
     LadderQuery,
     LadderStart,
     MissionOutcome,
@@ -44,8 +48,10 @@ from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
 # Activities touch the database: the sandbox must not re-import (or police) them.
 with workflow.unsafe.imports_passed_through():
     from activities.event_store import EventStoreActivities
+    from activities.intake import IntakeActivities
 
 AUTOMATION_PATCH = "reminders-and-follow-up"
+INTAKE_PATCH = "election-day-intake"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
@@ -80,6 +86,8 @@ class MissionWorkflow:
         # One command at a time: the next waits until the previous is appended and folded.
         self._lock = asyncio.Lock()
         self._automation_on: bool | None = None
+        self._intake_on: bool | None = None
+        self._check_ins_done = False
 
     @property
     def _automation(self) -> bool:
@@ -89,9 +97,18 @@ class MissionWorkflow:
             self._automation_on = workflow.patched(AUTOMATION_PATCH)
         return self._automation_on
 
+    @property
+    def _intake(self) -> bool:
+        """Election-day intake (reports outside the workflow, counted in aggregate) came
+        after the first missions ran: their histories replay without it."""
+        if self._intake_on is None:
+            self._intake_on = workflow.patched(INTAKE_PATCH)
+        return self._intake_on
+
     @workflow.run
     async def run(self, start: MissionStart) -> MissionOutcome:
         _ = self._automation  # decided once, at the start, for the predicates below
+        _ = self._intake
         if not self._ready:
             await self._catch_up()
             self._ready = True
@@ -104,7 +121,7 @@ class MissionWorkflow:
             except TimeoutError:
                 workflow.logger.warning("mission never registered; ending")
         if self._state.stage is not None:
-            await workflow.wait_condition(lambda: self._finished or self._history_long)
+            await self._live()
         # Updates in flight are answered before the run ends or continues as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.stage is not None and not self._finished:
@@ -114,6 +131,65 @@ class MissionWorkflow:
         return MissionOutcome(
             mission_id=start.mission_id, stage=self._state.stage, version=self._state.version
         )
+
+    async def _live(self) -> None:
+        """Until the mission finishes (or its history is long): on election day, count
+        what the intake holds every ``intake_poll_seconds`` and alert the coordinator of
+        teams whose opening report has not come once it is due."""
+
+        def done() -> bool:
+            return self._finished or self._history_long
+
+        def following() -> bool:
+            return self._intake and self._state.stage is Stage.election_day
+
+        while not done():
+            if not following():
+                await workflow.wait_condition(lambda: done() or following())
+                continue
+            wake = self._start.timing.intake_poll_seconds
+            due = self._state.check_in_due_at
+            if due is not None and not self._check_ins_done:
+                wake = max(0.0, min(wake, (due - workflow.now()).total_seconds()))
+            try:
+                await workflow.wait_condition(
+                    lambda: done() or not following(), timeout=timedelta(seconds=wake)
+                )
+            except TimeoutError:
+                await self._follow_intake()
+
+    async def _follow_intake(self) -> None:
+        async with self._lock:
+            if self._state.stage is not Stage.election_day:
+                return
+            # By name, typed with the sandbox's own models: the activity module is passed
+            # through, and its classes are not the ones the domain's events expect.
+            counted = await workflow.execute_activity(
+                "intake_progress",
+                IntakeQuery(mission_id=self._start.mission_id),
+                result_type=IntakeProgress,
+                retry_policy=STORE_RETRY,
+                start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+            )
+            events = intake_progressed(self._state, counted)
+            due = self._state.check_in_due_at
+            if due is not None and not self._check_ins_done and workflow.now() >= due:
+                state = self._state
+                teams = [t for t in state.teams if state.active_members(t)]
+                missing: list[str] = await workflow.execute_activity_method(
+                    IntakeActivities.missing_check_ins,
+                    CheckInQuery(mission_id=self._start.mission_id, teams=teams),
+                    retry_policy=STORE_RETRY,
+                    start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                    schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+                )
+                events += check_ins_missed(state, missing, due_at=due)
+                self._check_ins_done = True
+            if events:
+                await self._record_events(
+                    events, EventMetadata(actor="eom", command_type="follow_intake")
+                )
 
     @property
     def _finished(self) -> bool:
@@ -146,19 +222,44 @@ class MissionWorkflow:
                 command = command.model_copy(update={"history_fingerprint": self._head_hash})
                 request = request.model_copy(update={"command": command})
             try:
-                events = decide(self._state, command, now=workflow.now())
+                if isinstance(command, CloseElectionDay) and self._intake:
+                    events = await self._drain_intake(command)
+                else:
+                    events = decide(self._state, command, now=workflow.now())
             except DomainError as error:
                 # The state moved since validation (an earlier command in the queue).
                 raise refusal(error) from None
             return await self._record(request, events)
+
+    async def _drain_intake(self, command: CloseElectionDay) -> list[Event]:
+        """Election day closes on everything the intake acknowledged: drain and count it
+        first (later submissions are refused), then let the rules decide."""
+        drained = await workflow.execute_activity(
+            "drain_intake",
+            IntakeQuery(mission_id=self._start.mission_id),
+            result_type=IntakeDrained,
+            retry_policy=STORE_RETRY,
+            start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+        )
+        events = intake_progressed(self._state, drained.progress)
+        counted = fold(events, self._state)
+        return events + decide(counted, command, now=workflow.now())
 
     @execute.validator
     def validate(self, request: CommandRequest) -> None:
         # History length is deliberately not a reason to reject: a rejected update leaves
         # no workflow task in the history, so run() would never see the length and never
         # continue as new. Accepted updates finish first; then the run continues as new.
+        # Whether election day may close depends on the intake, counted in the handler
+        # (validators are read-only: the intake patch is not known here before run()).
         try:
-            decide(self._state, request.command, now=workflow.now())
+            decide(
+                self._state,
+                request.command,
+                now=workflow.now(),
+                intake_drained=self._intake_on is False,
+            )
         except DomainError as error:
             raise refusal(error) from None
 
@@ -182,15 +283,35 @@ class MissionWorkflow:
                 workflow.logger.error("system fact not recorded", extra={"error": str(error)})
 
     async def _record(self, request: CommandRequest, events: list[Event]) -> CommandResult:
-        info = workflow.info()
         metadata = EventMetadata(
             actor=request.actor,
             command_id=request.command_id,
             command_type=request.command.type,
             correlation_id=request.correlation_id or request.command_id,
             causation_id=request.causation_id or request.command_id,
-            workflow_id=info.workflow_id,
-            run_id=info.run_id,
+        )
+        new_events, result = await self._record_events(events, metadata)
+        workflow.logger.info(
+            "command recorded",
+            extra={"command": request.command.type, "version": self._state.version},
+        )
+        return CommandResult(
+            mission_id=self._start.mission_id,
+            command_id=request.command_id,
+            stage=self._state.stage or Stage.invited,
+            version=self._state.version,
+            event_ids=[e.event_id for e in new_events],
+            event_types=[e.type for e in events],
+            global_positions=result.global_positions,
+        )
+
+    async def _record_events(
+        self, events: list[Event], metadata: EventMetadata
+    ) -> tuple[list[NewEvent], AppendResult]:
+        """Append ``events`` at the current version, fold them and react to them."""
+        info = workflow.info()
+        metadata = metadata.model_copy(
+            update={"workflow_id": info.workflow_id, "run_id": info.run_id}
         )
         now = workflow.now()
         new_events = [
@@ -226,19 +347,7 @@ class MissionWorkflow:
         self._head_hash = result.head_hash
         self._publish_search_attributes()
         await self._react(events)
-        workflow.logger.info(
-            "command recorded",
-            extra={"command": request.command.type, "version": self._state.version},
-        )
-        return CommandResult(
-            mission_id=self._start.mission_id,
-            command_id=request.command_id,
-            stage=self._state.stage or Stage.invited,
-            version=self._state.version,
-            event_ids=[e.event_id for e in new_events],
-            event_types=[e.type for e in events],
-            global_positions=result.global_positions,
-        )
+        return new_events, result
 
     async def _catch_up(self) -> None:
         """Fold whatever the stream holds beyond the current version."""

@@ -1,0 +1,101 @@
+"""What the mission workflow learns of the intake: aggregates, never reports one by one.
+
+``progress`` counts what the intake holds (with the visits the mission recorded through
+its own command); ``close`` drains the intake before election day closes; ``missing``
+names the teams whose opening report has not come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from domain.values import IntakeProgress
+from eventstore.store import Connection, EventStore
+
+# Visits still standing (not replaced by a correction), from the intake and from the
+# mission's own StationVisitRecorded events; incidents and corrections from the intake.
+_PROGRESS = """
+WITH receipts AS (
+    SELECT * FROM intake_receipts WHERE mission_id = $1
+), standing AS (
+    SELECT r.station_id, r.team_id, s.locality
+    FROM receipts AS r JOIN polling_stations AS s USING (mission_id, station_id)
+    WHERE r.kind = 'station_visit'
+      AND NOT EXISTS (SELECT 1 FROM receipts AS c WHERE c.corrects = r.submission_id)
+    UNION ALL
+    SELECT data->>'station_id', data->>'team_id', data->>'locality'
+    FROM events WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
+), conflicted AS (
+    SELECT station_id FROM standing GROUP BY station_id HAVING count(DISTINCT team_id) > 1
+)
+SELECT
+    (SELECT count(*) FROM receipts)
+        + (SELECT count(*) FROM events
+           WHERE stream_id = $1 AND event_type = 'StationVisitRecorded') AS reports,
+    (SELECT count(*) FROM standing) AS visits,
+    (SELECT count(*) FROM receipts WHERE kind = 'incident'
+        AND NOT EXISTS (SELECT 1 FROM receipts AS c WHERE c.corrects = receipts.submission_id))
+        AS incidents,
+    (SELECT count(*) FROM receipts WHERE corrects IS NOT NULL) AS corrections,
+    (SELECT count(DISTINCT station_id) FROM standing) AS stations_visited,
+    (SELECT coalesce(array_agg(DISTINCT locality ORDER BY locality), '{}') FROM standing)
+        AS localities,
+    (SELECT count(DISTINCT team_id) FROM standing) AS teams,
+    (SELECT count(*) FROM conflicted) AS conflicts,
+    (SELECT coalesce(max(global_position), 0) FROM receipts) AS through_position
+"""
+
+
+async def progress_on(conn: Connection, mission_id: str) -> IntakeProgress:
+    row = await conn.fetchrow(_PROGRESS, mission_id)
+    assert row is not None
+    return IntakeProgress(**dict(row))
+
+
+async def progress(store: EventStore, mission_id: str) -> IntakeProgress:
+    async with store.connection() as conn:
+        return await progress_on(conn, mission_id)
+
+
+async def close(store: EventStore, mission_id: str) -> tuple[IntakeProgress, bool]:
+    """Drain the mission's intake: wait for the writes in flight (they hold its gate),
+    count everything, and close the gate so that no later submission gets in. Nothing is
+    closed when no visit was recorded at all (election day cannot close then).
+
+    Returns the final count and whether the gate is closed."""
+    async with store.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO intake_gates (mission_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            mission_id,
+        )
+        await conn.execute(
+            "SELECT 1 FROM intake_gates WHERE mission_id = $1 FOR UPDATE", mission_id
+        )
+        counted = await progress_on(conn, mission_id)
+        if counted.visits:
+            await conn.execute(
+                "UPDATE intake_gates SET closed_at = coalesce(closed_at, clock_timestamp()) "
+                "WHERE mission_id = $1",
+                mission_id,
+            )
+        return counted, counted.visits > 0
+
+
+async def missing(store: EventStore, mission_id: str, teams: Sequence[str]) -> list[str]:
+    """The teams, of ``teams``, with no opening report: neither through the intake nor
+    through the mission's own visits."""
+    rows = await store.pool.fetch(
+        """
+        SELECT t FROM unnest($2::text[]) AS t
+        WHERE NOT EXISTS (SELECT 1 FROM intake_receipts
+                          WHERE mission_id = $1 AND team_id = t AND 'opening' = ANY(phases))
+          AND NOT EXISTS (SELECT 1 FROM events
+                          WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
+                            AND data->>'team_id' = t
+                            AND data->'checklists' @> '[{"phase": "opening"}]')
+        ORDER BY t
+        """,
+        mission_id,
+        list(teams),
+    )
+    return [r["t"] for r in rows]

@@ -1,0 +1,726 @@
+"""The intake: observers' submissions into the event store, at election-day volume.
+
+Design (and why it holds):
+
+- **Outside the mission workflow.** Each report is an event in its polling station's
+  stream (``<mission>/stations/<station>``), hash-chained like every stream. The mission
+  workflow never sees a report: it polls the intake's aggregate (``progress``) on a timer,
+  so its history grows with time, not with reports (Temporal caps a workflow history at
+  51,200 events; a signal per report would reach that in an afternoon).
+- **Checked before it is queued.** The domain's ``admit`` runs against the mission as its
+  stream says it is (cached, refreshed before any refusal), the registered stations and
+  earlier receipts. A request with any refused submission is refused whole, naming each
+  problem, and nothing of it is written.
+- **Durable when acknowledged.** A request is answered after the transaction holding its
+  events has committed, never before.
+- **Batched.** Flushers take every request waiting (up to ``max_batch`` submissions) and
+  write them in one transaction with a fixed number of statements: the gate, the station
+  heads, the receipts, one INSERT of all events, one UPDATE of all heads. At low rates a
+  batch is one request (no added wait); under load, batches grow and commits are shared.
+- **Duplicate-proof.** A submission id is recorded once per mission (``intake_receipts``
+  primary key); sending it again is answered with the first receipt. A different
+  submission under a used id is refused: a change is a correction.
+- **Ordered per station.** A station's stream is locked for the transaction that appends
+  to it, so its order is the order of commits, which is the order of acknowledgements.
+- **Drained before election day closes.** Every write holds the mission's gate row
+  ``FOR SHARE``; ``close`` takes it ``FOR UPDATE``, so it waits for the writes in flight,
+  counts them, and later ones are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from domain import DomainError, Mission, fold, load_event_json
+from domain import errors as e
+from domain.submissions import (
+    EarlierReport,
+    IncidentReport,
+    IntakeContext,
+    PollingStation,
+    PollingStationsRegistered,
+    Report,
+    StationVisitReport,
+    admit,
+    conflict,
+    content_sha256,
+    is_resubmission,
+    phases,
+    register_stations,
+)
+from domain.values import Stage
+from eventstore.models import EventMetadata, NewEvent
+from eventstore.store import (
+    Connection,
+    EventStore,
+    append_at_heads_on,
+    lock_heads_on,
+    read_stream_data_on,
+)
+
+log = structlog.get_logger("eom.intake")
+
+AnySubmission = StationVisitReport | IncidentReport
+
+_IDS = uuid.UUID("2f0c5bb4-7d0e-4f59-9a43-6c2b1de0e9a1")
+"""Namespace of the intake's event ids: one id per (mission, submission), so even a
+write that got past the receipts could not store a report twice."""
+
+
+def station_stream(mission_id: str, station_id: str) -> str:
+    return f"{mission_id}/stations/{station_id}"
+
+
+def stations_stream(mission_id: str) -> str:
+    return f"{mission_id}/stations"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Receipt(_Model):
+    """The answer to one submission: where it is recorded. A resubmission gets the first
+    submission's receipt, with ``status`` ``duplicate``."""
+
+    submission_id: str
+    status: Literal["recorded", "duplicate"]
+    event_id: UUID
+    stream_id: str
+    stream_version: int
+    global_position: int
+    received_at: datetime
+    conflict: bool = False
+    """This report made its station reported by more than one team (flagged)."""
+
+
+class Problem(_Model):
+    index: int
+    submission_id: str
+    rule: str
+    message: str
+
+
+class SubmissionRefused(Exception):
+    """Some submission of a request breaks a rule: nothing of the request is written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.submission_id}: {p.rule}: {p.message}" for p in problems))
+
+    @property
+    def rule(self) -> str:
+        return self.problems[0].rule
+
+
+class StationsRegistered(_Model):
+    mission_id: str
+    added: int
+    registered: int
+
+
+@dataclass
+class _Item:
+    submission: AnySubmission
+    report: Report
+    sha256: str
+    received_at: datetime
+
+
+@dataclass
+class _Request:
+    mission_id: str
+    items: list[_Item]
+    metadata: EventMetadata
+    done: asyncio.Future[list[Receipt]] = field(repr=False)
+
+
+@dataclass
+class _Cached:
+    mission: Mission
+    stations: dict[str, PollingStation]
+    loaded_at: float
+
+
+class Intake:
+    """Admits, batches and records submissions (one per process: the API's, or the CLI's)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        flushers: int = 4,
+        max_batch: int = 500,
+        queue_size: int = 20_000,
+        context_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.context_seconds = context_seconds
+        self._flushers = flushers
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Intake:
+        self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._flush_forever(), name=f"intake-flusher-{n}")
+                for n in range(self._flushers)
+            ]
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop."""
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # -- submitting -------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        mission_id: str,
+        submissions: Sequence[AnySubmission],
+        *,
+        actor: str,
+        request_id: str | None = None,
+    ) -> list[Receipt]:
+        """Record ``submissions`` for ``mission_id``: their receipts in order, once
+        committed; or ``SubmissionRefused`` naming every problem, with nothing written."""
+        self.start()
+        earlier, items = await self._prepare(mission_id, submissions)
+        recorded: dict[str, Receipt] = {}
+        if items:
+            request = _Request(
+                mission_id=mission_id,
+                items=items,
+                metadata=EventMetadata(
+                    actor=actor,
+                    command_type="submit_report",
+                    correlation_id=request_id,
+                ),
+                done=asyncio.get_running_loop().create_future(),
+            )
+            await self._queue.put(request)
+            recorded = {r.submission_id: r for r in await request.done}
+        receipts = {
+            **{sid: found.receipt for sid, found in earlier.items()},
+            **recorded,
+        }
+        return [receipts[s.submission_id] for s in submissions]
+
+    async def check(self, mission_id: str, submissions: Sequence[AnySubmission]) -> list[Report]:
+        """What ``submit`` would record now (resubmissions aside), or ``SubmissionRefused``;
+        nothing is recorded."""
+        _, items = await self._prepare(mission_id, submissions)
+        return [i.report for i in items]
+
+    async def _prepare(
+        self, mission_id: str, submissions: Sequence[AnySubmission]
+    ) -> tuple[dict[str, _Earlier], list[_Item]]:
+        """Earlier receipts of these submissions, and the rest admitted by the rules."""
+        if not submissions:
+            raise ValueError("a request carries at least one submission")
+        received_at = datetime.now(UTC)
+        unique = _one_per_id(submissions)
+        earlier = await self._earlier(mission_id, unique)
+        fresh = [s for s in unique if s.submission_id not in earlier]
+        for s in unique:
+            if s.submission_id in earlier:
+                try:
+                    is_resubmission(earlier[s.submission_id].report, s)
+                except DomainError as error:
+                    raise SubmissionRefused([_problem(submissions, s, error)]) from None
+        items = await self._admit(mission_id, fresh, earlier, received_at) if fresh else []
+        return earlier, items
+
+    async def _admit(
+        self,
+        mission_id: str,
+        fresh: list[AnySubmission],
+        earlier: dict[str, _Earlier],
+        received_at: datetime,
+    ) -> list[_Item]:
+        corrected = await self._corrected(mission_id, fresh, earlier)
+        for attempt in (1, 2):
+            context = await self.context(mission_id, refresh=attempt == 2)
+            problems: list[Problem] = []
+            items: list[_Item] = []
+            for submission in fresh:
+                try:
+                    report = admit(
+                        context,
+                        submission,
+                        corrected=corrected.get(submission.corrects or ""),
+                    )
+                except DomainError as error:
+                    problems.append(_problem(fresh, submission, error))
+                    continue
+                items.append(_Item(submission, report, content_sha256(submission), received_at))
+            if not problems:
+                return items
+        raise SubmissionRefused(problems)
+
+    async def _earlier(
+        self, mission_id: str, submissions: Sequence[AnySubmission]
+    ) -> dict[str, _Earlier]:
+        rows = await self.store.pool.fetch(
+            f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts "
+            "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
+            mission_id,
+            [s.submission_id for s in submissions],
+        )
+        return {r["submission_id"]: _Earlier.of(r) for r in rows}
+
+    async def _corrected(
+        self, mission_id: str, fresh: list[AnySubmission], earlier: dict[str, _Earlier]
+    ) -> dict[str, EarlierReport]:
+        """The reports that ``fresh`` corrects: stored, or earlier in the same request."""
+        wanted = {s.corrects for s in fresh if s.corrects is not None}
+        if not wanted:
+            return {}
+        found = {sid: e.report for sid, e in earlier.items() if sid in wanted}
+        found.update(
+            (sid, e.report) for sid, e in (await self._earlier_ids(mission_id, wanted)).items()
+        )
+        for s in fresh:  # a report and its correction sent together
+            if s.submission_id in wanted and s.submission_id not in found:
+                found[s.submission_id] = EarlierReport(
+                    submission_id=s.submission_id,
+                    kind=s.kind,
+                    station_id=s.station_id,
+                    team_id=s.team_id,
+                    content_sha256=content_sha256(s),
+                )
+        return found
+
+    async def _earlier_ids(self, mission_id: str, ids: set[str]) -> dict[str, _Earlier]:
+        rows = await self.store.pool.fetch(
+            f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts "
+            "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
+            mission_id,
+            sorted(ids),
+        )
+        return {r["submission_id"]: _Earlier.of(r) for r in rows}
+
+    # -- what the rules need to know -----------------------------------------------------------
+
+    async def mission(self, mission_id: str) -> Mission:
+        """The mission as its stream says it is (cached like ``context``)."""
+        return (await self._cached(mission_id)).mission
+
+    async def context(self, mission_id: str, *, refresh: bool = False) -> IntakeContext:
+        """The mission as its stream says it is, with its stations: cached for
+        ``context_seconds``, and read again (only what is new) when asked to."""
+        cached = await self._cached(mission_id, refresh=refresh)
+        return IntakeContext.of(cached.mission, cached.stations.values())
+
+    async def _cached(self, mission_id: str, *, refresh: bool = False) -> _Cached:
+        lock = self._loading.setdefault(mission_id, asyncio.Lock())
+        async with lock:
+            now = asyncio.get_running_loop().time()
+            cached = self._cache.get(mission_id)
+            if cached is None or refresh or now - cached.loaded_at > self.context_seconds:
+                cached = await self._load(mission_id, cached, now)
+                self._cache[mission_id] = cached
+            return cached
+
+    async def _load(self, mission_id: str, cached: _Cached | None, now: float) -> _Cached:
+        mission = cached.mission if cached else Mission()
+        async with self.store.connection() as conn:
+            data = await read_stream_data_on(conn, mission_id, from_version=mission.version + 1)
+            stations = cached.stations if cached else {}
+            count = await conn.fetchval(
+                "SELECT count(*) FROM polling_stations WHERE mission_id = $1", mission_id
+            )
+            if count != len(stations):
+                stations = await _stations_on(conn, mission_id)
+        return _Cached(fold((load_event_json(d) for d in data), mission), stations, now)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].items)
+            while size < self.max_batch and not self._queue.empty():
+                request = self._queue.get_nowait()
+                batch.append(request)
+                size += len(request.items)
+            try:
+                await self._write_with_retries(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write_with_retries(self, batch: list[_Request], attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.store.connection() as conn, conn.transaction():
+                    outcomes = await _write_on(conn, batch)
+            except (
+                asyncpg.UniqueViolationError,
+                asyncpg.DeadlockDetectedError,
+                asyncpg.SerializationError,
+            ) as error:
+                # Another process recorded one of these submission ids meanwhile: the next
+                # attempt finds its receipt.
+                log.warning("intake batch retried", attempt=attempt, error=str(error))
+                if attempt == attempts:
+                    _fail(batch, error)
+                    return
+                continue
+            except Exception as error:  # the database is gone: nothing was acknowledged
+                log.error("intake batch failed", error=str(error), requests=len(batch))
+                _fail(batch, error)
+                return
+            for request, outcome in zip(batch, outcomes, strict=True):
+                if not request.done.done():
+                    if isinstance(outcome, BaseException):
+                        request.done.set_exception(outcome)
+                    else:
+                        request.done.set_result(outcome)
+            return
+
+    # -- stations ------------------------------------------------------------------------------
+
+    async def check_stations(
+        self, mission_id: str, stations: Sequence[PollingStation]
+    ) -> PollingStationsRegistered | None:
+        """What ``register_stations`` would record now; nothing is recorded."""
+        await self._stations_open(mission_id)
+        async with self.store.connection() as conn:
+            return register_stations(await _stations_on(conn, mission_id), stations)
+
+    async def _stations_open(self, mission_id: str) -> None:
+        context = await self.context(mission_id, refresh=True)
+        if context.stage is None:
+            raise e.MissionNotRegistered(f"no mission {mission_id!r} is registered")
+        if context.stage in (Stage.closed, Stage.cancelled):
+            raise e.MissionClosed(f"mission {mission_id!r} is {context.stage.value}")
+
+    async def register_stations(
+        self, mission_id: str, stations: Sequence[PollingStation], *, actor: str
+    ) -> StationsRegistered:
+        """Register polling stations (an event in ``<mission>/stations`` and their rows, in
+        one transaction); stations registered already, unchanged, are skipped."""
+        await self._stations_open(mission_id)
+        async with self.store.connection() as conn, conn.transaction():
+            heads = await lock_heads_on(conn, [stations_stream(mission_id)])
+            registered = await _stations_on(conn, mission_id)
+            event = register_stations(registered, stations)
+            if event is not None:
+                new = NewEvent.of(
+                    event,
+                    event_id=uuid.uuid4(),
+                    occurred_at=datetime.now(UTC),
+                    metadata=EventMetadata(actor=actor, command_type="register_stations"),
+                )
+                await append_at_heads_on(conn, heads, [(stations_stream(mission_id), [new])])
+                await conn.executemany(
+                    "INSERT INTO polling_stations (mission_id, station_id, locality, name) "
+                    "VALUES ($1, $2, $3, $4)",
+                    [(mission_id, s.station_id, s.locality, s.name) for s in event.stations],
+                )
+        added = len(event.stations) if event else 0
+        return StationsRegistered(
+            mission_id=mission_id, added=added, registered=len(registered) + added
+        )
+
+
+_RECEIPT_COLUMNS = (
+    "submission_id, kind, station_id, team_id, content_sha256, event_id, stream_id, "
+    "stream_version, global_position, received_at"
+)
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    report: EarlierReport
+    receipt: Receipt
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> _Earlier:
+        return cls(
+            EarlierReport(
+                submission_id=row["submission_id"],
+                kind=row["kind"],
+                station_id=row["station_id"],
+                team_id=row["team_id"],
+                content_sha256=row["content_sha256"],
+            ),
+            Receipt(
+                submission_id=row["submission_id"],
+                status="duplicate",
+                event_id=row["event_id"],
+                stream_id=row["stream_id"],
+                stream_version=row["stream_version"],
+                global_position=row["global_position"],
+                received_at=row["received_at"],
+            ),
+        )
+
+
+def _one_per_id(submissions: Sequence[AnySubmission]) -> list[AnySubmission]:
+    """The request's submissions, each id once: the same submission twice is one; two
+    different ones under one id are refused."""
+    seen: dict[str, AnySubmission] = {}
+    for s in submissions:
+        first = seen.setdefault(s.submission_id, s)
+        if first is not s and content_sha256(first) != content_sha256(s):
+            raise SubmissionRefused(
+                [
+                    _problem(
+                        submissions,
+                        s,
+                        e.SubmissionIdReused(
+                            f"submission id {s.submission_id!r} is used twice in this "
+                            f"request, for different reports"
+                        ),
+                    )
+                ]
+            )
+    return list(seen.values())
+
+
+def _problem(
+    submissions: Sequence[AnySubmission], submission: AnySubmission, error: DomainError
+) -> Problem:
+    return Problem(
+        index=next(i for i, s in enumerate(submissions) if s is submission),
+        submission_id=submission.submission_id,
+        rule=error.rule,
+        message=error.message,
+    )
+
+
+def _fail(batch: list[_Request], error: BaseException) -> None:
+    for request in batch:
+        if not request.done.done():
+            request.done.set_exception(
+                IntakeUnavailable(f"the submissions were not recorded: {error}")
+            )
+
+
+class IntakeUnavailable(Exception):
+    """The event store did not take the batch: nothing of it was recorded; send it again."""
+
+
+async def _stations_on(conn: Connection, mission_id: str) -> dict[str, PollingStation]:
+    rows = await conn.fetch(
+        "SELECT station_id, locality, name FROM polling_stations WHERE mission_id = $1",
+        mission_id,
+    )
+    return {r["station_id"]: PollingStation(**dict(r)) for r in rows}
+
+
+def _refusal(submission_id: str, rule: str, message: str) -> SubmissionRefused:
+    return SubmissionRefused(
+        [Problem(index=0, submission_id=submission_id, rule=rule, message=message)]
+    )
+
+
+async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receipt] | BaseException]:
+    """One batch in the caller's transaction: each request's receipts, or why nothing of
+    it was written (its mission's intake closed, or one of its ids taken meanwhile by a
+    different report)."""
+    outcomes: list[list[Receipt] | BaseException | None] = [None] * len(batch)
+    missions = sorted({r.mission_id for r in batch})
+    await conn.execute(
+        "INSERT INTO intake_gates (mission_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        missions,
+    )
+    gates = await conn.fetch(
+        "SELECT mission_id, closed_at FROM intake_gates WHERE mission_id = ANY($1::text[]) "
+        "ORDER BY mission_id FOR SHARE",
+        missions,
+    )
+    closed = {r["mission_id"] for r in gates if r["closed_at"] is not None}
+    for n, request in enumerate(batch):
+        if request.mission_id in closed:
+            outcomes[n] = _refusal(
+                request.items[0].submission.submission_id,
+                e.IntakeNotOpen.rule,
+                f"election day of mission {request.mission_id!r} is closed: its intake has "
+                "been drained and counted",
+            )
+
+    # Ids recorded since the requests were admitted (by another process): the same
+    # report is answered with its receipt, a different one refuses its whole request.
+    keys = [(r.mission_id, i.submission.submission_id) for r in batch for i in r.items]
+    taken = {
+        (r["mission_id"], r["submission_id"]): _Earlier.of(r)
+        for r in await conn.fetch(
+            f"SELECT mission_id, {_RECEIPT_COLUMNS} FROM intake_receipts "
+            "WHERE (mission_id, submission_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [m for m, _ in keys],
+            [s for _, s in keys],
+        )
+    }
+    claimed = {key: found.report.content_sha256 for key, found in taken.items()}
+    for n, request in enumerate(batch):
+        if outcomes[n] is not None:
+            continue
+        clash = next(
+            (
+                i
+                for i in request.items
+                if claimed.get((request.mission_id, i.submission.submission_id), i.sha256)
+                != i.sha256
+            ),
+            None,
+        )
+        if clash is not None:
+            outcomes[n] = _refusal(
+                clash.submission.submission_id,
+                e.SubmissionIdReused.rule,
+                f"submission id {clash.submission.submission_id!r} was recorded meanwhile "
+                "for a different report",
+            )
+            continue
+        for i in request.items:
+            claimed.setdefault((request.mission_id, i.submission.submission_id), i.sha256)
+
+    live = [n for n in range(len(batch)) if outcomes[n] is None]
+    new: dict[tuple[str, str], tuple[int, _Item]] = {}
+    for n in live:
+        for item in batch[n].items:
+            key = (batch[n].mission_id, item.submission.submission_id)
+            if key not in taken:
+                new.setdefault(key, (n, item))
+    recorded = await _append_reports(conn, batch, list(new.values())) if new else {}
+
+    final: list[list[Receipt] | BaseException] = []
+    for n, request in enumerate(batch):
+        outcome = outcomes[n]
+        if outcome is None:
+            answers = []
+            for item in request.items:
+                key = (request.mission_id, item.submission.submission_id)
+                if key in taken:
+                    answers.append(taken[key].receipt)
+                elif new[key][0] == n:
+                    answers.append(recorded[key])
+                else:  # an earlier request of this batch recorded it
+                    answers.append(recorded[key].model_copy(update={"status": "duplicate"}))
+            outcome = answers
+        final.append(outcome)
+    return final
+
+
+async def _append_reports(
+    conn: Connection, batch: list[_Request], new: list[tuple[int, _Item]]
+) -> dict[tuple[str, str], Receipt]:
+    """Append each report to its station's stream (a conflict flag after it when another
+    team reported that station before), record the receipts, and return them."""
+    pairs = sorted({(batch[n].mission_id, i.submission.station_id) for n, i in new})
+    heads = await lock_heads_on(conn, [station_stream(m, s) for m, s in pairs])
+    # Under the stations' locks: no other writer adds to these stations until commit.
+    visits: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for row in await conn.fetch(
+        "SELECT mission_id, station_id, submission_id, team_id FROM intake_receipts "
+        "WHERE kind = 'station_visit' AND (mission_id, station_id) IN "
+        "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY global_position",
+        [m for m, _ in pairs],
+        [s for _, s in pairs],
+    ):
+        visits.setdefault((row["mission_id"], row["station_id"]), []).append(
+            (row["submission_id"], row["team_id"])
+        )
+
+    appends: list[tuple[str, list[NewEvent]]] = []
+    flags: list[bool] = []
+    for n, item in new:
+        request, s = batch[n], item.submission
+        event_id = uuid.uuid5(_IDS, f"{request.mission_id}/{s.submission_id}")
+        metadata = request.metadata.model_copy(
+            update={"command_id": s.submission_id, "command_type": f"submit_{s.kind}"}
+        )
+        events = [
+            NewEvent.of(
+                item.report, event_id=event_id, occurred_at=item.received_at, metadata=metadata
+            )
+        ]
+        station_visits = visits.setdefault((request.mission_id, s.station_id), [])
+        flagged = conflict(s.station_id, station_visits, item.report)
+        if flagged is not None:
+            events.append(
+                NewEvent.of(
+                    flagged,
+                    event_id=uuid.uuid5(event_id, "conflict"),
+                    occurred_at=item.received_at,
+                    metadata=metadata,
+                )
+            )
+        if s.kind == "station_visit":
+            station_visits.append((s.submission_id, s.team_id))
+        appends.append((station_stream(request.mission_id, s.station_id), events))
+        flags.append(flagged is not None)
+    results = await append_at_heads_on(conn, heads, appends)
+
+    recorded: dict[tuple[str, str], Receipt] = {}
+    rows: list[tuple[object, ...]] = []
+    for (n, item), result, raised in zip(new, results, flags, strict=True):
+        mission_id, s = batch[n].mission_id, item.submission
+        receipt = Receipt(
+            submission_id=s.submission_id,
+            status="recorded",
+            event_id=result.event_ids[0],
+            stream_id=result.stream_id,
+            stream_version=result.first_version,
+            global_position=result.global_positions[0],
+            received_at=item.received_at,
+            conflict=raised,
+        )
+        recorded[(mission_id, s.submission_id)] = receipt
+        rows.append(
+            (
+                mission_id,
+                s.submission_id,
+                s.kind,
+                s.station_id,
+                s.team_id,
+                ",".join(p.value for p in phases(s)),
+                s.corrects,
+                item.sha256,
+                receipt.event_id,
+                receipt.stream_id,
+                receipt.stream_version,
+                receipt.global_position,
+                receipt.received_at,
+            )
+        )
+    await conn.execute(
+        "INSERT INTO intake_receipts (mission_id, submission_id, kind, station_id, team_id, "
+        "phases, corrects, content_sha256, event_id, stream_id, stream_version, "
+        "global_position, received_at) "
+        "SELECT m, s, k, st, t, string_to_array(p, ','), c, h, ev, sid, sv, gp, ra "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+        "$7::text[], $8::text[], $9::uuid[], $10::text[], $11::bigint[], $12::bigint[], "
+        "$13::timestamptz[]) AS r(m, s, k, st, t, p, c, h, ev, sid, sv, gp, ra)",
+        *[list(column) for column in zip(*rows, strict=True)],
+    )
+    return recorded

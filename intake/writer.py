@@ -173,6 +173,7 @@ class Intake:
         self._tasks: list[asyncio.Task[None]] = []
         self._cache: dict[str, _Cached] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._stopped = False
 
     async def __aenter__(self) -> Intake:
         self.start()
@@ -224,7 +225,11 @@ class Intake:
                 ),
                 done=asyncio.get_running_loop().create_future(),
             )
+            if self._stopped:
+                raise IntakeUnavailable("the intake has stopped; nothing was recorded")
             await self._queue.put(request)
+            if self._stopped:  # stopped while this request was queued
+                _fail([request], asyncio.CancelledError("the intake stopped"))
             recorded = {r.submission_id: r for r in await request.done}
         receipts = {
             **{sid: found.receipt for sid, found in earlier.items()},
@@ -372,9 +377,30 @@ class Intake:
                 size += len(request.items)
             try:
                 await self._write_with_retries(batch)
+            except asyncio.CancelledError:
+                # Stopped mid-write: the transaction may or may not have committed, so the
+                # senders are told nothing was acknowledged; sent again, a recorded report
+                # is answered with its receipt.
+                _fail(batch, asyncio.CancelledError("the intake stopped"))
+                raise
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def abort(self) -> None:
+        """Stop now (a crash, as far as senders can tell): every request not yet
+        answered fails with ``IntakeUnavailable`` and may be sent again."""
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while not self._queue.empty():
+            request = self._queue.get_nowait()
+            _fail([request], asyncio.CancelledError("the intake stopped"))
+            self._queue.task_done()
 
     async def _write_with_retries(self, batch: list[_Request], attempts: int = 3) -> None:
         for attempt in range(1, attempts + 1):

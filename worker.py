@@ -47,8 +47,9 @@ from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
 from api.tokens import TokenStore
 from eventstore.migrations import migrate
-from eventstore.projections import Projector
+from eventstore.projections import MISSIONS, Projector
 from eventstore.store import EventStore, create_pool
+from intake.coverage import COVERAGE
 from intake.writer import Intake
 from workflows.client import Missions
 from workflows.followup import FollowUpWorkflow
@@ -276,7 +277,10 @@ async def run_worker(
                 temporal=settings.temporal_address,
                 namespace=settings.temporal_namespace,
             )
-            await follow_the_log(Projector(service.store), stop=stop)
+            await follow_the_log(
+                [Projector(service.store, MISSIONS), Projector(service.store, COVERAGE)],
+                stop=stop,
+            )
         log.info("worker stopped")
 
 
@@ -336,17 +340,24 @@ async def run_api(
             await feed.stop()
 
 
-async def follow_the_log(projector: Projector, *, stop: asyncio.Event, every: float = 1.0) -> None:
+async def follow_the_log(
+    projectors: list[Projector], *, stop: asyncio.Event, every: float = 1.0
+) -> None:
     """Keep the read models current until ``stop``; a failed batch is retried next time
     (its transaction rolled back, the checkpoint did not move)."""
     log = structlog.get_logger("eom.projections")
     while not stop.is_set():
-        try:
-            projected = await projector.run_once()
-            if projected:
-                log.debug("projected", events=projected)
-        except (OSError, asyncpg.PostgresError) as error:
-            log.warning("projection batch failed; retrying", error=str(error))
+        for projector in projectors:
+            try:
+                projected = await projector.run_once()
+                if projected:
+                    log.debug("projected", projection=projector.projection.name, events=projected)
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning(
+                    "projection batch failed; retrying",
+                    projection=projector.projection.name,
+                    error=str(error),
+                )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 

@@ -26,6 +26,7 @@ from cli.api_client import ApiClient
 from cli.audit import audit_app
 from cli.commands import InputError, add_subcommands
 from cli.demo import direct, run_demo, through_api
+from cli.election_day import coverage_command, report_app, stations_app
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
     NotRunning,
@@ -42,7 +43,8 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
 from domain.values import DeadlineKind
-from eventstore.projections import Projector
+from eventstore.projections import MISSIONS, Projector
+from intake.coverage import COVERAGE
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -436,17 +438,25 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="the token's id")]
 
 projections_app = typer.Typer(help="Read models kept from the event log.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+app.add_typer(stations_app, name="stations")
+app.add_typer(report_app, name="report")
+app.command("coverage")(coverage_command)
 
 
 @projections_app.command("rebuild")
 def projections_rebuild() -> None:
-    """Empty the read models (mission list, timelines) and rebuild them from the log."""
+    """Empty the read models (mission list, timelines, election-day coverage) and rebuild
+    them from the log."""
 
     async def main() -> None:
         async with open_missions(_settings(), need_temporal=False) as missions:
-            started = time.perf_counter()
-            count = await Projector(missions.store).rebuild()
-        console.print(f"projected {count} events in {time.perf_counter() - started:.2f}s")
+            for projection in (MISSIONS, COVERAGE):
+                started = time.perf_counter()
+                count = await Projector(missions.store, projection).rebuild()
+                console.print(
+                    f"{projection.name}: projected {count} events in "
+                    f"{time.perf_counter() - started:.2f}s"
+                )
 
     _run(main())
 

@@ -11,6 +11,8 @@ the folded state) and ``mission_timeline`` (one row per event: type, actor, time
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -19,19 +21,28 @@ from domain import EVENT_TYPES, Mission, evolve, load_event
 from eventstore.models import LogPosition, RecordedEvent
 from eventstore.store import Connection, EventStore
 
-NAME = "missions"
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model: its name (its checkpoint's key), its tables (emptied by a rebuild)
+    and how one event changes them."""
+
+    name: str
+    tables: Sequence[str]
+    apply: Callable[[Connection, RecordedEvent], Awaitable[None]]
 
 
 class Projector:
-    def __init__(self, store: EventStore, *, batch: int = 500) -> None:
+    def __init__(self, store: EventStore, projection: Projection, *, batch: int = 500) -> None:
         self.store = store
+        self.projection = projection
         self.batch = batch
 
     async def checkpoint(self) -> LogPosition:
         row = await self.store.pool.fetchrow(
             "SELECT transaction_id::text::bigint AS transaction_id, global_position "
             "FROM projection_checkpoints WHERE projection = $1",
-            NAME,
+            self.projection.name,
         )
         return LogPosition(**dict(row)) if row else LogPosition()
 
@@ -49,18 +60,18 @@ class Projector:
                 await conn.execute(
                     "INSERT INTO projection_checkpoints (projection, transaction_id, "
                     "global_position) VALUES ($1, '0', 0) ON CONFLICT DO NOTHING",
-                    NAME,
+                    self.projection.name,
                 )
                 current = await conn.fetchrow(
                     "SELECT transaction_id::text::bigint AS transaction_id, global_position "
                     "FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
-                    NAME,
+                    self.projection.name,
                 )
                 assert current is not None
                 if LogPosition(**dict(current)) != after:
                     continue
                 for event in events:
-                    await _apply(conn, event)
+                    await self.projection.apply(conn, event)
                 last = events[-1].log_position
                 await conn.execute(
                     "INSERT INTO projection_checkpoints (projection, transaction_id, "
@@ -68,7 +79,7 @@ class Projector:
                     "ON CONFLICT (projection) DO UPDATE SET "
                     "transaction_id = EXCLUDED.transaction_id, "
                     "global_position = EXCLUDED.global_position, updated_at = clock_timestamp()",
-                    NAME,
+                    self.projection.name,
                     str(last.transaction_id),
                     last.global_position,
                 )
@@ -77,9 +88,11 @@ class Projector:
     async def rebuild(self) -> int:
         """Empty the read models and project the whole log again."""
         async with self.store.pool.acquire() as conn, conn.transaction():
-            await conn.execute("DELETE FROM mission_timeline")
-            await conn.execute("DELETE FROM mission_list")
-            await conn.execute("DELETE FROM projection_checkpoints WHERE projection = $1", NAME)
+            for table in self.projection.tables:
+                await conn.execute(f"DELETE FROM {table}")
+            await conn.execute(
+                "DELETE FROM projection_checkpoints WHERE projection = $1", self.projection.name
+            )
         return await self.run_once()
 
 
@@ -121,6 +134,9 @@ async def _apply(conn: Connection, event: RecordedEvent) -> None:
         state.model_dump(mode="json"),
         event.recorded_at,
     )
+
+
+MISSIONS = Projection("missions", ("mission_timeline", "mission_list"), _apply)
 
 
 async def snapshot(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
+from test_intake import open_election_day
 
 from cli.commands import InputError, build_command
 from eventstore.store import EventStore
@@ -272,3 +274,67 @@ async def test_audit_diff_workflows_and_projection_rebuild(
     assert replayed.code == 0 and f"{len(histories)} histories replayed, 0 failed" in replayed.out
     rebuilt = await eom("projections", "rebuild", env=service_env)
     assert rebuilt.code == 0 and "projected" in rebuilt.out
+
+
+async def test_election_day_from_the_coordinators_desk(
+    tmp_path: Path, service_env: dict[str, str], client: Client, store: EventStore
+) -> None:
+    """Stations imported from CSV, paper forms entered (once, however often sent; refused
+    whole when one is wrong), and the coverage printed with the events behind it."""
+    _, mission_id, stations = await open_election_day(
+        client, store, service_env["EOM_TASK_QUEUE"], stations=2, grace_minutes=60
+    )
+    listing = tmp_path / "stations.csv"
+    listing.write_text(
+        "station_id,locality,name\n"
+        f"{stations[0].station_id},{stations[0].locality},{stations[0].name}\n"
+        "NS-200,Nur-Sultan,School 12\nNS-201,Nur-Sultan,\n",
+        encoding="utf-8",
+    )
+    imported = await eom("stations", "import", mission_id, str(listing), env=service_env)
+    assert imported.code == 0, imported.err
+    assert "2 station(s) registered" in imported.out and "4 in all" in imported.out
+    broken = tmp_path / "broken.csv"
+    broken.write_text("station,where\nX,Y\n", encoding="utf-8")
+    refused = await eom("stations", "import", mission_id, str(broken), env=service_env)
+    assert refused.code == 2 and "no column locality, station_id" in refused.err
+
+    forms = tmp_path / "forms.yaml"
+    day = "2021-01-10T{}:00+06:00"
+    forms.write_text(
+        "reports:\n"
+        f"  - {{kind: station_visit, submission_id: paper-1, mission_id: {mission_id},\n"
+        f"     station_id: NS-200, team_id: team-1, arrived_at: '{day.format('07:00')}',\n"
+        f"     departed_at: '{day.format('08:10')}',\n"
+        "     checklists: [{phase: opening, answers: {opened_on_time: true}}],\n"
+        "     findings: [{category: accessibility, assessment: concern, note: no ramp}]}\n"
+        f"  - {{kind: incident, submission_id: paper-2, mission_id: {mission_id},\n"
+        f"     station_id: NS-201, team_id: team-2, observed_at: '{day.format('11:30')}',\n"
+        "     phase: voting, category: voter_influence, description: leaflets at the door}\n",
+        encoding="utf-8",
+    )
+    entered = await eom("report", "submit", mission_id, str(forms), env=service_env)
+    assert entered.code == 0, entered.err
+    assert entered.out.count("recorded") == 2
+    again = await eom("report", "submit", mission_id, str(forms), env=service_env)
+    assert again.code == 0 and again.out.count("duplicate") == 2
+
+    slip = tmp_path / "slip.yaml"
+    slip.write_text(
+        forms.read_text(encoding="utf-8")
+        .replace("paper-1", "paper-3")
+        .replace("paper-2", "paper-4")
+        .replace("2021-01-10T07", "2020-01-10T07"),
+        encoding="utf-8",
+    )
+    wrong = await eom("report", "submit", mission_id, str(slip), env=service_env)
+    assert wrong.code == 2 and "visit_not_on_election_day" in wrong.err
+    assert "nothing recorded" in wrong.err
+
+    shown = await eom("coverage", mission_id, "--trace", env=service_env)
+    assert shown.code == 0, shown.err
+    assert "2 reports, 1 station visits" in shown.out and "1 incidents" in shown.out
+    assert "accessibility" in shown.out and "voter_influence" in shown.out
+    as_json = await eom("coverage", mission_id, "--json", env=service_env)
+    found = json.loads(as_json.out)
+    assert (found["visits"], found["stations_registered"]) == (1, 4)

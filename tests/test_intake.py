@@ -20,8 +20,10 @@ from cli import seed
 from domain import Stage
 from domain import commands as c
 from domain.submissions import IncidentReport, PollingStation, StationVisitReport
+from eventstore.projections import Projector
 from eventstore.store import EventStore
 from intake import progress
+from intake.coverage import COVERAGE, coverage
 from intake.simulation import ElectionDay, Sending, polling_stations
 from intake.writer import Intake, IntakeUnavailable, SubmissionRefused, station_stream
 from worker import build_worker
@@ -365,6 +367,32 @@ async def test_a_simulated_election_day_loses_and_duplicates_nothing(
         assert state.intake.incidents == len(incidents - corrected)
         assert state.intake.corrections == len(corrected) or state.intake.corrections == sum(
             1 for s in distinct if "-fix" in s
+        )
+        await Projector(store, COVERAGE).run_once()
+        found = await coverage(pool, mission_id)
+        assert (found.reports, found.visits) == (len(distinct), direct_visits)
+        assert found.stations_visited == await pool.fetchval(
+            "SELECT count(DISTINCT data->>'station_id') FROM events AS r "
+            "WHERE r.stream_id LIKE $1 || '/stations/%' AND r.event_type = 'StationVisitReported' "
+            "AND NOT EXISTS (SELECT 1 FROM events AS c WHERE c.stream_id LIKE $1 || '/stations/%' "
+            "AND c.data->>'corrects' = r.data->>'submission_id')",
+            mission_id,
+        )
+        assert sum(f.count for f in found.findings) == await pool.fetchval(
+            "SELECT sum(CASE WHEN r.event_type = 'IncidentReported' THEN 1 "
+            "ELSE jsonb_array_length(r.data->'findings') END) FROM events AS r "
+            "WHERE r.stream_id LIKE $1 || '/stations/%' AND r.event_type IN "
+            "('StationVisitReported', 'IncidentReported') AND NOT EXISTS (SELECT 1 FROM events "
+            "AS c WHERE c.stream_id LIKE $1 || '/stations/%' "
+            "AND c.data->>'corrects' = r.data->>'submission_id')",
+            mission_id,
+        )
+        assert {c.station_id for c in found.conflicts} == set(
+            await pool.fetchval(
+                "SELECT coalesce(array_agg(DISTINCT data->>'station_id'), '{}') FROM events "
+                "WHERE stream_id LIKE $1 || '/stations/%' AND event_type = 'SubmissionsConflicted'",
+                mission_id,
+            )
         )
         for stream_id in {station_stream(mission_id, s.station_id) for s in stations}:
             check = await store.verify_stream(stream_id)

@@ -9,7 +9,7 @@ from builders import record
 
 from cli import seed
 from domain import Mission
-from eventstore.projections import Projector, snapshot
+from eventstore.projections import MISSIONS, Projector, snapshot
 from eventstore.store import EventStore
 
 
@@ -25,7 +25,7 @@ def ours(rows: dict[str, list[dict[str, Any]]], missions: set[str]) -> dict[str,
 async def test_a_rebuilt_projection_equals_the_incremental_one(store: EventStore) -> None:
     """Projected batch by batch as events arrive, or rebuilt from the whole log: the same
     rows; the mission list holds each mission's folded state."""
-    projector = Projector(store, batch=7)
+    projector = Projector(store, MISSIONS, batch=7)
     missions = {f"proj-{uuid.uuid4().hex[:8]}" for _ in range(3)}
     states = {}
     for i, mission_id in enumerate(sorted(missions)):
@@ -45,7 +45,7 @@ async def test_a_rebuilt_projection_equals_the_incremental_one(store: EventStore
 async def test_the_checkpoint_moves_with_the_rows(store: EventStore) -> None:
     """Nothing is projected twice: a second run with no new events does nothing, and
     the checkpoint stands at the last projected event."""
-    projector = Projector(store, batch=5)
+    projector = Projector(store, MISSIONS, batch=5)
     await projector.run_once()
     mission_id = f"proj-{uuid.uuid4().hex[:8]}"
     state = await record_seed(store, mission_id, 10)

@@ -40,6 +40,7 @@ from cli.services import (
     write_runtime,
 )
 from cli.show import followup_table, missions_table, print_mission, reminders_table
+from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
 from domain.values import DeadlineKind
@@ -441,6 +442,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(stations_app, name="stations")
 app.add_typer(report_app, name="report")
 app.command("coverage")(coverage_command)
+app.add_typer(simulate_app, name="simulate")
 
 
 @projections_app.command("rebuild")

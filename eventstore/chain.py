@@ -57,7 +57,29 @@ def event_hash(
         "occurred_at": canonical_time(occurred_at),
         "previous_hash": previous_hash,
     }
+    if _plain(document):
+        return _fast_digest(document)
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+
+
+_SAFE_INTEGER = 2**53
+
+
+def _plain(value: object) -> bool:
+    """Is ``value`` made only of what the standard library encodes exactly as RFC 8785
+    does (sorted, compact, UTF-8)? Strings, booleans, null, integers an IEEE double holds
+    exactly, arrays and objects with ASCII keys (whose code-point order is their UTF-16
+    order). Floats are not: their shortest form differs between the two."""
+    match value:
+        case str() | bool() | None:
+            return True
+        case int():
+            return -_SAFE_INTEGER < value < _SAFE_INTEGER
+        case dict():
+            return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+        case list():
+            return all(_plain(v) for v in value)
+    return False
 
 
 def _document(event: StoredEvent, stream_version: int) -> dict[str, Any]:

@@ -151,6 +151,7 @@ class _Cached:
     mission: Mission
     stations: dict[str, PollingStation]
     loaded_at: float
+    context: IntakeContext
 
 
 class Intake:
@@ -160,7 +161,7 @@ class Intake:
         self,
         store: EventStore,
         *,
-        flushers: int = 4,
+        flushers: int = 2,
         max_batch: int = 500,
         queue_size: int = 20_000,
         context_seconds: float = 1.0,
@@ -246,48 +247,44 @@ class Intake:
     async def _prepare(
         self, mission_id: str, submissions: Sequence[AnySubmission]
     ) -> tuple[dict[str, _Earlier], list[_Item]]:
-        """Earlier receipts of these submissions, and the rest admitted by the rules."""
+        """The submissions the rules admit, to be written (the writer answers those already
+        recorded with their receipts); and the receipts of those the rules refuse only
+        because they were recorded before the mission moved on (a resend after election
+        day closed). Any other refusal refuses the request."""
         if not submissions:
             raise ValueError("a request carries at least one submission")
         received_at = datetime.now(UTC)
         unique = _one_per_id(submissions)
-        earlier = await self._earlier(mission_id, unique)
-        fresh = [s for s in unique if s.submission_id not in earlier]
-        for s in unique:
-            if s.submission_id in earlier:
-                try:
-                    is_resubmission(earlier[s.submission_id].report, s)
-                except DomainError as error:
-                    raise SubmissionRefused([_problem(submissions, s, error)]) from None
-        items = await self._admit(mission_id, fresh, earlier, received_at) if fresh else []
-        return earlier, items
-
-    async def _admit(
-        self,
-        mission_id: str,
-        fresh: list[AnySubmission],
-        earlier: dict[str, _Earlier],
-        received_at: datetime,
-    ) -> list[_Item]:
-        corrected = await self._corrected(mission_id, fresh, earlier)
+        corrected = await self._corrected(mission_id, unique)
         for attempt in (1, 2):
             context = await self.context(mission_id, refresh=attempt == 2)
-            problems: list[Problem] = []
+            refused: list[tuple[AnySubmission, DomainError]] = []
             items: list[_Item] = []
-            for submission in fresh:
+            for submission in unique:
                 try:
                     report = admit(
-                        context,
-                        submission,
-                        corrected=corrected.get(submission.corrects or ""),
+                        context, submission, corrected=corrected.get(submission.corrects or "")
                     )
                 except DomainError as error:
-                    problems.append(_problem(fresh, submission, error))
+                    refused.append((submission, error))
                     continue
                 items.append(_Item(submission, report, content_sha256(submission), received_at))
-            if not problems:
-                return items
-        raise SubmissionRefused(problems)
+            if not refused:
+                return {}, items
+        earlier = await self._earlier(mission_id, [s for s, _ in refused])
+        problems = []
+        for submission, rule_broken in refused:
+            found = earlier.get(submission.submission_id)
+            if found is None:
+                problems.append(_problem(submissions, submission, rule_broken))
+                continue
+            try:
+                is_resubmission(found.report, submission)
+            except DomainError as reused:
+                problems.append(_problem(submissions, submission, reused))
+        if problems:
+            raise SubmissionRefused(problems)
+        return earlier, items
 
     async def _earlier(
         self, mission_id: str, submissions: Sequence[AnySubmission]
@@ -301,17 +298,15 @@ class Intake:
         return {r["submission_id"]: _Earlier.of(r) for r in rows}
 
     async def _corrected(
-        self, mission_id: str, fresh: list[AnySubmission], earlier: dict[str, _Earlier]
+        self, mission_id: str, submissions: list[AnySubmission]
     ) -> dict[str, EarlierReport]:
-        """The reports that ``fresh`` corrects: stored, or earlier in the same request."""
-        wanted = {s.corrects for s in fresh if s.corrects is not None}
+        """The reports that ``submissions`` correct: stored, or in the same request."""
+        wanted = {s.corrects for s in submissions if s.corrects is not None}
         if not wanted:
             return {}
-        found = {sid: e.report for sid, e in earlier.items() if sid in wanted}
-        found.update(
-            (sid, e.report) for sid, e in (await self._earlier_ids(mission_id, wanted)).items()
-        )
-        for s in fresh:  # a report and its correction sent together
+        stored = await self._earlier_ids(mission_id, wanted)
+        found = {sid: e.report for sid, e in stored.items()}
+        for s in submissions:  # a report and its correction sent together
             if s.submission_id in wanted and s.submission_id not in found:
                 found[s.submission_id] = EarlierReport(
                     submission_id=s.submission_id,
@@ -340,8 +335,7 @@ class Intake:
     async def context(self, mission_id: str, *, refresh: bool = False) -> IntakeContext:
         """The mission as its stream says it is, with its stations: cached for
         ``context_seconds``, and read again (only what is new) when asked to."""
-        cached = await self._cached(mission_id, refresh=refresh)
-        return IntakeContext.of(cached.mission, cached.stations.values())
+        return (await self._cached(mission_id, refresh=refresh)).context
 
     async def _cached(self, mission_id: str, *, refresh: bool = False) -> _Cached:
         lock = self._loading.setdefault(mission_id, asyncio.Lock())
@@ -363,7 +357,8 @@ class Intake:
             )
             if count != len(stations):
                 stations = await _stations_on(conn, mission_id)
-        return _Cached(fold((load_event_json(d) for d in data), mission), stations, now)
+        mission = fold((load_event_json(d) for d in data), mission)
+        return _Cached(mission, stations, now, IntakeContext.of(mission, stations.values()))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -620,12 +615,17 @@ async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receip
             None,
         )
         if clash is not None:
-            outcomes[n] = _refusal(
-                clash.submission.submission_id,
-                e.SubmissionIdReused.rule,
-                f"submission id {clash.submission.submission_id!r} was recorded meanwhile "
-                "for a different report",
-            )
+            sid = clash.submission.submission_id
+            stored = taken.get((request.mission_id, sid))
+            try:
+                if stored is not None:
+                    is_resubmission(stored.report, clash.submission)
+                raise e.SubmissionIdReused(
+                    f"submission id {sid!r} was sent at the same time for a different report; "
+                    "send a change as a new submission that corrects it"
+                )
+            except DomainError as error:
+                outcomes[n] = _refusal(sid, error.rule, error.message)
             continue
         for i in request.items:
             claimed.setdefault((request.mission_id, i.submission.submission_id), i.sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import uuid
@@ -11,7 +12,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from eventstore import chain
 from eventstore.migrations import migrate
 from eventstore.models import GENESIS_HASH, EventMetadata, LogPosition, NewEvent, RecordedEvent
 from eventstore.store import (
@@ -290,3 +294,31 @@ async def test_verification_during_appends_sees_one_snapshot(store: EventStore) 
         checks.append(await store.verify_stream(sid))
     await growing
     assert checks and all(check.ok for check in checks)
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_the_fast_encoding_is_used_only_where_it_is_rfc_8785(value: object) -> None:
+    """Appends hash with the standard library's encoder only for documents it encodes
+    exactly as RFC 8785 does; everything else (floats, non-ASCII keys) goes through
+    RFC 8785 itself. Either way the digest is the canonical one."""
+    document = {"data": value}
+    canonical = hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+    if chain._plain(document):
+        assert chain._fast_digest(document) == canonical

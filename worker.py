@@ -88,6 +88,8 @@ class Settings(BaseSettings):
         default="120/minute", validation_alias="EOM_API_SUBMISSION_RATE"
     )
     """Per token, on every POST: ``<count>/<second|minute|hour>`` (the limits library)."""
+    api_report_rate: str = Field(default="1200/minute", validation_alias="EOM_API_REPORT_RATE")
+    """Per token, on report requests (a device syncing its backlog): same form."""
     api_cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="EOM_API_CORS_ORIGINS"
     )
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("api_submission_rate")
+    @field_validator("api_submission_rate", "api_report_rate")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         try:
@@ -307,6 +309,7 @@ async def run_api(
             intake=intake,
             max_body_bytes=settings.api_max_body_bytes,
             submission_rate=settings.api_submission_rate,
+            report_rate=settings.api_report_rate,
             cors_origins=settings.api_cors_origins,
         )
         config = uvicorn.Config(

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -220,7 +221,9 @@ def api() -> None:
             on_start=lambda url: console.print(f"HTTP API: {url}/v1 — docs {url}/v1/docs"),
         )
 
-    _run(main())
+    # The API process alone runs on uvloop (with uvicorn's httptools parser): per request,
+    # the event loop's own share is a fifth of the API's CPU on the standard loop.
+    uvloop.run(main())
 
 
 class Via(StrEnum):

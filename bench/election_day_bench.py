@@ -94,10 +94,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from temporalio import activity, workflow
 
@@ -106,6 +105,7 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     import asyncpg
     import httpx
+    from bench_common import package_version, print_table, with_database
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate
     from temporalio.api.enums.v1 import EventType
@@ -2014,10 +2014,6 @@ async def time_round_trips(count: int, send: Callable[[int], Awaitable[object]],
 # -- the run's resources: databases, pools, the Temporal server, all cleaned up -----------
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 class Context:
     """What the sections share, created on first use and released by ``stack`` at the end
     (in reverse order: pools and workers before the databases they use)."""
@@ -2540,13 +2536,6 @@ PACKAGES = (
 )
 
 
-def package_version(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
-
-
 def code_state() -> dict[str, Any]:
     """The commit measured, and the files under test that differ from it (the tree is
     measured as it is)."""
@@ -2607,22 +2596,6 @@ async def machine_info(server_url: str) -> dict[str, Any]:
         "postgres_host": urlsplit(server_url).hostname,
         "packages": {p: package_version(p) for p in PACKAGES},
     }
-
-
-def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(f"\n{title}")
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
 
 
 def print_measurements(title: str, measurements: dict[str, dict[str, Any]]) -> None:

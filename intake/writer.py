@@ -271,7 +271,7 @@ class Intake:
                 items.append(_Item(submission, report, content_sha256(submission), received_at))
             if not refused:
                 return {}, items
-        earlier = await self._earlier(mission_id, [s for s, _ in refused])
+        earlier = await self._earlier(mission_id, {s.submission_id for s, _ in refused})
         problems = []
         for submission, rule_broken in refused:
             found = earlier.get(submission.submission_id)
@@ -286,14 +286,13 @@ class Intake:
             raise SubmissionRefused(problems)
         return earlier, items
 
-    async def _earlier(
-        self, mission_id: str, submissions: Sequence[AnySubmission]
-    ) -> dict[str, _Earlier]:
+    async def _earlier(self, mission_id: str, ids: set[str]) -> dict[str, _Earlier]:
+        """The receipts of those of ``ids`` the mission holds."""
         rows = await self.store.pool.fetch(
             f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts "
             "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
             mission_id,
-            [s.submission_id for s in submissions],
+            sorted(ids),
         )
         return {r["submission_id"]: _Earlier.of(r) for r in rows}
 
@@ -304,7 +303,7 @@ class Intake:
         wanted = {s.corrects for s in submissions if s.corrects is not None}
         if not wanted:
             return {}
-        stored = await self._earlier_ids(mission_id, wanted)
+        stored = await self._earlier(mission_id, wanted)
         found = {sid: e.report for sid, e in stored.items()}
         for s in submissions:  # a report and its correction sent together
             if s.submission_id in wanted and s.submission_id not in found:
@@ -316,15 +315,6 @@ class Intake:
                     content_sha256=content_sha256(s),
                 )
         return found
-
-    async def _earlier_ids(self, mission_id: str, ids: set[str]) -> dict[str, _Earlier]:
-        rows = await self.store.pool.fetch(
-            f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts "
-            "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
-            mission_id,
-            sorted(ids),
-        )
-        return {r["submission_id"]: _Earlier.of(r) for r in rows}
 
     # -- what the rules need to know -----------------------------------------------------------
 

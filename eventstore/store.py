@@ -269,16 +269,26 @@ def _chain(
 
 
 async def lock_heads_on(conn: Connection, stream_ids: Sequence[str]) -> dict[str, Head]:
-    """Create the streams that do not exist yet and lock every one's head row until the
-    caller's transaction ends (in stream id order, so that two lockers never deadlock)."""
+    """Lock every stream's head row until the caller's transaction ends, creating those
+    that do not exist yet; rows are locked in stream id order, so that two lockers never
+    deadlock over existing streams. The common case, every stream there, is one statement;
+    each lookup is bounded by the ids asked for, whatever plan the server keeps."""
     ordered = sorted(set(stream_ids))
-    await conn.execute(
-        "INSERT INTO streams (stream_id, version, head_hash) "
-        "SELECT s, 0, $2 FROM unnest($1::text[]) AS s ORDER BY s "
-        "ON CONFLICT (stream_id) DO NOTHING",
-        ordered,
-        GENESIS_HASH,
-    )
+    heads = await _lock_existing(conn, ordered)
+    missing = [s for s in ordered if s not in heads]
+    if missing:
+        await conn.execute(
+            "INSERT INTO streams (stream_id, version, head_hash) "
+            "SELECT s, 0, $2 FROM unnest($1::text[]) AS s ORDER BY s "
+            "ON CONFLICT (stream_id) DO NOTHING",
+            missing,
+            GENESIS_HASH,
+        )
+        heads.update(await _lock_existing(conn, missing))
+    return heads
+
+
+async def _lock_existing(conn: Connection, ordered: list[str]) -> dict[str, Head]:
     rows = await conn.fetch(
         "SELECT stream_id, version, head_hash FROM streams WHERE stream_id = ANY($1::text[]) "
         "ORDER BY stream_id FOR UPDATE",
@@ -287,14 +297,31 @@ async def lock_heads_on(conn: Connection, stream_ids: Sequence[str]) -> dict[str
     return {r["stream_id"]: Head(r["version"], r["head_hash"]) for r in rows}
 
 
+# The heads move in the statement that inserts the events. The head rows are looked up by
+# ``= ANY``, so the update reads only those rows, whatever join the plan chose.
+_APPEND_AT_LOCKED_HEADS = f"""
+    WITH moved AS (
+        UPDATE streams SET version = m.version, head_hash = m.head_hash,
+                           updated_at = clock_timestamp()
+        FROM unnest($11::text[], $12::bigint[], $13::text[]) AS m(stream_id, version, head_hash)
+        WHERE streams.stream_id = ANY($11::text[]) AND streams.stream_id = m.stream_id
+        RETURNING 1
+    )
+    {_INSERT_EVENTS}
+    ORDER BY r.stream_id, r.stream_version
+    RETURNING event_id, global_position
+"""
+
+
 async def append_at_heads_on(
     conn: Connection,
     heads: dict[str, Head],
     appends: Sequence[tuple[str, Sequence[NewEvent]]],
 ) -> list[AppendResult]:
     """Append each stream's events after its locked head (``lock_heads_on``, same
-    transaction): hashes chained, one INSERT for every event of every stream, one UPDATE
-    for the heads. A stream may appear more than once; its appends follow one another."""
+    transaction): hashes chained, then one statement that inserts every event of every
+    stream and moves their heads. A stream may appear more than once; its appends follow
+    one another."""
     tips = dict(heads)
     rows: list[tuple[Any, ...]] = []
     spans: list[tuple[str, int, int, list[UUID], str]] = []
@@ -313,22 +340,15 @@ async def append_at_heads_on(
             )
         )
 
-    inserted = await conn.fetch(
-        f"{_INSERT_EVENTS} ORDER BY r.stream_id, r.stream_version "
-        "RETURNING event_id, global_position",
-        *[list(column) for column in zip(*rows, strict=True)],
-    )
-    positions = {r["event_id"]: r["global_position"] for r in inserted}
     moved = {s: tips[s] for s, _ in appends}
-    await conn.execute(
-        "UPDATE streams SET version = m.version, head_hash = m.head_hash, "
-        "updated_at = clock_timestamp() "
-        "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS m(stream_id, version, head_hash) "
-        "WHERE streams.stream_id = m.stream_id",
+    inserted = await conn.fetch(
+        _APPEND_AT_LOCKED_HEADS,
+        *[list(column) for column in zip(*rows, strict=True)],
         list(moved),
         [h.version for h in moved.values()],
         [h.head_hash for h in moved.values()],
     )
+    positions = {r["event_id"]: r["global_position"] for r in inserted}
     return [
         AppendResult(
             stream_id=stream_id,

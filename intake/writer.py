@@ -64,6 +64,7 @@ from eventstore.models import EventMetadata, NewEvent
 from eventstore.store import (
     Connection,
     EventStore,
+    Head,
     append_at_heads_on,
     lock_heads_on,
     read_stream_data_on,
@@ -136,6 +137,31 @@ class _Item:
     report: Report
     sha256: str
     received_at: datetime
+    event_id: UUID
+
+
+def _event_id(mission_id: str, submission_id: str) -> UUID:
+    return uuid.uuid5(_IDS, f"{mission_id}/{submission_id}")
+
+
+_Visits = tuple[int, tuple[tuple[str, str], ...]]
+"""A station stream's version, and the station visits recorded in it up to that version
+(submission id, team id), in order."""
+
+
+@dataclass
+class _Known:
+    """What the intake knows of the database between batches: the missions whose gate
+    row exists, and each station stream's visits as of a version (a stream whose head is
+    at that version holds exactly those). A batch learns into a fresh one, merged only
+    once its transaction has committed."""
+
+    gates: set[str] = field(default_factory=set)
+    visits: dict[str, _Visits] = field(default_factory=dict)
+
+    def merge(self, learned: _Known) -> None:
+        self.gates |= learned.gates
+        self.visits.update(learned.visits)
 
 
 @dataclass
@@ -165,15 +191,18 @@ class Intake:
         max_batch: int = 500,
         queue_size: int = 20_000,
         context_seconds: float = 1.0,
+        idle_seconds: float = 1.0,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.context_seconds = context_seconds
+        self.idle_seconds = idle_seconds
         self._flushers = flushers
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._cache: dict[str, _Cached] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._known = _Known()
         self._stopped = False
 
     async def __aenter__(self) -> Intake:
@@ -268,7 +297,15 @@ class Intake:
                 except DomainError as error:
                     refused.append((submission, error))
                     continue
-                items.append(_Item(submission, report, content_sha256(submission), received_at))
+                items.append(
+                    _Item(
+                        submission,
+                        report,
+                        content_sha256(submission),
+                        received_at,
+                        _event_id(mission_id, submission.submission_id),
+                    )
+                )
             if not refused:
                 return {}, items
         earlier = await self._earlier(mission_id, {s.submission_id for s, _ in refused})
@@ -288,12 +325,11 @@ class Intake:
 
     async def _earlier(self, mission_id: str, ids: set[str]) -> dict[str, _Earlier]:
         """The receipts of those of ``ids`` the mission holds."""
-        rows = await self.store.pool.fetch(
-            f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts "
-            "WHERE mission_id = $1 AND submission_id = ANY($2::text[])",
-            mission_id,
-            sorted(ids),
-        )
+        async with self.store.connection() as conn, _indexed_transaction(conn):
+            rows = await conn.fetch(
+                f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts WHERE event_id = ANY($1::uuid[])",
+                [_event_id(mission_id, i) for i in sorted(ids)],
+            )
         return {r["submission_id"]: _Earlier.of(r) for r in rows}
 
     async def _corrected(
@@ -353,24 +389,52 @@ class Intake:
     # -- writing -----------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0].items)
-            while size < self.max_batch and not self._queue.empty():
-                request = self._queue.get_nowait()
-                batch.append(request)
-                size += len(request.items)
-            try:
-                await self._write_with_retries(batch)
-            except asyncio.CancelledError:
-                # Stopped mid-write: the transaction may or may not have committed, so the
-                # senders are told nothing was acknowledged; sent again, a recorded report
-                # is answered with its receipt.
-                _fail(batch, asyncio.CancelledError("the intake stopped"))
-                raise
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        """Write batches on a connection held from one batch to the next while requests
+        keep coming (no pool round trips between them), given back after
+        ``idle_seconds`` without any; a connection that failed is given back at once."""
+        held = contextlib.AsyncExitStack()
+        conn: Connection | None = None
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_seconds if conn else None):
+                        batch = await self._next_batch()
+                except TimeoutError:
+                    conn = None
+                    await held.aclose()
+                    continue
+                try:
+                    if conn is None:
+                        conn = await held.enter_async_context(self.store.connection())
+                    if not await self._write_with_retries(conn, batch):
+                        conn = None
+                        await held.aclose()
+                except asyncio.CancelledError:
+                    # Stopped mid-write: the transaction may or may not have committed, so
+                    # the senders are told nothing was acknowledged; sent again, a recorded
+                    # report is answered with its receipt.
+                    _fail(batch, asyncio.CancelledError("the intake stopped"))
+                    raise
+                except Exception as error:  # no connection to be had
+                    log.error("intake batch failed", error=str(error), requests=len(batch))
+                    _fail(batch, error)
+                    conn = None
+                    await held.aclose()
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            await held.aclose()
+
+    async def _next_batch(self) -> list[_Request]:
+        """Every request waiting, up to ``max_batch`` submissions, once there is one."""
+        batch = [await self._queue.get()]
+        size = len(batch[0].items)
+        while size < self.max_batch and not self._queue.empty():
+            request = self._queue.get_nowait()
+            batch.append(request)
+            size += len(request.items)
+        return batch
 
     async def abort(self) -> None:
         """Stop now (a crash, as far as senders can tell): every request not yet
@@ -387,11 +451,16 @@ class Intake:
             _fail([request], asyncio.CancelledError("the intake stopped"))
             self._queue.task_done()
 
-    async def _write_with_retries(self, batch: list[_Request], attempts: int = 3) -> None:
+    async def _write_with_retries(
+        self, conn: Connection, batch: list[_Request], attempts: int = 3
+    ) -> bool:
+        """Write ``batch`` and answer its senders; False when ``conn`` failed (the batch's
+        senders are told nothing was recorded) and should not be used again."""
         for attempt in range(1, attempts + 1):
+            learned = _Known()
             try:
-                async with self.store.connection() as conn, _batch_transaction(conn):
-                    outcomes = await _write_on(conn, batch)
+                async with _indexed_transaction(conn):
+                    outcomes = await _write_on(conn, batch, self._known, learned)
             except (
                 asyncpg.UniqueViolationError,
                 asyncpg.DeadlockDetectedError,
@@ -402,19 +471,21 @@ class Intake:
                 log.warning("intake batch retried", attempt=attempt, error=str(error))
                 if attempt == attempts:
                     _fail(batch, error)
-                    return
+                    return True
                 continue
             except Exception as error:  # the database is gone: nothing was acknowledged
                 log.error("intake batch failed", error=str(error), requests=len(batch))
                 _fail(batch, error)
-                return
+                return False
+            self._known.merge(learned)
             for request, outcome in zip(batch, outcomes, strict=True):
                 if not request.done.done():
                     if isinstance(outcome, BaseException):
                         request.done.set_exception(outcome)
                     else:
                         request.done.set_result(outcome)
-            return
+            return True
+        return True
 
     # -- stations ------------------------------------------------------------------------------
 
@@ -549,9 +620,9 @@ async def _stations_on(conn: Connection, mission_id: str) -> dict[str, PollingSt
 
 
 @contextlib.asynccontextmanager
-async def _batch_transaction(conn: Connection) -> AsyncIterator[None]:
-    """A batch's transaction, opened in the same round trip as its one setting: every
-    lookup in a batch is by an indexed key, and a plan made from statistics taken while
+async def _indexed_transaction(conn: Connection) -> AsyncIterator[None]:
+    """A transaction of the intake's, opened in the same round trip as its one setting:
+    every lookup in it is by an indexed key, and a plan made from statistics taken while
     the tables were nearly empty (early on election day, or with autovacuum behind) would
     read whole tables instead, batch after batch, slower as reports accumulate."""
     await conn.execute("BEGIN; SET LOCAL enable_seqscan = off")
@@ -569,16 +640,23 @@ def _refusal(submission_id: str, rule: str, message: str) -> SubmissionRefused:
     )
 
 
-async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receipt] | BaseException]:
+async def _write_on(
+    conn: Connection, batch: list[_Request], known: _Known, learned: _Known
+) -> list[list[Receipt] | BaseException]:
     """One batch in the caller's transaction: each request's receipts, or why nothing of
     it was written (its mission's intake closed, or one of its ids taken meanwhile by a
-    different report)."""
+    different report). Every lookup is by a key only one index serves, so a plan the
+    server made early in the day, on nearly empty tables, stays a lookup."""
     outcomes: list[list[Receipt] | BaseException | None] = [None] * len(batch)
     missions = sorted({r.mission_id for r in batch})
-    await conn.execute(
-        "INSERT INTO intake_gates (mission_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        missions,
-    )
+    unknown = [m for m in missions if m not in known.gates]
+    if unknown:
+        await conn.execute(
+            "INSERT INTO intake_gates (mission_id) SELECT unnest($1::text[]) "
+            "ON CONFLICT DO NOTHING",
+            unknown,
+        )
+        learned.gates.update(unknown)
     gates = await conn.fetch(
         "SELECT mission_id, closed_at FROM intake_gates WHERE mission_id = ANY($1::text[]) "
         "ORDER BY mission_id FOR SHARE",
@@ -596,14 +674,13 @@ async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receip
 
     # Ids recorded since the requests were admitted (by another process): the same
     # report is answered with its receipt, a different one refuses its whole request.
-    keys = [(r.mission_id, i.submission.submission_id) for r in batch for i in r.items]
+    # Looked up by event id, which names (mission, submission id) one to one.
     taken = {
         (r["mission_id"], r["submission_id"]): _Earlier.of(r)
         for r in await conn.fetch(
             f"SELECT mission_id, {_RECEIPT_COLUMNS} FROM intake_receipts "
-            "WHERE (mission_id, submission_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-            [m for m, _ in keys],
-            [s for _, s in keys],
+            "WHERE event_id = ANY($1::uuid[])",
+            [i.event_id for r in batch for i in r.items],
         )
     }
     claimed = {key: found.report.content_sha256 for key, found in taken.items()}
@@ -642,7 +719,7 @@ async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receip
             key = (batch[n].mission_id, item.submission.submission_id)
             if key not in taken:
                 new.setdefault(key, (n, item))
-    recorded = await _append_reports(conn, batch, list(new.values())) if new else {}
+    recorded = await _append_reports(conn, batch, list(new.values()), known, learned) if new else {}
 
     final: list[list[Receipt] | BaseException] = []
     for n, request in enumerate(batch):
@@ -662,46 +739,76 @@ async def _write_on(conn: Connection, batch: list[_Request]) -> list[list[Receip
     return final
 
 
+async def _station_visits(
+    conn: Connection, heads: dict[str, Head], pairs: list[tuple[str, str]], known: _Known
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Each station's visits so far, under the stations' locks (no other writer adds to
+    them until commit): as known when its head has not moved since, else read."""
+    visits: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    unread: list[tuple[str, str]] = []
+    for pair in pairs:
+        version = heads[station_stream(*pair)].version
+        seen = known.visits.get(station_stream(*pair))
+        if version == 0:
+            visits[pair] = []
+        elif seen is not None and seen[0] == version:
+            visits[pair] = list(seen[1])
+        else:
+            unread.append(pair)
+    if unread:
+        # Planned for these keys: a plan kept from emptier tables would read every
+        # receipt of the mission through another of its (mission_id, ...) indexes.
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        for row in await conn.fetch(
+            "SELECT mission_id, station_id, submission_id, team_id FROM intake_receipts "
+            "WHERE kind = 'station_visit' AND (mission_id, station_id) IN "
+            "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY global_position",
+            [m for m, _ in unread],
+            [s for _, s in unread],
+        ):
+            visits.setdefault((row["mission_id"], row["station_id"]), []).append(
+                (row["submission_id"], row["team_id"])
+            )
+        for pair in unread:
+            visits.setdefault(pair, [])
+    return visits
+
+
 async def _append_reports(
-    conn: Connection, batch: list[_Request], new: list[tuple[int, _Item]]
+    conn: Connection,
+    batch: list[_Request],
+    new: list[tuple[int, _Item]],
+    known: _Known,
+    learned: _Known,
 ) -> dict[tuple[str, str], Receipt]:
     """Append each report to its station's stream (a conflict flag after it when another
     team reported that station before), record the receipts, and return them."""
     pairs = sorted({(batch[n].mission_id, i.submission.station_id) for n, i in new})
     heads = await lock_heads_on(conn, [station_stream(m, s) for m, s in pairs])
-    # Under the stations' locks: no other writer adds to these stations until commit.
-    visits: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for row in await conn.fetch(
-        "SELECT mission_id, station_id, submission_id, team_id FROM intake_receipts "
-        "WHERE kind = 'station_visit' AND (mission_id, station_id) IN "
-        "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY global_position",
-        [m for m, _ in pairs],
-        [s for _, s in pairs],
-    ):
-        visits.setdefault((row["mission_id"], row["station_id"]), []).append(
-            (row["submission_id"], row["team_id"])
-        )
+    visits = await _station_visits(conn, heads, pairs, known)
 
     appends: list[tuple[str, list[NewEvent]]] = []
     flags: list[bool] = []
     for n, item in new:
         request, s = batch[n], item.submission
-        event_id = uuid.uuid5(_IDS, f"{request.mission_id}/{s.submission_id}")
         metadata = request.metadata.model_copy(
             update={"command_id": s.submission_id, "command_type": f"submit_{s.kind}"}
         )
         events = [
             NewEvent.of(
-                item.report, event_id=event_id, occurred_at=item.received_at, metadata=metadata
+                item.report,
+                event_id=item.event_id,
+                occurred_at=item.received_at,
+                metadata=metadata,
             )
         ]
-        station_visits = visits.setdefault((request.mission_id, s.station_id), [])
+        station_visits = visits[(request.mission_id, s.station_id)]
         flagged = conflict(s.station_id, station_visits, item.report)
         if flagged is not None:
             events.append(
                 NewEvent.of(
                     flagged,
-                    event_id=uuid.uuid5(event_id, "conflict"),
+                    event_id=uuid.uuid5(item.event_id, "conflict"),
                     occurred_at=item.received_at,
                     metadata=metadata,
                 )
@@ -711,6 +818,10 @@ async def _append_reports(
         appends.append((station_stream(request.mission_id, s.station_id), events))
         flags.append(flagged is not None)
     results = await append_at_heads_on(conn, heads, appends)
+    tips = {r.stream_id: r.last_version for r in results}
+    for pair in pairs:
+        stream = station_stream(*pair)
+        learned.visits[stream] = (tips[stream], tuple(visits[pair]))
 
     recorded: dict[tuple[str, str], Receipt] = {}
     rows: list[tuple[object, ...]] = []

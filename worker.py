@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     """Per token, on every POST: ``<count>/<second|minute|hour>`` (the limits library)."""
     api_report_rate: str = Field(default="1200/minute", validation_alias="EOM_API_REPORT_RATE")
     """Per token, on report requests (a device syncing its backlog): same form."""
+    api_token_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, validation_alias="EOM_API_TOKEN_CACHE_SECONDS"
+    )
+    """How long the API keeps a token's lookup: a revocation made elsewhere (``eom token
+    revoke``) takes effect within this time; 0 looks every token up on every request."""
     api_cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="EOM_API_CORS_ORIGINS"
     )
@@ -303,7 +308,7 @@ async def run_api(
             missions=Missions(
                 client=service.client, store=service.store, task_queue=settings.task_queue
             ),
-            tokens=TokenStore(service.pool),
+            tokens=TokenStore(service.pool, cache_seconds=settings.api_token_cache_seconds),
             idempotency=IdempotencyStore(service.pool),
             feed=feed,
             intake=intake,

@@ -4,6 +4,11 @@ A token is ``eom_<32 hex>``: 128 random bits. Only its SHA-256 is stored — a f
 right for a random secret of that size (there is nothing to brute-force, unlike a
 password). Tokens expire and can be revoked; every accepted command records the
 principal as its actor.
+
+The API may keep what a lookup found for a few seconds (``cache_seconds``): a device
+sending reports by the thousand then costs no database round trip per request. Expiry is
+checked on every request; a revocation made through the same store is seen at once, one
+made elsewhere (``eom token revoke``) within ``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -122,9 +128,15 @@ def _principal(row: asyncpg.Record) -> Principal:
     return Principal.model_validate(dict(row))
 
 
+_CACHE_ENTRIES = 100_000
+"""Tokens whose lookups an API process keeps at most (a few MB)."""
+
+
 class TokenStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, cache_seconds: float = 0.0) -> None:
         self.pool = pool
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
 
     async def create(
         self,
@@ -176,13 +188,35 @@ class TokenStore:
         ``unknown``, ``malformed``)."""
         if not _TOKEN.match(token):
             return None, "malformed"
-        row = await self.pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = $1", hash_token(token)
-        )
-        if row is None:
-            return None, "unknown"
-        principal = _principal(row)
+        digest = hash_token(token)
+        principal = self._cached(digest)
+        if principal is None:
+            row = await self.pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = $1", digest
+            )
+            if row is None:
+                return None, "unknown"
+            principal = _principal(row)
+            self._keep(digest, principal)
         return principal, principal.status(datetime.now(UTC))
+
+    def _cached(self, digest: str) -> Principal | None:
+        found = self._cache.get(digest)
+        if found is None or time.monotonic() - found[0] >= self.cache_seconds:
+            return None
+        return found[1]
+
+    def _keep(self, digest: str, principal: Principal) -> None:
+        if self.cache_seconds <= 0:
+            return
+        now = time.monotonic()
+        if len(self._cache) >= _CACHE_ENTRIES:
+            self._cache = {
+                d: kept for d, kept in self._cache.items() if now - kept[0] < self.cache_seconds
+            }
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()
+        self._cache[digest] = (now, principal)
 
     async def list(self) -> list[Principal]:
         rows = await self.pool.fetch(f"SELECT {_COLUMNS} FROM api_tokens ORDER BY created_at")
@@ -196,6 +230,7 @@ class TokenStore:
         )
         if row is None:
             raise TokenError(f"no token {token_id}")
+        self._cache = {d: kept for d, kept in self._cache.items() if kept[1].token_id != token_id}
         return _principal(row)
 
 

@@ -7,9 +7,10 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -17,7 +18,7 @@ from conftest import RunningApi, make_app
 from fastapi.routing import APIRoute
 
 from api.feed import EventFeed
-from api.tokens import Role
+from api.tokens import Role, TokenStore
 from cli import seed
 from cli.api_client import command_path
 from domain import commands as c
@@ -236,6 +237,41 @@ async def test_missing_expired_and_revoked_tokens_are_401(
     await running_api.tokens.revoke(principal.token_id)
     revoked = await running_api.http.get(path, headers=bearer(token))
     assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+
+
+async def test_token_lookups_kept_for_a_few_seconds(pool: asyncpg.Pool) -> None:
+    """An API's kept lookup: no query while it is fresh, expiry still checked on every
+    request, a revocation through the same store seen at once, one made elsewhere (the
+    CLI's own store) once the lookup is older than ``cache_seconds``."""
+    api = TokenStore(pool, cache_seconds=0.5)
+    elsewhere = TokenStore(pool)
+    token, principal = await elsewhere.create(
+        role=R.observer, name="t", mission_id="m", team_id="team-1"
+    )
+    assert (await api.authenticate(token))[1] == "active"
+    await elsewhere.revoke(principal.token_id)
+    assert (await api.authenticate(token))[1] == "active"  # kept, not looked up
+    await asyncio.sleep(0.6)
+    assert (await api.authenticate(token))[1] == "revoked"
+
+    token, principal = await elsewhere.create(
+        role=R.observer, name="t", mission_id="m", team_id="team-1", expires_in=timedelta(hours=1)
+    )
+    assert (await api.authenticate(token))[1] == "active"
+    await api.revoke(principal.token_id)
+    assert (await api.authenticate(token))[1] == "revoked"
+
+    token, _ = await elsewhere.create(
+        role=R.observer,
+        name="t",
+        mission_id="m",
+        team_id="team-1",
+        expires_in=timedelta(seconds=0.3),
+    )
+    assert (await api.authenticate(token))[1] == "active"
+    await asyncio.sleep(0.35)
+    assert (await api.authenticate(token))[1] == "expired"  # expiry needs no lookup
+    assert await api.authenticate("eom_" + "f" * 32) == (None, "unknown")
 
 
 async def test_errors_have_one_shape(running_api: RunningApi, forming: Seeded) -> None:

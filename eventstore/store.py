@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -306,22 +307,42 @@ _APPEND_AT_LOCKED_HEADS = f"""
         FROM unnest($11::text[], $12::bigint[], $13::text[]) AS m(stream_id, version, head_hash)
         WHERE streams.stream_id = ANY($11::text[]) AND streams.stream_id = m.stream_id
         RETURNING 1
-    )
-    {_INSERT_EVENTS}
-    ORDER BY r.stream_id, r.stream_version
-    RETURNING event_id, global_position
+    ), inserted AS (
+        {_INSERT_EVENTS}
+        ORDER BY r.stream_id, r.stream_version
+        RETURNING event_id, stream_id, stream_version, global_position
+    ){{alongside}}
+    SELECT event_id, global_position FROM inserted
 """
+
+
+@dataclass(frozen=True)
+class Alongside:
+    """A write that goes with an append, in its statement (so in no extra round trip):
+    ``sql`` is a data-modifying statement that may read ``inserted(event_id, stream_id,
+    stream_version, global_position)``, the events just inserted, with ``{0}``, ``{1}``...
+    where its ``args`` go."""
+
+    sql: str
+    args: Sequence[Any]
+
+    def cte(self, first: int) -> str:
+        return ", alongside AS ({})".format(
+            self.sql.format(*(f"${n}" for n in range(first, first + len(self.args))))
+        )
 
 
 async def append_at_heads_on(
     conn: Connection,
     heads: dict[str, Head],
     appends: Sequence[tuple[str, Sequence[NewEvent]]],
+    *,
+    alongside: Alongside | None = None,
 ) -> list[AppendResult]:
     """Append each stream's events after its locked head (``lock_heads_on``, same
     transaction): hashes chained, then one statement that inserts every event of every
-    stream and moves their heads. A stream may appear more than once; its appends follow
-    one another."""
+    stream, moves their heads and runs ``alongside``. A stream may appear more than once;
+    its appends follow one another."""
     tips = dict(heads)
     rows: list[tuple[Any, ...]] = []
     spans: list[tuple[str, int, int, list[UUID], str]] = []
@@ -342,11 +363,12 @@ async def append_at_heads_on(
 
     moved = {s: tips[s] for s, _ in appends}
     inserted = await conn.fetch(
-        _APPEND_AT_LOCKED_HEADS,
+        _APPEND_AT_LOCKED_HEADS.format(alongside=alongside.cte(14) if alongside else ""),
         *[list(column) for column in zip(*rows, strict=True)],
         list(moved),
         [h.version for h in moved.values()],
         [h.head_hash for h in moved.values()],
+        *(alongside.args if alongside else ()),
     )
     positions = {r["event_id"]: r["global_position"] for r in inserted}
     return [

@@ -14,9 +14,10 @@ Design (and why it holds):
 - **Durable when acknowledged.** A request is answered after the transaction holding its
   events has committed, never before.
 - **Batched.** Flushers take every request waiting (up to ``max_batch`` submissions) and
-  write them in one transaction with a fixed number of statements: the gate, the station
-  heads, the receipts, one INSERT of all events, one UPDATE of all heads. At low rates a
-  batch is one request (no added wait); under load, batches grow and commits are shared.
+  write them in one transaction of two statements, whatever its size: one locks the
+  gates and the station heads and finds earlier receipts; one inserts every event, moves
+  every head and records every receipt. At low rates a batch is one request (no added
+  wait); under load, batches grow and commits are shared.
 - **Duplicate-proof.** A submission id is recorded once per mission (``intake_receipts``
   primary key); sending it again is answered with the first receipt. A different
   submission under a used id is refused: a change is a correction.
@@ -35,7 +36,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -62,6 +63,7 @@ from domain.submissions import (
 from domain.values import Stage
 from eventstore.models import EventMetadata, NewEvent
 from eventstore.store import (
+    Alongside,
     Connection,
     EventStore,
     Head,
@@ -539,6 +541,50 @@ _RECEIPT_COLUMNS = (
 )
 
 
+# A batch's locks and lookups in one statement, in this order (a UNION ALL runs its
+# parts one after the other): the missions' gates FOR SHARE, the stations' heads FOR
+# UPDATE (in stream id order), and the receipts of its submissions, by event id, which
+# names (mission, submission id) one to one.
+_LOCK_AND_LOOK_UP = """
+    WITH gates AS (
+        SELECT mission_id, closed_at FROM intake_gates WHERE mission_id = ANY($1::text[])
+        ORDER BY mission_id FOR SHARE
+    ), heads AS (
+        SELECT stream_id, version, head_hash FROM streams WHERE stream_id = ANY($3::text[])
+        ORDER BY stream_id FOR UPDATE
+    )
+    SELECT 'gate' AS found, mission_id, closed_at, NULL::text AS stream_id,
+           NULL::bigint AS version, NULL::text AS head_hash, NULL::text AS submission_id,
+           NULL::text AS kind, NULL::text AS station_id, NULL::text AS team_id,
+           NULL::text AS content_sha256, NULL::uuid AS event_id,
+           NULL::bigint AS stream_version, NULL::bigint AS global_position,
+           NULL::timestamptz AS received_at
+    FROM gates
+    UNION ALL
+    SELECT 'head', NULL, NULL, stream_id, version, head_hash,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM heads
+    UNION ALL
+    SELECT 'receipt', mission_id, NULL, stream_id, NULL, NULL, submission_id, kind,
+           station_id, team_id, content_sha256, event_id, stream_version, global_position,
+           received_at
+    FROM intake_receipts WHERE event_id = ANY($2::uuid[])
+"""
+
+# The receipts, written by the statement that appends their events (``Alongside``): the
+# events' places come from the rows just inserted.
+_INSERT_RECEIPTS = (
+    "INSERT INTO intake_receipts (mission_id, submission_id, kind, station_id, team_id, "
+    "phases, corrects, content_sha256, event_id, stream_id, stream_version, "
+    "global_position, received_at) "
+    "SELECT r.m, r.s, r.k, r.st, r.t, string_to_array(r.p, ','), r.c, r.h, r.ev, "
+    "i.stream_id, i.stream_version, i.global_position, r.ra "
+    "FROM unnest({0}::text[], {1}::text[], {2}::text[], {3}::text[], {4}::text[], "
+    "{5}::text[], {6}::text[], {7}::text[], {8}::uuid[], {9}::timestamptz[]) "
+    "AS r(m, s, k, st, t, p, c, h, ev, ra) JOIN inserted AS i ON i.event_id = r.ev"
+)
+
+
 @dataclass(frozen=True)
 class _Earlier:
     report: EarlierReport
@@ -657,12 +703,16 @@ async def _write_on(
             unknown,
         )
         learned.gates.update(unknown)
-    gates = await conn.fetch(
-        "SELECT mission_id, closed_at FROM intake_gates WHERE mission_id = ANY($1::text[]) "
-        "ORDER BY mission_id FOR SHARE",
-        missions,
+    streams = sorted(
+        {station_stream(r.mission_id, i.submission.station_id) for r in batch for i in r.items}
     )
-    closed = {r["mission_id"] for r in gates if r["closed_at"] is not None}
+    found = await conn.fetch(
+        _LOCK_AND_LOOK_UP, missions, [i.event_id for r in batch for i in r.items], streams
+    )
+    closed = {r["mission_id"] for r in found if r["found"] == "gate" and r["closed_at"]}
+    heads = {
+        r["stream_id"]: Head(r["version"], r["head_hash"]) for r in found if r["found"] == "head"
+    }
     for n, request in enumerate(batch):
         if request.mission_id in closed:
             outcomes[n] = _refusal(
@@ -674,14 +724,10 @@ async def _write_on(
 
     # Ids recorded since the requests were admitted (by another process): the same
     # report is answered with its receipt, a different one refuses its whole request.
-    # Looked up by event id, which names (mission, submission id) one to one.
     taken = {
         (r["mission_id"], r["submission_id"]): _Earlier.of(r)
-        for r in await conn.fetch(
-            f"SELECT mission_id, {_RECEIPT_COLUMNS} FROM intake_receipts "
-            "WHERE event_id = ANY($1::uuid[])",
-            [i.event_id for r in batch for i in r.items],
-        )
+        for r in found
+        if r["found"] == "receipt"
     }
     claimed = {key: found.report.content_sha256 for key, found in taken.items()}
     for n, request in enumerate(batch):
@@ -719,7 +765,9 @@ async def _write_on(
             key = (batch[n].mission_id, item.submission.submission_id)
             if key not in taken:
                 new.setdefault(key, (n, item))
-    recorded = await _append_reports(conn, batch, list(new.values()), known, learned) if new else {}
+    recorded = (
+        await _append_reports(conn, batch, list(new.values()), heads, known, learned) if new else {}
+    )
 
     final: list[list[Receipt] | BaseException] = []
     for n, request in enumerate(batch):
@@ -774,17 +822,42 @@ async def _station_visits(
     return visits
 
 
+def _receipt_columns(batch: list[_Request], new: list[tuple[int, _Item]]) -> list[list[Any]]:
+    """``_INSERT_RECEIPTS``' arguments: one list per column."""
+    rows = [
+        (
+            batch[n].mission_id,
+            i.submission.submission_id,
+            i.submission.kind,
+            i.submission.station_id,
+            i.submission.team_id,
+            ",".join(p.value for p in phases(i.submission)),
+            i.submission.corrects,
+            i.sha256,
+            i.event_id,
+            i.received_at,
+        )
+        for n, i in new
+    ]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 async def _append_reports(
     conn: Connection,
     batch: list[_Request],
     new: list[tuple[int, _Item]],
+    heads: dict[str, Head],
     known: _Known,
     learned: _Known,
 ) -> dict[tuple[str, str], Receipt]:
     """Append each report to its station's stream (a conflict flag after it when another
-    team reported that station before), record the receipts, and return them."""
+    team reported that station before) and record the receipts, in one statement; return
+    the receipts. ``heads`` are the stations' locked heads: a station's first report
+    creates its stream here."""
     pairs = sorted({(batch[n].mission_id, i.submission.station_id) for n, i in new})
-    heads = await lock_heads_on(conn, [station_stream(m, s) for m, s in pairs])
+    first = [station_stream(*p) for p in pairs if station_stream(*p) not in heads]
+    if first:
+        heads = {**heads, **await lock_heads_on(conn, first)}
     visits = await _station_visits(conn, heads, pairs, known)
 
     appends: list[tuple[str, list[NewEvent]]] = []
@@ -817,18 +890,21 @@ async def _append_reports(
             station_visits.append((s.submission_id, s.team_id))
         appends.append((station_stream(request.mission_id, s.station_id), events))
         flags.append(flagged is not None)
-    results = await append_at_heads_on(conn, heads, appends)
+    results = await append_at_heads_on(
+        conn,
+        heads,
+        appends,
+        alongside=Alongside(_INSERT_RECEIPTS, _receipt_columns(batch, new)),
+    )
     tips = {r.stream_id: r.last_version for r in results}
     for pair in pairs:
         stream = station_stream(*pair)
         learned.visits[stream] = (tips[stream], tuple(visits[pair]))
 
     recorded: dict[tuple[str, str], Receipt] = {}
-    rows: list[tuple[object, ...]] = []
     for (n, item), result, raised in zip(new, results, flags, strict=True):
-        mission_id, s = batch[n].mission_id, item.submission
-        receipt = Receipt(
-            submission_id=s.submission_id,
+        recorded[(batch[n].mission_id, item.submission.submission_id)] = Receipt(
+            submission_id=item.submission.submission_id,
             status="recorded",
             event_id=result.event_ids[0],
             stream_id=result.stream_id,
@@ -837,32 +913,4 @@ async def _append_reports(
             received_at=item.received_at,
             conflict=raised,
         )
-        recorded[(mission_id, s.submission_id)] = receipt
-        rows.append(
-            (
-                mission_id,
-                s.submission_id,
-                s.kind,
-                s.station_id,
-                s.team_id,
-                ",".join(p.value for p in phases(s)),
-                s.corrects,
-                item.sha256,
-                receipt.event_id,
-                receipt.stream_id,
-                receipt.stream_version,
-                receipt.global_position,
-                receipt.received_at,
-            )
-        )
-    await conn.execute(
-        "INSERT INTO intake_receipts (mission_id, submission_id, kind, station_id, team_id, "
-        "phases, corrects, content_sha256, event_id, stream_id, stream_version, "
-        "global_position, received_at) "
-        "SELECT m, s, k, st, t, string_to_array(p, ','), c, h, ev, sid, sv, gp, ra "
-        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-        "$7::text[], $8::text[], $9::uuid[], $10::text[], $11::bigint[], $12::bigint[], "
-        "$13::timestamptz[]) AS r(m, s, k, st, t, p, c, h, ev, sid, sv, gp, ra)",
-        *[list(column) for column in zip(*rows, strict=True)],
-    )
     return recorded

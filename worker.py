@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -335,6 +336,11 @@ async def run_api(
                 await serving  # raises what made it fail
                 raise RuntimeError(f"the API could not listen on {config.host}:{config.port}")
             url = f"http://{config.host}:{config.port}"
+            # What start-up built lives as long as the process: kept out of the cyclic
+            # GC's full collections, which would otherwise walk it (imports, app, pool)
+            # in the middle of requests.
+            gc.collect()
+            gc.freeze()
             log.info("api listening", url=url, docs=f"{url}/v1/docs")
             if on_start is not None:
                 on_start(url)

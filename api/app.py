@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Security
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from limits import parse as parse_rate
@@ -241,7 +241,12 @@ def create_app(
             raise ApiError(
                 503, "intake_unavailable", str(error), headers={"Retry-After": "1"}
             ) from None
-        return Receipts(receipts=receipts)
+        # Serialised here, once, by pydantic (the declared response_model documents it):
+        # FastAPI would validate the receipts again and encode them through the standard
+        # library, the costliest step of answering a report.
+        return Response(
+            Receipts(receipts=receipts).model_dump_json(), media_type="application/json"
+        )
 
     @app.post(
         "/v1/missions/{mission_id}/stations",

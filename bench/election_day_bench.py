@@ -1180,6 +1180,8 @@ class HttpIntake(IntakeWorkload):
         )
         self.devices = devices
         self.paced_devices = paced_devices
+        self.paced_timeline: list[tuple[float, float]] = []
+        """The last open-loop run's sends: (scheduled second, latency), by completion."""
         self.path = f"/v1/missions/{ground.mission_id}/reports"
         self.bodies: list[list[bytes]] = []
         self.headers: list[list[dict[str, str]]] = []
@@ -1241,8 +1243,10 @@ class HttpIntake(IntakeWorkload):
             lags.append(clock() - due)
             await self.paced_op(i % concurrency, i // concurrency)
             latencies.append(clock() - due)
+            self.paced_timeline.append((due - start, latencies[-1]))
 
         tasks: list[asyncio.Task[None]] = []
+        self.paced_timeline = []
         start = clock() + 0.05
         try:
             for i in range(total):
@@ -1590,7 +1594,15 @@ async def intake_stages(ground: IntakeGround, n: int, concurrency: int) -> dict[
     }
 
 
-def paced_json(run: Run, lags: Sequence[float], rate: float, sent: int) -> dict[str, Any]:
+def paced_json(
+    run: Run,
+    lags: Sequence[float],
+    rate: float,
+    sent: int,
+    timeline: Sequence[tuple[float, float]] = (),
+) -> dict[str, Any]:
+    """The open-loop run's figures; with its ``timeline``, its ten slowest sends (when in
+    the run they were scheduled: one stall or a spread)."""
     ms = 1e3
     ordered = sorted(run.latencies)
     cpu = {g: round(sec / max(1, run.count) * 1e3, 4) for g, sec in run.cpu_seconds.items()}
@@ -1610,6 +1622,10 @@ def paced_json(run: Run, lags: Sequence[float], rate: float, sent: int) -> dict[
         "send_lag_max_ms": round(lags[-1] * ms, 3),
         "cpu_ms_per_op": cpu,
         "load_average": round(run.load_average, 2),
+        "slowest_sends": [
+            {"scheduled_at_s": round(at, 3), "latency_ms": round(latency * ms, 1)}
+            for at, latency in sorted(timeline, key=lambda sent: sent[1], reverse=True)[:10]
+        ],
     }
 
 
@@ -1854,7 +1870,9 @@ async def measure_intake(ctx: Context) -> dict[str, Any]:
     if api.profile_path is not None:
         profile = await asyncio.to_thread(profile_summary, api.profile_path, repo_root())
     http_m, raw_m, inproc_m = measured
-    paced_result = paced_json(paced_run, lags, args.paced_rate, paced_total)
+    paced_result = paced_json(
+        paced_run, lags, args.paced_rate, paced_total, through_http.paced_timeline
+    )
     measurements = {m.name: m.as_json() for m in measured}
     result: dict[str, Any] = {
         "heading": intake_heading(args),
@@ -2807,6 +2825,13 @@ def report_intake(result: dict[str, Any]) -> None:
         f"p99 {p['p99_ms']:.1f}, max {p['max_ms']:.1f}; sends behind schedule p99 "
         f"{p['send_lag_p99_ms']:.1f} ms; load average {p['load_average']:.1f}"
     )
+    if p.get("slowest_sends"):
+        print(
+            "  slowest sends (scheduled second: ms): "
+            + ", ".join(
+                f"{x['scheduled_at_s']:.2f}: {x['latency_ms']:.0f}" for x in p["slowest_sends"]
+            )
+        )
     print(
         f"durable on acknowledgement: {v['receipts']:,} receipts in intake_receipts for "
         f"{v['acknowledged']:,} reports acknowledged ({v['lost']} lost)"

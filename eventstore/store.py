@@ -418,17 +418,29 @@ def _replayed(
 class EventStore:
     """The event store over an asyncpg pool (injected: the composition root owns it)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, known_heads: int = 20_000) -> None:
         self.pool = pool
+        self.known_heads = known_heads
+        self._heads: dict[str, Head] = {}
+
+    def _known(self, stream_id: str, head: Head) -> None:
+        """Remember where this process left a stream (the most recent last)."""
+        self._heads.pop(stream_id, None)
+        self._heads[stream_id] = head
+        if len(self._heads) > self.known_heads:
+            for oldest in list(self._heads)[: len(self._heads) // 2]:
+                del self._heads[oldest]
 
     async def append(
         self, *, stream_id: str, expected_version: int, events: Sequence[NewEvent]
     ) -> AppendResult:
         """Append ``events`` at ``expected_version``: all or nothing, idempotent by event id.
 
-        Two round trips when the stream is where the caller expects it: read the head, then
-        one statement that moves it and inserts the events. Anything else (a conflict, a
-        retried append, a race) is decided by ``append_on`` under the stream's lock."""
+        One round trip when this process made the stream's last append (its head is
+        remembered), else two (the head is read first): one statement moves the head from
+        where it was, hash included, and inserts the events, or does nothing. Anything
+        else (a conflict, a retried append, a race, a head moved by another process) is
+        decided by ``append_on`` under the stream's lock."""
         ids = [e.event_id for e in events]
         if not events:
             raise ValueError("an append needs at least one event")
@@ -436,10 +448,12 @@ class EventStore:
             raise IdempotencyConflict(f"the append to {stream_id!r} repeats an event id")
         try:
             async with self.pool.acquire() as conn:
-                found = await conn.fetchrow(
-                    "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
-                )
-                head = Head(*found) if found else Head(0, GENESIS_HASH)
+                head = self._heads.get(stream_id)
+                if head is None or head.version != expected_version:
+                    found = await conn.fetchrow(
+                        "SELECT version, head_hash FROM streams WHERE stream_id = $1", stream_id
+                    )
+                    head = Head(*found) if found else Head(0, GENESIS_HASH)
                 if head.version == expected_version:
                     rows: list[tuple[Any, ...]] = []
                     tip = _chain(stream_id, head, events, rows)
@@ -455,6 +469,7 @@ class EventStore:
                     except asyncpg.UniqueViolationError:
                         inserted = []  # some ids are stored: append_on says how
                     if inserted:
+                        self._known(stream_id, tip)
                         positions = {r["event_id"]: r["global_position"] for r in inserted}
                         return AppendResult(
                             stream_id=stream_id,
@@ -464,10 +479,14 @@ class EventStore:
                             global_positions=[positions[i] for i in ids],
                             head_hash=tip.head_hash,
                         )
+                self._heads.pop(stream_id, None)
                 async with conn.transaction():
-                    return await append_on(
+                    result = await append_on(
                         conn, stream_id=stream_id, expected_version=expected_version, events=events
                     )
+                if not result.replayed:
+                    self._known(stream_id, Head(result.last_version, result.head_hash))
+                return result
         except asyncpg.UniqueViolationError as error:
             # Only reachable when the same event ids race into *another* stream.
             raise IdempotencyConflict(

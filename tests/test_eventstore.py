@@ -110,6 +110,26 @@ async def test_partly_stored_ids_are_a_conflict(store: EventStore) -> None:
     assert await count(store.pool, sid) == 2
 
 
+async def test_a_remembered_head_that_moved_elsewhere_is_not_trusted(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """A process remembers where it left a stream and appends without reading the head;
+    when another process moved it meanwhile, the append is still refused at a stale
+    version, taken at the real one, and the chain stays whole."""
+    sid = stream()
+    elsewhere = EventStore(pool)
+    await store.append(stream_id=sid, expected_version=0, events=new_events(2, label="a"))
+    await elsewhere.append(stream_id=sid, expected_version=2, events=new_events(1, label="b"))
+    with pytest.raises(ConcurrencyError):
+        await store.append(stream_id=sid, expected_version=2, events=new_events(1, label="c"))
+    result = await store.append(stream_id=sid, expected_version=3, events=new_events(2, label="d"))
+    assert (result.first_version, result.last_version) == (4, 5)
+    await store.append(stream_id=sid, expected_version=5, events=new_events(1, label="e"))
+    assert await count(pool, sid) == 6
+    check = await store.verify_stream(sid)
+    assert check.ok and check.events == 6, check
+
+
 async def test_concurrent_appenders_at_the_same_version_one_wins(store: EventStore) -> None:
     """Different appends at the same expected version: exactly one succeeds."""
     sid = stream()

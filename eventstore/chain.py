@@ -62,6 +62,51 @@ def event_hash(
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
+def encode_event(
+    *,
+    stream_id: str,
+    stream_version: int,
+    event_id: UUID,
+    event_type: str,
+    schema_version: int,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    occurred_at: datetime,
+    previous_hash: str,
+) -> tuple[str, str, str]:
+    """``event_hash``, and the event's data and metadata as the JSON text to store, from
+    one encoding of each where the standard library's is RFC 8785 (``_plain``): the
+    hashed document is then put together from those texts, its keys in their order."""
+    if not (
+        _plain(data)
+        and _plain(metadata)
+        and _plain(stream_version)
+        and _plain(schema_version)
+        and not isinstance(schema_version, bool)
+    ):
+        digest = event_hash(
+            stream_id=stream_id,
+            stream_version=stream_version,
+            event_id=event_id,
+            event_type=event_type,
+            schema_version=schema_version,
+            data=data,
+            metadata=metadata,
+            occurred_at=occurred_at,
+            previous_hash=previous_hash,
+        )
+        return digest, json.dumps(data), json.dumps(metadata)
+    data_text, metadata_text = _CANONICAL.encode(data), _CANONICAL.encode(metadata)
+    quoted = json.encoder.encode_basestring
+    document = (
+        f'{{"data":{data_text},"event_id":"{event_id}","event_type":{quoted(event_type)},'
+        f'"metadata":{metadata_text},"occurred_at":"{canonical_time(occurred_at)}",'
+        f'"previous_hash":{quoted(previous_hash)},"schema_version":{int(schema_version)},'
+        f'"stream_id":{quoted(stream_id)},"stream_version":{int(stream_version)}}}'
+    )
+    return hashlib.sha256(document.encode("utf-8")).hexdigest(), data_text, metadata_text
+
+
 _SAFE_INTEGER = 2**53
 
 
@@ -100,10 +145,13 @@ def _fast_digest(document: dict[str, Any]) -> str:
     """SHA-256 over the standard library's sorted, compact JSON: byte for byte RFC 8785
     for the documents eom writes (strings, integers, booleans, nulls, objects, arrays),
     and several times faster. It can differ for floats, so it only ever *confirms*."""
-    encoded = json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(document).encode("utf-8")).hexdigest()
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""The standard library's sorted, compact encoding (one encoder, not one per call)."""
 
 
 def hash_matches(event: StoredEvent, *, stream_version: int | None = None) -> bool:

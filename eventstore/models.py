@@ -71,7 +71,11 @@ class NewEvent(_Model):
         occurred_at: datetime,
         metadata: EventMetadata | None = None,
     ) -> NewEvent:
-        return cls(
+        if event.schema_version < 1:
+            raise ValueError(f"{event.type}: schema versions start at 1")
+        # Built, not validated: every field comes typed from a domain event, and
+        # validating ``data`` would walk what ``model_dump`` has just made.
+        return cls.model_construct(
             event_id=event_id,
             event_type=event.type,
             schema_version=event.schema_version,

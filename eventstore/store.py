@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import TypeAdapter
 
-from eventstore.chain import event_hash, verify_chain
+from eventstore.chain import encode_event, verify_chain
 from eventstore.models import (
     GENESIS_HASH,
     AppendResult,
@@ -239,15 +239,14 @@ def _chain(
     version, previous = head
     for event in events:
         version += 1
-        metadata = event.metadata.model_dump(mode="json")
-        digest = event_hash(
+        digest, data, metadata = encode_event(
             stream_id=stream_id,
             stream_version=version,
             event_id=event.event_id,
             event_type=event.event_type,
             schema_version=event.schema_version,
             data=event.data,
-            metadata=metadata,
+            metadata=event.metadata.model_dump(mode="json"),
             occurred_at=event.occurred_at,
             previous_hash=previous,
         )
@@ -258,8 +257,8 @@ def _chain(
                 version,
                 event.event_type,
                 event.schema_version,
-                json.dumps(event.data),
-                json.dumps(metadata),
+                data,
+                metadata,
                 event.occurred_at,
                 previous,
                 digest,

@@ -903,7 +903,8 @@ async def _append_reports(
 
     recorded: dict[tuple[str, str], Receipt] = {}
     for (n, item), result, raised in zip(new, results, flags, strict=True):
-        recorded[(batch[n].mission_id, item.submission.submission_id)] = Receipt(
+        # Built, not validated: every field is the store's or the admitted report's.
+        recorded[(batch[n].mission_id, item.submission.submission_id)] = Receipt.model_construct(
             submission_id=item.submission.submission_id,
             status="recorded",
             event_id=result.event_ids[0],

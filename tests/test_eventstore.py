@@ -342,3 +342,31 @@ def test_the_fast_encoding_is_used_only_where_it_is_rfc_8785(value: object) -> N
     canonical = hashlib.sha256(rfc8785.dumps(document)).hexdigest()
     if chain._plain(document):
         assert chain._fast_digest(document) == canonical
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
+    st.dictionaries(st.text(max_size=8), st.none() | st.text(), max_size=3),
+    st.text(min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=2**40),
+)
+def test_an_append_encodes_each_event_once_for_hash_and_storage(
+    data: dict[str, object], metadata: dict[str, object], type_or_stream: str, version: int
+) -> None:
+    """The hash an append stores is ``event_hash``'s, put together from the very texts it
+    stores, which decode to the event's data and metadata."""
+    fields = dict(
+        stream_id=f"m/{type_or_stream}",
+        stream_version=version,
+        event_id=uuid.uuid4(),
+        event_type=type_or_stream,
+        schema_version=2,
+        data=data,
+        metadata=metadata,
+        occurred_at=datetime(2021, 1, 10, 8, 30, 1, 250, tzinfo=UTC),
+        previous_hash=GENESIS_HASH,
+    )
+    digest, data_text, metadata_text = chain.encode_event(**fields)  # type: ignore[arg-type]
+    assert digest == chain.event_hash(**fields)  # type: ignore[arg-type]
+    assert json.loads(data_text) == data and json.loads(metadata_text) == metadata

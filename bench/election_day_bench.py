@@ -1062,12 +1062,17 @@ class IntakeGround:
     acknowledged: int = 0
     tokens_made: int = 0
 
-    def deal(self, tag: str, counts: Sequence[int]) -> list[list[AnySubmission]]:
+    def deal(
+        self,
+        tag: str,
+        counts: Sequence[int],
+        stations: Sequence[PollingStation] | None = None,
+    ) -> list[list[AnySubmission]]:
         self.seeds += 1
         return deal_reports(
             self.mission_id,
             self.teams,
-            self.stations,
+            stations if stations is not None else self.stations,
             tag=tag,
             counts=counts,
             rng_seed=self.seeds,
@@ -1118,10 +1123,20 @@ class IntakeWorkload(Workload):
     """Reports of a simulated election day, one per operation; ``check`` verifies that
     every report acknowledged in the run has its receipt (durable on acknowledgement)."""
 
-    def __init__(self, name: str, description: str, key: str, ground: IntakeGround) -> None:
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        key: str,
+        ground: IntakeGround,
+        stations: Sequence[PollingStation] | None = None,
+    ) -> None:
         super().__init__(name, description)
         self._key = key
         self.ground = ground
+        self.stations = stations
+        """The stations its reports go to (default: all): each writer its own, as one API
+        process is the one writer of its stations, whose visits its intake remembers."""
         self.submissions: list[list[AnySubmission]] = []
         self.acknowledged = 0
         self.reports_per_transaction: list[float] = []
@@ -1132,7 +1147,7 @@ class IntakeWorkload(Workload):
         return self._key
 
     async def prepare(self, tag: str, counts: list[int]) -> None:
-        self.submissions = self.ground.deal(tag, counts)
+        self.submissions = self.ground.deal(tag, counts, self.stations)
         self.acknowledged = 0
 
     def acknowledge(self) -> None:
@@ -1169,6 +1184,7 @@ class HttpIntake(IntakeWorkload):
         devices: Sequence[aiohttp.ClientSession],
         paced_devices: Sequence[httpx.AsyncClient],
         ground: IntakeGround,
+        stations: Sequence[PollingStation] | None = None,
     ) -> None:
         super().__init__(
             "eom HTTP POST /reports",
@@ -1177,6 +1193,7 @@ class HttpIntake(IntakeWorkload):
             "an aiohttp.ClientSession per client, keep-alive",
             "http",
             ground,
+            stations,
         )
         self.devices = devices
         self.paced_devices = paced_devices
@@ -1266,13 +1283,19 @@ class InProcessIntake(IntakeWorkload):
     """``Intake(store).submit(mission, [one report])`` in this process, at the same
     concurrency: the intake without HTTP, FastAPI or the token check."""
 
-    def __init__(self, intake: Intake, ground: IntakeGround) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        ground: IntakeGround,
+        stations: Sequence[PollingStation] | None = None,
+    ) -> None:
         super().__init__(
             "eom Intake.submit (in-process)",
             "Intake.submit(mission, [one report]) in the bench's process (a diagnostic: "
             "the intake without HTTP, FastAPI and the token check)",
             "inproc",
             ground,
+            stations,
         )
         self.intake = intake
 
@@ -1444,6 +1467,9 @@ class TimedConnection:
     def _add(self, label: str, seconds: float) -> None:
         self._stages[label] = self._stages.get(label, 0.0) + seconds
 
+    def is_in_transaction(self) -> bool:
+        return bool(self._conn.is_in_transaction())
+
     async def _timed(self, method: str, sql: str, *args: Any) -> Any:
         if not _TIMING.get():
             return await getattr(self._conn, method)(sql, *args)
@@ -1532,13 +1558,11 @@ class TimedIntake(Intake):
         finally:
             self.admission.append(time.perf_counter() - started)
 
-    async def _write_with_retries(
-        self, conn: Connection, batch: list[Any], attempts: int = 3
-    ) -> bool:
+    async def _write_with_retries(self, session: Any, batch: list[Any], attempts: int = 3) -> bool:
         token = _TIMING.set(True)
         started = time.perf_counter()
         try:
-            return await super()._write_with_retries(conn, batch, attempts)
+            return await super()._write_with_retries(session, batch, attempts)
         finally:
             _TIMING.reset(token)
             reports = sum(len(request.items) for request in batch)
@@ -1552,9 +1576,10 @@ async def intake_stages(ground: IntakeGround, n: int, concurrency: int) -> dict[
     stages: dict[str, float] = {}
     store = TimedStore(ground.pool, stages)
     intake = TimedIntake(store)
-    workload = InProcessIntake(intake, ground)
+    workload = InProcessIntake(intake, ground, ground.stations[len(ground.stations) // 2 :])
     workload.name = "eom Intake.submit (in-process, instrumented)"
     try:
+        await workload.run(n, concurrency)  # untimed: what the intake remembers, as in use
         await workload.prepare(workload.next_tag(), split(n, concurrency))
         stages.clear()
         intake.writes.clear()
@@ -1801,11 +1826,13 @@ async def measure_intake(ctx: Context) -> dict[str, Any]:
             f"{setup['seconds']:.1f}s",
             flush=True,
         )
-        through_http = HttpIntake(devices, paced_devices, ground)
+        # The API's intake and the bench's own write to stations of their own.
+        half = len(ground.stations) // 2
+        through_http = HttpIntake(devices, paced_devices, ground, ground.stations[:half])
         workloads: list[IntakeWorkload] = [
             through_http,
             RawReportInsert(ground),
-            InProcessIntake(intake, ground),
+            InProcessIntake(intake, ground, ground.stations[half:]),
         ]
         print(
             f"  measuring {', '.join(w.name for w in workloads)}: together, round-robin "

@@ -395,21 +395,23 @@ class Intake:
         keep coming (no pool round trips between them), given back after
         ``idle_seconds`` without any; a connection that failed is given back at once."""
         held = contextlib.AsyncExitStack()
-        conn: Connection | None = None
+        session: _Session | None = None
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self.idle_seconds if conn else None):
+                    async with asyncio.timeout(self.idle_seconds if session else None):
                         batch = await self._next_batch()
                 except TimeoutError:
-                    conn = None
+                    if session is not None:
+                        await session.end()
+                    session = None
                     await held.aclose()
                     continue
                 try:
-                    if conn is None:
-                        conn = await held.enter_async_context(self.store.connection())
-                    if not await self._write_with_retries(conn, batch):
-                        conn = None
+                    if session is None:
+                        session = _Session(await held.enter_async_context(self.store.connection()))
+                    if not await self._write_with_retries(session, batch):
+                        session = None
                         await held.aclose()
                 except asyncio.CancelledError:
                     # Stopped mid-write: the transaction may or may not have committed, so
@@ -420,12 +422,15 @@ class Intake:
                 except Exception as error:  # no connection to be had
                     log.error("intake batch failed", error=str(error), requests=len(batch))
                     _fail(batch, error)
-                    conn = None
+                    session = None
                     await held.aclose()
                 finally:
                     for _ in batch:
                         self._queue.task_done()
         finally:
+            if session is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await session.end()
             await held.aclose()
 
     async def _next_batch(self) -> list[_Request]:
@@ -454,15 +459,17 @@ class Intake:
             self._queue.task_done()
 
     async def _write_with_retries(
-        self, conn: Connection, batch: list[_Request], attempts: int = 3
+        self, session: _Session, batch: list[_Request], attempts: int = 3
     ) -> bool:
-        """Write ``batch`` and answer its senders; False when ``conn`` failed (the batch's
-        senders are told nothing was recorded) and should not be used again."""
+        """Write ``batch`` and answer its senders; False when the session's connection
+        failed (the batch's senders are told nothing was recorded) and should not be used
+        again."""
         for attempt in range(1, attempts + 1):
             learned = _Known()
             try:
-                async with _indexed_transaction(conn):
-                    outcomes = await _write_on(conn, batch, self._known, learned)
+                await session.begin()
+                outcomes = await _write_on(session.conn, batch, self._known, learned)
+                await session.commit()
             except (
                 asyncpg.UniqueViolationError,
                 asyncpg.DeadlockDetectedError,
@@ -471,6 +478,11 @@ class Intake:
                 # Another process recorded one of these submission ids meanwhile: the next
                 # attempt finds its receipt.
                 log.warning("intake batch retried", attempt=attempt, error=str(error))
+                try:
+                    await session.end()
+                except Exception as gone:
+                    _fail(batch, gone)
+                    return False
                 if attempt == attempts:
                     _fail(batch, error)
                     return True
@@ -671,13 +683,45 @@ async def _indexed_transaction(conn: Connection) -> AsyncIterator[None]:
     every lookup in it is by an indexed key, and a plan made from statistics taken while
     the tables were nearly empty (early on election day, or with autovacuum behind) would
     read whole tables instead, batch after batch, slower as reports accumulate."""
-    await conn.execute("BEGIN; SET LOCAL enable_seqscan = off")
+    await conn.execute(_BEGIN)
     try:
         yield
     except BaseException:
         await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+_BEGIN = "BEGIN; SET LOCAL enable_seqscan = off"
+
+
+@dataclass
+class _Session:
+    """A flusher's connection, with its transactions opened the way
+    ``_indexed_transaction`` opens one; a batch's COMMIT opens the next batch's
+    transaction in the same round trip (a transaction that has run no statement holds
+    no snapshot and no lock), so that a batch is three round trips: the lookups, the
+    write, and COMMIT."""
+
+    conn: Connection
+    begun: bool = False
+
+    async def begin(self) -> None:
+        if not self.begun:
+            await self.conn.execute(_BEGIN)
+            self.begun = True
+
+    async def commit(self) -> None:
+        """COMMIT (when this returns, the batch is durable) and BEGIN the next."""
+        self.begun = False
+        await self.conn.execute(f"COMMIT; {_BEGIN}")
+        self.begun = True
+
+    async def end(self) -> None:
+        """Roll back what is open (a failed batch, or the next one's empty transaction)."""
+        if self.begun or self.conn.is_in_transaction():
+            self.begun = False
+            await self.conn.execute("ROLLBACK")
 
 
 def _refusal(submission_id: str, rule: str, message: str) -> SubmissionRefused:

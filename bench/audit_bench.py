@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import dataclasses
 import gc
-import json
 import math
 import os
 import platform
@@ -47,7 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-from bench_common import package_version, print_table, with_database
+from bench_common import package_version, print_table, with_database, write_results
 
 from cli import seed
 from cli.audit import fingerprint_problems
@@ -773,8 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
         return 130
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_results(results, output)
     print(f"\nresults written to {output}")
     return 0
 

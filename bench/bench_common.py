@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
 def with_database(url: str, name: str) -> str:
     """``url`` pointing at database ``name``."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def write_results(results: dict[str, Any], output: Path) -> None:
+    """A run's results as indented JSON (the folder made if need be)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def package_version(name: str) -> str | None:

@@ -107,7 +107,7 @@ with workflow.unsafe.imports_passed_through():
     import aiohttp
     import asyncpg
     import httpx
-    from bench_common import package_version, print_table, with_database
+    from bench_common import package_version, print_table, with_database, write_results
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate
     from temporalio.api.enums.v1 import EventType
@@ -812,7 +812,30 @@ def _label(sql: str) -> str:
     return " ".join(words[:4]) + (" ..." if len(words) > 4 else "")
 
 
-class ShimConnection:
+class StatementShim(ABC):
+    """Stands in for a connection's statement methods, each passed to ``_call`` with its
+    name."""
+
+    @abstractmethod
+    async def _call(self, method: str, sql: str, *args: Any) -> Any: ...
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._call("execute", sql, *args)
+
+    async def executemany(self, sql: str, *args: Any) -> Any:
+        return await self._call("executemany", sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetch", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetchrow", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._call("fetchval", sql, *args)
+
+
+class ShimConnection(StatementShim):
     """Stands in for a connection inside ``append_on`` without knowing its statements:
     times each one it passes on (``stages``, by the statement's first words), records the
     answers (``answers``), or, given no connection, replays recorded answers in order, so
@@ -849,21 +872,6 @@ class ShimConnection:
 
     def rewind(self) -> None:
         self._next = 0
-
-    async def execute(self, sql: str, *args: Any) -> Any:
-        return await self._call("execute", sql, *args)
-
-    async def executemany(self, sql: str, *args: Any) -> Any:
-        return await self._call("executemany", sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> Any:
-        return await self._call("fetch", sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        return await self._call("fetchrow", sql, *args)
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._call("fetchval", sql, *args)
 
 
 async def append_python_only(store: EventStore, template: NewEvent, repeats: int) -> list[float]:
@@ -1455,9 +1463,9 @@ def profile_summary(path: Path, root: Path, top: int = 25) -> dict[str, Any] | N
     }
 
 
-class TimedConnection:
-    """A pooled connection whose statements (by their first words) and transaction
-    (BEGIN, COMMIT) are timed into ``stages``; everything else is passed on."""
+class TimedConnection(StatementShim):
+    """A pooled connection whose statements (by their first words, BEGIN and COMMIT
+    included) are timed into ``stages`` while a batch is written."""
 
     def __init__(self, conn: Connection, stages: dict[str, float]) -> None:
         self._conn = conn
@@ -1470,7 +1478,7 @@ class TimedConnection:
     def is_in_transaction(self) -> bool:
         return bool(self._conn.is_in_transaction())
 
-    async def _timed(self, method: str, sql: str, *args: Any) -> Any:
+    async def _call(self, method: str, sql: str, *args: Any) -> Any:
         if not _TIMING.get():
             return await getattr(self._conn, method)(sql, *args)
         self.calls += 1
@@ -1479,36 +1487,6 @@ class TimedConnection:
             return await getattr(self._conn, method)(sql, *args)
         finally:
             self._add(_label(sql), time.perf_counter() - started)
-
-    async def execute(self, sql: str, *args: Any) -> Any:
-        return await self._timed("execute", sql, *args)
-
-    async def executemany(self, sql: str, *args: Any) -> Any:
-        return await self._timed("executemany", sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> Any:
-        return await self._timed("fetch", sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        return await self._timed("fetchrow", sql, *args)
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._timed("fetchval", sql, *args)
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        transaction = self._conn.transaction()
-        started = time.perf_counter()
-        await transaction.start()
-        self._add("BEGIN", time.perf_counter() - started)
-        try:
-            yield
-        except BaseException:
-            await transaction.rollback()
-            raise
-        started = time.perf_counter()
-        await transaction.commit()
-        self._add("COMMIT", time.perf_counter() - started)
 
 
 _TIMING: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_timing", default=False)
@@ -3242,8 +3220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     print_report(results)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_results(results, output)
     print(f"\nrun time {results['run_seconds']:.0f}s; results written to {output}")
     return 0
 

@@ -224,6 +224,9 @@ class Intake:
     async def close(self) -> None:
         """Finish what is queued, then stop."""
         await self._queue.join()
+        await self._stop_flushers()
+
+    async def _stop_flushers(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -447,12 +450,7 @@ class Intake:
         """Stop now (a crash, as far as senders can tell): every request not yet
         answered fails with ``IntakeUnavailable`` and may be sent again."""
         self._stopped = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._stop_flushers()
         while not self._queue.empty():
             request = self._queue.get_nowait()
             _fail([request], asyncio.CancelledError("the intake stopped"))

@@ -23,6 +23,14 @@ Design (and why it holds):
   submission under a used id is refused: a change is a correction.
 - **Ordered per station.** A station's stream is locked for the transaction that appends
   to it, so its order is the order of commits, which is the order of acknowledgements.
+- **One sender's bad data refuses that sender only.** A request is all or nothing, but
+  requests sharing a batch are not: when a batch's transaction fails on data the event
+  store will not hold (a data exception or an integrity constraint, SQLSTATE classes 22
+  and 23, which no retry changes), it is rolled back and its requests are written again
+  in halves, each in its own transaction, halved again while they fail. The request at
+  fault, alone, is refused (``invalid_input``); every other one is recorded. A batch
+  that fails because the connection or the server failed is answered as not recorded
+  (``IntakeUnavailable``), to be sent again.
 - **Drained before election day closes.** Every write holds the mission's gate row
   ``FOR SHARE``; ``close`` takes it ``FOR UPDATE``, so it waits for the writes in flight,
   counts them, and later ones are refused.
@@ -34,7 +42,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -140,6 +148,8 @@ class _Item:
     sha256: str
     received_at: datetime
     event_id: UUID
+    index: int
+    """The submission's place in the request as sent (its first, if sent twice)."""
 
 
 def _event_id(mission_id: str, submission_id: str) -> UUID:
@@ -206,6 +216,13 @@ class Intake:
         self._loading: dict[str, asyncio.Lock] = {}
         self._known = _Known()
         self._stopped = False
+        self.pending = 0
+        """Requests admitted and waiting for their answer (queued, or in a batch being
+        written): the intake's backlog."""
+        self.isolated_batches = 0
+        """Batches split to isolate a request whose data the event store would not hold
+        (a half split again counts again). Each split follows a rolled-back transaction:
+        what one sender's bad data costs the others is a delay, never a refusal."""
 
     async def __aenter__(self) -> Intake:
         self.start()
@@ -262,10 +279,14 @@ class Intake:
             )
             if self._stopped:
                 raise IntakeUnavailable("the intake has stopped; nothing was recorded")
-            await self._queue.put(request)
-            if self._stopped:  # stopped while this request was queued
-                _fail([request], asyncio.CancelledError("the intake stopped"))
-            recorded = {r.submission_id: r for r in await request.done}
+            self.pending += 1
+            try:
+                await self._queue.put(request)
+                if self._stopped:  # stopped while this request was queued
+                    _fail([request], asyncio.CancelledError("the intake stopped"))
+                recorded = {r.submission_id: r for r in await request.done}
+            finally:
+                self.pending -= 1
         receipts = {
             **{sid: found.receipt for sid, found in earlier.items()},
             **recorded,
@@ -289,6 +310,9 @@ class Intake:
             raise ValueError("a request carries at least one submission")
         received_at = datetime.now(UTC)
         unique = _one_per_id(submissions)
+        at: dict[str, int] = {}
+        for n, s in enumerate(submissions):
+            at.setdefault(s.submission_id, n)
         corrected = await self._corrected(mission_id, unique)
         for attempt in (1, 2):
             context = await self.context(mission_id, refresh=attempt == 2)
@@ -309,6 +333,7 @@ class Intake:
                         content_sha256(submission),
                         received_at,
                         _event_id(mission_id, submission.submission_id),
+                        at[submission.submission_id],
                     )
                 )
             if not refused:
@@ -460,19 +485,25 @@ class Intake:
         self, session: _Session, batch: list[_Request], attempts: int = 3
     ) -> bool:
         """Write ``batch`` and answer its senders; False when the session's connection
-        failed (the batch's senders are told nothing was recorded) and should not be used
-        again."""
+        failed (the senders not answered yet are told nothing was recorded) and should
+        not be used again.
+
+        A conflict with another writer (a unique violation: another process recorded one
+        of these ids; a deadlock; a serialization failure) is retried, up to ``attempts``
+        times, then answered ``IntakeUnavailable``. A failure caused by the batch's data
+        (``_is_data_error``), which no retry changes, is rolled back and the requests are
+        written apart (``_isolate``), so that only the request at fault is refused. Any
+        other failure answers every sender ``IntakeUnavailable``: the connection or the
+        server is gone (whether a COMMIT in flight took effect cannot be told, and a
+        resend is answered with its receipt if it did), or the server refuses the
+        statements themselves, which no sender can help."""
         for attempt in range(1, attempts + 1):
             learned = _Known()
             try:
                 await session.begin()
                 outcomes = await _write_on(session.conn, batch, self._known, learned)
                 await session.commit()
-            except (
-                asyncpg.UniqueViolationError,
-                asyncpg.DeadlockDetectedError,
-                asyncpg.SerializationError,
-            ) as error:
+            except _CONFLICTS as error:
                 # Another process recorded one of these submission ids meanwhile: the next
                 # attempt finds its receipt.
                 log.warning("intake batch retried", attempt=attempt, error=str(error))
@@ -485,10 +516,17 @@ class Intake:
                     _fail(batch, error)
                     return True
                 continue
-            except Exception as error:  # the database is gone: nothing was acknowledged
-                log.error("intake batch failed", error=str(error), requests=len(batch))
-                _fail(batch, error)
-                return False
+            except Exception as error:
+                if not _is_data_error(error):  # nor the connection, then, to be used again
+                    log.error("intake batch failed", error=str(error), requests=len(batch))
+                    _fail(batch, error)
+                    return False
+                try:
+                    await session.end()
+                except Exception as gone:
+                    _fail(batch, gone)
+                    return False
+                return await self._isolate(session, batch, error)
             self._known.merge(learned)
             for request, outcome in zip(batch, outcomes, strict=True):
                 if not request.done.done():
@@ -498,6 +536,95 @@ class Intake:
                         request.done.set_result(outcome)
             return True
         return True
+
+    async def _isolate(self, session: _Session, batch: list[_Request], error: Exception) -> bool:
+        """Answer the requests of ``batch``, whose transaction failed on its data
+        (``error``, rolled back): a request alone is refused (``_refuse``); more are
+        split in halves, each written in its own transaction and split again while it
+        fails, so that one request at fault among n costs about 2·log2(n) transactions
+        and every other request is recorded. The halves are written in the batch's
+        order, which stays the order of commits and acknowledgements. False when the
+        connection failed meanwhile (the senders not answered yet are told nothing was
+        recorded)."""
+        if len(batch) == 1:
+            return await self._refuse(session, batch[0], error)
+        self.isolated_batches += 1
+        log.info(
+            "intake batch split to isolate a request the event store refused",
+            requests=len(batch),
+            sqlstate=_sqlstate(error),
+        )
+        half = len(batch) // 2
+        for part in (batch[:half], batch[half:]):
+            if not await self._write_with_retries(session, part):
+                _fail(batch, ConnectionError("the connection to the event store failed"))
+                return False
+        return True
+
+    async def _refuse(self, session: _Session, request: _Request, error: Exception) -> bool:
+        """Refuse ``request``, whose transaction failed alone on its data (``error``, rolled
+        back): a value the event store does not hold (a check, a range, an encoding),
+        which sending it again would not change. Its sender gets ``SubmissionRefused``
+        with rule ``invalid_input`` (a 422 from the API), naming the reports that fail
+        when written alone (each tried in a transaction rolled back, for a request of at
+        most ``_PROBED`` reports), else the request whole. What the database said (its
+        message, the constraint, the values) is logged for operators, never sent: it
+        describes the schema, not what the observer can change. False when the
+        connection failed while the reports were tried (the request is refused all the
+        same: it failed alone)."""
+        usable = True
+        faulty = request.items if len(request.items) == 1 else []
+        if 1 < len(request.items) <= _PROBED:
+            try:
+                faulty = [i for i in request.items if await self._fails_alone(session, request, i)]
+            except Exception as gone:
+                log.error("intake connection failed", error=str(gone))
+                faulty, usable = [], False
+        log.warning(
+            "intake request refused: the event store cannot hold its data",
+            mission_id=request.mission_id,
+            submission_ids=[i.submission.submission_id for i in request.items],
+            faulty=[i.submission.submission_id for i in faulty],
+            sqlstate=_sqlstate(error),
+            error=f"{type(error).__name__}: {error}",
+        )
+        problems = [
+            Problem(
+                index=i.index,
+                submission_id=i.submission.submission_id,
+                rule=INVALID_INPUT,
+                message=f"the event store cannot hold the data of report "
+                f"{i.submission.submission_id!r}; nothing of this request was recorded",
+            )
+            for i in faulty
+        ] or [
+            Problem(
+                index=request.items[0].index,
+                submission_id=request.items[0].submission.submission_id,
+                rule=INVALID_INPUT,
+                message=f"the event store cannot hold the data of this request's "
+                f"{len(request.items)} reports; nothing of this request was recorded",
+            )
+        ]
+        if not request.done.done():
+            request.done.set_exception(SubmissionRefused(problems))
+        return usable
+
+    async def _fails_alone(self, session: _Session, request: _Request, item: _Item) -> bool:
+        """Whether ``item``, written as its request's only report in a transaction then
+        rolled back (nothing is recorded), fails on its data. A conflict with another
+        writer tells nothing (False); any other failure is raised (the connection cannot
+        be trusted)."""
+        failed = False
+        try:
+            await session.begin()
+            await _write_on(session.conn, [replace(request, items=[item])], self._known, _Known())
+        except Exception as error:
+            if not (_is_data_error(error) or isinstance(error, _CONFLICTS)):
+                raise
+            failed = _is_data_error(error)
+        await session.end()
+        return failed
 
     # -- stations ------------------------------------------------------------------------------
 
@@ -720,6 +847,41 @@ class _Session:
         if self.begun or self.conn.is_in_transaction():
             self.begun = False
             await self.conn.execute("ROLLBACK")
+
+
+INVALID_INPUT = "invalid_input"
+"""The rule of a report refused because the event store cannot hold its data."""
+
+_PROBED = 16
+"""The most reports of a refused request tried one by one to name those at fault: each
+try is a transaction, and a device sends a few reports a request."""
+
+_CONFLICTS = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+"""Failures caused by another writer at the same time: the same batch, written again,
+may pass."""
+
+_UNIQUE_VIOLATION = "23505"
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    return error.sqlstate if isinstance(error, asyncpg.PostgresError) else None
+
+
+def _is_data_error(error: BaseException) -> bool:
+    """Whether ``error`` is the written data's doing, which no retry changes: a data
+    exception (SQLSTATE class 22: a value out of range, a NUL character...; asyncpg
+    reports an argument it cannot encode the same way, before sending it) or an integrity
+    constraint violation (class 23), but a unique violation, which another writer's
+    commit causes and a retry resolves; or a value Python could not build or encode into
+    the statements. The connection stays sound after any of them."""
+    state = _sqlstate(error)
+    if state is not None:
+        return state.startswith("22") or (state.startswith("23") and state != _UNIQUE_VIOLATION)
+    return isinstance(error, ValueError | OverflowError | UnicodeError)
 
 
 def _refusal(submission_id: str, rule: str, message: str) -> SubmissionRefused:

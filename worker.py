@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -13,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import structlog
@@ -21,15 +22,22 @@ import temporalio.activity
 import temporalio.workflow
 import uvicorn
 from limits import parse as parse_rate
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -47,6 +55,7 @@ from api.app import create_app
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
 from api.tokens import TokenStore
+from domain.values import RECORDED
 from eventstore.migrations import migrate
 from eventstore.projections import MISSIONS, Projector
 from eventstore.store import EventStore, create_pool
@@ -57,7 +66,38 @@ from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
 from workflows.reminders import ReminderLadderWorkflow
 
-data_converter = pydantic_data_converter
+
+class _RecordedJSONConverter(PydanticJSONPlainPayloadConverter):
+    """Pydantic's JSON payloads, read under the ``RECORDED`` context: a payload between
+    eom's own processes (a command, a mission's state carried over continue-as-new, an
+    activity's events) was validated where it was made, and a state folded from an old
+    history must not be refused by an input rule added since (``domain.values``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._adapters = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        hint: Any = type_hint if type_hint is not None else Any
+        try:
+            adapter: TypeAdapter[Any] = self._adapters(hint)
+        except TypeError:  # an unhashable hint
+            adapter = TypeAdapter(hint)
+        return adapter.validate_json(payload.data, context=RECORDED)
+
+
+class _PayloadConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        json_converter = _RecordedJSONConverter()
+        super().__init__(
+            *(
+                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+data_converter = DataConverter(payload_converter_class=_PayloadConverter)
 """Pydantic models in, pydantic models out, for every workflow, update and activity."""
 
 SEARCH_ATTRIBUTES = {
@@ -100,6 +140,19 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias="EOM_API_CORS_ORIGINS"
     )
     """Comma-separated origins allowed by CORS; empty (the default) turns CORS off."""
+    api_streams_per_token: int = Field(
+        default=4, ge=1, le=1000, validation_alias="EOM_API_STREAMS_PER_TOKEN"
+    )
+    """Live event streams one token may hold open at once (per API process); 429 beyond."""
+    api_stream_check_seconds: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="EOM_API_STREAM_CHECK_SECONDS"
+    )
+    """How often a live stream checks its token: it ends once the token has expired or
+    been revoked."""
+    api_busy_seconds: float = Field(
+        default=30.0, gt=0, le=600, validation_alias="EOM_API_BUSY_SECONDS"
+    )
+    """How long a command waits for a busy mission before ``503 mission_busy``."""
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod
@@ -307,7 +360,10 @@ async def run_api(
         intake = Intake(service.store)
         app = create_app(
             missions=Missions(
-                client=service.client, store=service.store, task_queue=settings.task_queue
+                client=service.client,
+                store=service.store,
+                task_queue=settings.task_queue,
+                busy_seconds=settings.api_busy_seconds,
             ),
             tokens=TokenStore(service.pool, cache_seconds=settings.api_token_cache_seconds),
             idempotency=IdempotencyStore(service.pool),
@@ -317,6 +373,8 @@ async def run_api(
             submission_rate=settings.api_submission_rate,
             report_rate=settings.api_report_rate,
             cors_origins=settings.api_cors_origins,
+            streams_per_token=settings.api_streams_per_token,
+            stream_check_seconds=settings.api_stream_check_seconds,
         )
         config = uvicorn.Config(
             app,

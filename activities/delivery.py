@@ -48,7 +48,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.directory import MemberStateContact, MemberStateDirectory
 from activities.templates import render, template_language
-from domain.values import DeadlineKind, DeliveryPurpose
+from domain.values import DeadlineKind, DeliveryPurpose, clean_text
 from eventstore.store import Connection
 
 log = structlog.get_logger("eom.delivery")
@@ -260,6 +260,37 @@ def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: date
     )
 
 
+def email_message(
+    *,
+    message_id: str,
+    mail_from: str,
+    to_address: str,
+    to_name: str | None,
+    subject: str,
+    body: str,
+    language: str,
+) -> EmailMessage:
+    """The e-mail to send, every header checked: ``DeliveryRejected`` (non-retryable) if
+    it cannot be composed (a header that would not be one line, say), since composing
+    it again would fail again. ``message_id`` becomes ``Message-ID: <message_id@eom>``."""
+    mail = EmailMessage()
+    try:
+        mail["From"] = mail_from
+        mail["To"] = Address(display_name=to_name or "", addr_spec=to_address)
+        mail["Subject"] = subject
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = f"<{message_id}@eom>"
+        # RFC 3834: no out-of-office replies to a machine.
+        mail["Auto-Submitted"] = "auto-generated"
+        mail.set_content(body)
+        # After set_content, which clears every Content-* header.
+        mail["Content-Language"] = language
+        mail.as_bytes()  # a header the policy cannot fold fails here, not at the relay
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise _rejected(f"the e-mail to {to_address} cannot be composed: {error}") from None
+    return mail
+
+
 _OUTBOX_COLUMNS = (
     "message_id, mission_id, organisation, member_state, kind, purpose, channel, address, "
     "subject, body, status, attempts, error, created_at, updated_at, sent_at"
@@ -305,9 +336,13 @@ async def _record(
 
 
 def _describe(error: BaseException) -> str:
+    """The error as the outbox and the mission's record keep it: one storable text, whatever
+    a remote server answered."""
     if isinstance(error, ApplicationError) and error.type:
-        return f"{error.type}: {error.message}"
-    return f"{type(error).__name__}: {error}"
+        text = f"{error.type}: {error.message}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return clean_text(text, multiline=True, max_length=2000)
 
 
 class DeliveryActivities:
@@ -406,17 +441,15 @@ class DeliveryActivities:
 
     async def _mail(self, request: DeliveryRequest, message: _Message) -> None:
         settings = self.settings
-        mail = EmailMessage()
-        mail["From"] = settings.mail_from
-        mail["To"] = Address(display_name=message.recipient_name or "", addr_spec=message.address)
-        mail["Subject"] = message.subject
-        mail["Date"] = format_datetime(datetime.now(UTC))
-        mail["Message-ID"] = f"<{request.message_id}@eom>"
-        # RFC 3834: no out-of-office replies to a machine.
-        mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(message.body)
-        # After set_content, which clears every Content-* header.
-        mail["Content-Language"] = message.language
+        mail = email_message(
+            message_id=request.message_id,
+            mail_from=settings.mail_from,
+            to_address=message.address,
+            to_name=message.recipient_name,
+            subject=message.subject,
+            body=message.body,
+            language=message.language,
+        )
         server = f"{settings.smtp_host}:{settings.smtp_port}"
         try:
             await aiosmtplib.send(

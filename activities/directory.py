@@ -25,15 +25,17 @@ from pydantic import (
     field_validator,
 )
 
-from domain.values import DeadlineKind
+from domain.values import LINE_MAX, MAX_LADDER_SECONDS, DeadlineKind, check_text
 from eventstore.store import Connection
 
 Database = asyncpg.Pool | Connection
 """A pool, or one connection when the caller needs the read inside its own transaction."""
 
 MIN_SECRET_LENGTH = 16
-MAX_SECONDS = 2**31 - 1
+MAX_SECONDS = MAX_LADDER_SECONDS
 """The database stores seconds as ``integer``: about 68 years."""
+MAX_OFFSETS = 20
+"""Reminders before one deadline, at most (as ``domain.values.ReminderLadder`` allows)."""
 
 
 class DirectoryError(ValueError):
@@ -99,18 +101,23 @@ def check_webhook_url(url: str) -> str:
     return url
 
 
+def _line(field: str, value: str) -> str:
+    """A name as messages show it (in an e-mail's headers too): one line, no control
+    character, at most ``LINE_MAX`` characters (``domain.values.check_text``)."""
+    try:
+        return check_text(value, multiline=False, max_length=LINE_MAX)
+    except ValueError as error:
+        raise DirectoryError(f"{field} {value!r} {error}") from None
+
+
 def check_contact(contact: MemberStateContact) -> MemberStateContact:
     """The entry as it is stored (code upper-case, language lower-case, whitespace
     trimmed), or a ``DirectoryError`` naming the first problem."""
-    organisation = contact.organisation.strip()
-    if not organisation:
-        raise DirectoryError("a member state entry needs its organisation")
+    organisation = _line("organisation", contact.organisation)
     code = contact.code.strip().upper()
     if not _CODE.fullmatch(code):
         raise DirectoryError(f"member state {contact.code!r} is not an ISO 3166-1 alpha-2 code")
-    name = contact.name.strip()
-    if not name:
-        raise DirectoryError(f"member state {code} needs a name")
+    name = _line("name", contact.name)
     language = (contact.language or "en").strip().replace("_", "-")
     primary, _, rest = language.partition("-")
     language = primary.lower() + (f"-{rest}" if rest else "")
@@ -119,6 +126,11 @@ def check_contact(contact: MemberStateContact) -> MemberStateContact:
     email = check_email(contact.email, "e-mail") if contact.email else None
     webhook_url = check_webhook_url(contact.webhook_url) if contact.webhook_url else None
     secret = contact.webhook_secret.get_secret_value() if contact.webhook_secret else None
+    if secret and not secret.isprintable():
+        raise DirectoryError(
+            f"webhook secret for {code} must be printable characters only (it is stored "
+            "and sent as text)"
+        )
     if webhook_url and not secret:
         raise DirectoryError(
             f"webhook URL for {code} needs a webhook secret: its requests are signed with it"
@@ -132,7 +144,11 @@ def check_contact(contact: MemberStateContact) -> MemberStateContact:
     if not email and not webhook_url:
         raise DirectoryError(f"member state {code} needs an e-mail address or a webhook URL")
     escalation_email = check_email(contact.escalation_email, "escalation e-mail")
-    escalation_name = (contact.escalation_name or "").strip() or None
+    escalation_name = (
+        _line("escalation name", contact.escalation_name)
+        if contact.escalation_name and contact.escalation_name.strip()
+        else None
+    )
     return MemberStateContact(
         organisation=organisation,
         code=code,
@@ -301,6 +317,9 @@ class LadderPolicies:
         """Store (or replace) the ladder; return it as stored, offsets largest first."""
         if not organisation.strip():
             raise DirectoryError("a ladder needs its organisation")
+        organisation = _line("organisation", organisation)
+        if len(offsets) > MAX_OFFSETS:
+            raise DirectoryError(f"a ladder has at most {MAX_OFFSETS} reminders")
         try:
             ladder = Ladder(offsets=offsets, escalate_after=escalate_after)
         except ValidationError as error:

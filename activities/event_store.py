@@ -6,12 +6,13 @@ returns the stored result instead of writing twice.
 
 from __future__ import annotations
 
+import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from eventstore.models import AppendResult, RecordedEvent
-from eventstore.store import EventStore, IntegrityError
+from eventstore.store import EventStore, IntegrityError, is_data_error
 from workflows.messages import AppendRequest, FollowUpsQuery, ReadRequest
 
 log = structlog.get_logger("eom.activities")
@@ -40,10 +41,25 @@ class EventStoreActivities:
                 )
             except IntegrityError as error:
                 log.error("append refused", error=str(error))
-                # Retrying cannot help: the stream holds something else at that version.
+                # Retrying cannot help: the stream holds something else at that version,
+                # or the events' data cannot be stored (UnstorableEvent names where).
                 raise ApplicationError(
                     str(error), type=type(error).__name__, non_retryable=True
                 ) from error
+            except asyncpg.PostgresError as error:
+                if not is_data_error(error):
+                    raise  # the server or the connection: a retry may succeed
+                # PostgreSQL refused the data itself: the same append would be refused
+                # again. Its message stays in the log; callers learn only that the data
+                # could not be stored.
+                log.error(
+                    "append refused by the database", error=str(error), sqlstate=error.sqlstate
+                )
+                raise ApplicationError(
+                    "the event store cannot hold this data; nothing was recorded",
+                    type="StoreDataError",
+                    non_retryable=True,
+                ) from None
             log.info(
                 "events appended",
                 version=result.last_version,
@@ -60,10 +76,14 @@ class EventStoreActivities:
 
     @activity.defn(name="missions_hosted_by")
     async def missions_hosted_by(self, query: FollowUpsQuery) -> list[str]:
-        """Earlier missions to the same host country still in follow-up (their reviews
-        reopen)."""
+        """The organisation's earlier missions to the same host country, for an earlier
+        election, still in follow-up: their reviews reopen."""
         return [
             mission_id
-            for mission_id in await self.store.missions_in_follow_up(query.host_country)
+            for mission_id in await self.store.missions_in_follow_up(
+                query.host_country,
+                organisation=query.organisation,
+                before=query.election_day,
+            )
             if mission_id != query.exclude_mission_id
         ]

@@ -25,6 +25,8 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from domain.values import IDENTIFIER_PATTERN, check_text
+
 TOKEN_PREFIX = "eom_"
 _TOKEN = re.compile(r"^eom_[0-9a-f]{32}$")
 
@@ -118,6 +120,14 @@ def _check_scope(role: Role, given: dict[str, str | None]) -> None:
         raise TokenError(f"member state {state!r} is not an ISO 3166-1 alpha-2 code")
 
 
+def _line(flag: str, value: str) -> str:
+    """A name the events record in their actor (``role:name@scope``): one short line."""
+    try:
+        return check_text(value, multiline=False, max_length=200)
+    except ValueError as error:
+        raise TokenError(f"{flag} {value!r} {error}") from None
+
+
 _COLUMNS = (
     "token_id, name, role, organisation, mission_id, member_state, team_id, created_at, "
     "expires_at, revoked_at"
@@ -151,6 +161,13 @@ class TokenStore:
     ) -> tuple[str, Principal]:
         """A new token (returned once, never stored) and its principal."""
         member_state = member_state.strip().upper() if member_state else None
+        name = _line("--name", name)
+        organisation = _line("--organisation", organisation) if organisation else None
+        for flag, value in (("--mission", mission_id), ("--team", team_id)):
+            if value and not re.fullmatch(IDENTIFIER_PATTERN, value):
+                raise TokenError(
+                    f"{flag} {value!r} is not an id (letters, digits and . _ : -, at most 100)"
+                )
         _check_scope(
             role,
             {
@@ -160,8 +177,6 @@ class TokenStore:
                 "team_id": team_id,
             },
         )
-        if not name.strip():
-            raise TokenError("a token needs a --name naming who holds it")
         if expires_in is not None and expires_in <= timedelta(0):
             raise TokenError("a token's expiry must lie in the future")
         token = TOKEN_PREFIX + secrets.token_hex(16)

@@ -26,6 +26,7 @@ from cli.export import export_command
 from cli.services import NotRunning, open_missions
 from cli.show import print_mission
 from domain import fold, load_event, load_event_json
+from domain.values import FIRST_DAY, LAST_DAY, SAFE_INTEGER
 from eventstore.chain import verify_chain
 from eventstore.models import ChainCheck, RecordedEvent, StoredEvent
 from eventstore.store import EventStore, read_chain_on, read_stream_data_on
@@ -150,7 +151,9 @@ def replay(
         datetime | None,
         typer.Option(help="as the store knew it at this time (ISO 8601, UTC if no offset)"),
     ] = None,
-    version: Annotated[int | None, typer.Option(min=1, help="as of this version")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=SAFE_INTEGER, help="as of this version")
+    ] = None,
     every: Annotated[bool, typer.Option("--all", help="replay every mission")] = False,
 ) -> None:
     """Rebuild a mission's state by folding its events with ``evolve`` (no Temporal) and
@@ -160,6 +163,8 @@ def replay(
         raise InputError("name one mission, or give --all")
     if at is not None and version is not None:
         raise InputError("give --at or --version, not both")
+    if at is not None and not FIRST_DAY <= at.date() <= LAST_DAY:
+        raise InputError(f"--at must lie between {FIRST_DAY} and {LAST_DAY}")
 
     async def main() -> None:
         async with open_missions(_settings(), need_temporal=False) as missions:
@@ -261,7 +266,9 @@ def workflows(
     from_server: Annotated[
         bool, typer.Option("--from-server", help="replay the server's mission histories")
     ] = False,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many from the server")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=100_000, help="at most this many from the server")
+    ] = 100,
 ) -> None:
     """Replay stored workflow histories against the current code (Temporal's Replayer):
     a change that would break running missions fails here before it is deployed."""

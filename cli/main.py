@@ -44,7 +44,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
-from domain.values import DeadlineKind
+from domain.values import SAFE_INTEGER, DeadlineKind
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
@@ -318,7 +318,9 @@ def _ladder_command(signal: str, doc: str) -> None:
         kind: Annotated[DeadlineKind, typer.Option(help="which deadline")] = (
             DeadlineKind.nomination
         ),
-        cycle: Annotated[int, typer.Option(help="follow-up cycle (evidence)")] = 0,
+        cycle: Annotated[
+            int, typer.Option(min=0, max=1_000_000, help="follow-up cycle (evidence)")
+        ] = 0,
     ) -> None:
         async def main() -> None:
             async with open_missions(_settings()) as missions:
@@ -497,7 +499,9 @@ def restore(mission_id: str) -> None:
 @mission_app.command("show")
 def show(
     mission_id: str,
-    version: Annotated[int | None, typer.Option(help="the state as of this version")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=SAFE_INTEGER, help="the state as of this version")
+    ] = None,
 ) -> None:
     """A mission's stage, participants, record and whole timeline, from its events."""
 
@@ -535,7 +539,8 @@ def run() -> None:
         app(prog_name="eom")
     except CommandRefused as refused:
         errors.print(f"refused: {refused}", highlight=False)
-        sys.exit(1)
+        # Bad input is exit code 2 wherever it was found (here, or by the event store).
+        sys.exit(2 if refused.rule in ("invalid_input", "mission_id_mismatch") else 1)
     except InputError as error:
         errors.print(f"error: {error}", highlight=False)
         sys.exit(2)

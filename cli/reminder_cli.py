@@ -27,6 +27,7 @@ from activities.directory import (
     LadderPolicies,
     MemberStateContact,
     MemberStateDirectory,
+    check_contact,
 )
 from cli.commands import InputError
 from cli.services import open_missions
@@ -127,11 +128,12 @@ def member_state_add(
             escalation_email=escalation_email,
             escalation_name=escalation_name,
         )
+        try:
+            checked = check_contact(contact)  # refused before any service is contacted
+        except DirectoryError as error:
+            raise InputError(str(error)) from None
         async with open_missions(_settings(), need_temporal=False) as missions:
-            try:
-                return await MemberStateDirectory(missions.store.pool).upsert(contact)
-            except DirectoryError as error:
-                raise InputError(str(error)) from None
+            return await MemberStateDirectory(missions.store.pool).upsert(checked)
 
     stored = _run(main())
     channel = "webhook" if stored.webhook_url else "e-mail"
@@ -263,7 +265,9 @@ def _status(entry: OutboxEntry) -> str:
 
 def outbox_command(
     mission: Annotated[str | None, typer.Option(help="only this mission's messages")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many, the latest")] = 200,
+    limit: Annotated[
+        int, typer.Option(min=1, max=100_000, help="at most this many, the latest")
+    ] = 200,
 ) -> None:
     """Messages to member states: sent, or failed so far (with the last error)."""
 

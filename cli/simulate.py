@@ -63,7 +63,7 @@ from domain import commands as c
 from domain.commands import Command
 from domain.state import Mission
 from domain.submissions import PollingStation
-from domain.values import ObserverRole, Stage
+from domain.values import RECORDED, ObserverRole, Stage
 from eventstore.store import create_pool
 from intake.simulation import ElectionDay, Sending, polling_stations
 from worker import Settings, configure_logging
@@ -413,7 +413,7 @@ async def existing_mission(api: _Api, coordinator: str, mission_id: str, plan: P
         raise SimulationError(
             f"reading mission {mission_id}: HTTP {response.status_code} {code}: {message}"
         )
-    mission = Mission.model_validate(response.json())
+    mission = Mission.model_validate(response.json(), context=RECORDED)
     if mission.stage is not Stage.election_day or mission.election is None:
         stage = mission.stage.value if mission.stage else "not registered"
         raise MissionNotReady(
@@ -847,13 +847,18 @@ def election_day(
             metavar="MISSION", help="a mission whose election day is open (default: set one up)"
         ),
     ] = None,
-    teams: Annotated[int, typer.Option(min=1, help="observer teams, one device each")] = 10,
-    stations: Annotated[int, typer.Option(min=1, help="polling stations reported from")] = 200,
+    teams: Annotated[
+        int, typer.Option(min=1, max=10_000, help="observer teams, one device each")
+    ] = 10,
+    stations: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="polling stations reported from")
+    ] = 200,
     rate: Annotated[
         float, typer.Option(callback=_positive, help="target reports per second")
     ] = 50.0,
     reports: Annotated[
-        int | None, typer.Option(min=1, help="reports to send (default: 10 per station)")
+        int | None,
+        typer.Option(min=1, max=100_000_000, help="reports to send (default: 10 per station)"),
     ] = None,
     api: Annotated[
         str | None,
@@ -862,7 +867,7 @@ def election_day(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, help="requests out at once, across all teams")
+        int, typer.Option(min=1, max=10_000, help="requests out at once, across all teams")
     ] = 32,
     seed_: Annotated[int, typer.Option("--seed", help="the generator's seed")] = 2021,
 ) -> None:

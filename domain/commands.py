@@ -7,14 +7,15 @@ back as the right class.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import AwareDatetime, Field, PositiveInt, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from domain.values import (
+    Count,
     CountryCode,
     DateWindow,
+    Day,
     DeadlineKind,
     DeliveryPurpose,
     Election,
@@ -22,9 +23,13 @@ from domain.values import (
     Finding,
     Frozen,
     Identifier,
+    Instant,
+    Line,
+    Moment,
     ObserverRole,
     PhaseChecklist,
     Profile,
+    Quota,
     Rating,
     Recipient,
     Recommendation,
@@ -40,21 +45,21 @@ class RegisterInvitation(Frozen):
 
     type: Literal["register_invitation"] = "register_invitation"
     mission_id: Identifier
-    organisation: Text
+    organisation: Line
     host_country: CountryCode
-    inviting_authority: Text
+    inviting_authority: Line
     election: Election
     mission_window: DateWindow
-    member_states: list[CountryCode] = Field(min_length=1)
+    member_states: list[CountryCode] = Field(min_length=1, max_length=250)
     profile: Profile = Profile.short_term
-    role_quotas: dict[ObserverRole, PositiveInt] = Field(default_factory=dict)
+    role_quotas: dict[ObserverRole, Quota] = Field(default_factory=dict)
 
 
 class RecordNeedsAssessment(Frozen):
     """Record the needs assessment (limited and full missions)."""
 
     type: Literal["record_needs_assessment"] = "record_needs_assessment"
-    conducted_on: date
+    conducted_on: Day
     summary: Text
 
 
@@ -62,8 +67,8 @@ class AppointHeadOfMission(Frozen):
     """Appoint (or replace) the head of mission; an invited mission starts forming."""
 
     type: Literal["appoint_head_of_mission"] = "appoint_head_of_mission"
-    name: Text
-    title: Text
+    name: Line
+    title: Line
 
 
 class NominateObserver(Frozen):
@@ -72,7 +77,7 @@ class NominateObserver(Frozen):
     type: Literal["nominate_observer"] = "nominate_observer"
     observer_id: Identifier
     member_state: CountryCode
-    name: Text
+    name: Line
     role: ObserverRole = ObserverRole.short_term_observer
     code_of_conduct_signed: bool = False
     conflict_of_interest_declared: bool = False
@@ -98,15 +103,15 @@ class FormTeam(Frozen):
 
     type: Literal["form_team"] = "form_team"
     team_id: Identifier
-    observer_ids: list[Identifier] = Field(min_length=1)
-    area: Text | None = None
+    observer_ids: list[Identifier] = Field(min_length=1, max_length=50)
+    area: Line | None = None
 
 
 class DeployMission(Frozen):
     """Deploy the mission: formation ends, the pre-election stage begins."""
 
     type: Literal["deploy_mission"] = "deploy_mission"
-    deployed_on: date
+    deployed_on: Day
 
 
 class RecordMeeting(Frozen):
@@ -115,10 +120,10 @@ class RecordMeeting(Frozen):
     type: Literal["record_meeting"] = "record_meeting"
     meeting_id: Identifier
     stakeholder_type: StakeholderType
-    stakeholder_name: Text
-    held_on: date
-    participants: list[Text] = Field(default_factory=list)
-    topics: list[Text] = Field(default_factory=list)
+    stakeholder_name: Line
+    held_on: Day
+    participants: list[Line] = Field(default_factory=list, max_length=200)
+    topics: list[Line] = Field(default_factory=list, max_length=100)
     summary: Text
 
 
@@ -127,7 +132,7 @@ class PublishInterimReport(Frozen):
 
     type: Literal["publish_interim_report"] = "publish_interim_report"
     report_id: Identifier
-    published_on: date
+    published_on: Day
     summary: Text
 
 
@@ -135,7 +140,7 @@ class OpenElectionDay(Frozen):
     """Open election day: station visits can be recorded."""
 
     type: Literal["open_election_day"] = "open_election_day"
-    polls_open_at: AwareDatetime | None = None
+    polls_open_at: Instant | None = None
     """When the polls open (default: now). A team with no opening report by then plus
     ``check_in_grace_minutes`` is reported missing."""
     check_in_grace_minutes: float = Field(default=60, gt=0, le=24 * 60)
@@ -147,12 +152,12 @@ class RecordStationVisit(Frozen):
     type: Literal["record_station_visit"] = "record_station_visit"
     visit_id: Identifier
     station_id: Identifier
-    locality: Text
+    locality: Line
     team_id: Identifier
-    arrived_at: datetime
-    departed_at: datetime
-    checklists: list[PhaseChecklist] = Field(min_length=1)
-    findings: list[Finding] = Field(default_factory=list)
+    arrived_at: Moment
+    departed_at: Moment
+    checklists: list[PhaseChecklist] = Field(min_length=1, max_length=8)
+    findings: list[Finding] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
     def _comparable_times(self) -> RecordStationVisit:
@@ -174,7 +179,7 @@ class DraftStatement(Frozen):
 
     type: Literal["draft_statement"] = "draft_statement"
     draft_id: Identifier
-    title: Text
+    title: Line
     text: Text
 
 
@@ -184,7 +189,7 @@ class ApproveStatement(Frozen):
     type: Literal["approve_statement"] = "approve_statement"
     draft_id: Identifier
     text_sha256: Sha256
-    approved_by: Text
+    approved_by: Line
 
 
 class PublishStatement(Frozen):
@@ -193,8 +198,8 @@ class PublishStatement(Frozen):
     type: Literal["publish_statement"] = "publish_statement"
     draft_id: Identifier
     text_sha256: Sha256
-    published_on: date
-    venue: Text = "press conference"
+    published_on: Day
+    venue: Line = "press conference"
     history_fingerprint: Sha256 | None = None
     """Set by the mission workflow, not the caller: the hash of the last event recorded
     before publication, so that the statement names the history it was drawn from."""
@@ -205,7 +210,7 @@ class PublishFinalReport(Frozen):
 
     type: Literal["publish_final_report"] = "publish_final_report"
     report_id: Identifier
-    published_on: date
+    published_on: Day
     summary: Text
 
 
@@ -213,16 +218,16 @@ class IssueRecommendations(Frozen):
     """Issue recommendations (id, text, priority, addressee, area)."""
 
     type: Literal["issue_recommendations"] = "issue_recommendations"
-    recommendations: list[Recommendation] = Field(min_length=1)
+    recommendations: list[Recommendation] = Field(min_length=1, max_length=500)
 
 
 class SendRecommendations(Frozen):
     """Send the recommendations to member states, the host, organisations."""
 
     type: Literal["send_recommendations"] = "send_recommendations"
-    recipients: list[Recipient] = Field(min_length=1)
-    sent_on: date
-    acknowledge_by: AwareDatetime | None = None
+    recipients: list[Recipient] = Field(min_length=1, max_length=300)
+    sent_on: Day
+    acknowledge_by: Instant | None = None
     """States are reminded until they acknowledge, and escalated after this."""
     ladder: ReminderLadder | None = None
 
@@ -232,7 +237,7 @@ class AcknowledgeRecommendations(Frozen):
 
     type: Literal["acknowledge_recommendations"] = "acknowledge_recommendations"
     recipient: Recipient
-    acknowledged_on: date
+    acknowledged_on: Day
 
 
 class RequestNominations(Frozen):
@@ -240,7 +245,7 @@ class RequestNominations(Frozen):
     reminded until it nominates or declines, then escalated."""
 
     type: Literal["request_nominations"] = "request_nominations"
-    deadline: AwareDatetime
+    deadline: Instant
     ladder: ReminderLadder | None = None
 
 
@@ -259,12 +264,12 @@ class RecordDelivery(Frozen):
     kind: DeadlineKind
     member_state: CountryCode
     purpose: DeliveryPurpose
-    step: int = Field(ge=0)
-    cycle: int = Field(default=0, ge=0)
-    message_id: Text
+    step: Count
+    cycle: Count = 0
+    message_id: Line
     delivered: bool
-    channel: Text | None = None
-    address: Text | None = None
+    channel: Line | None = None
+    address: Line | None = None
     error: Text | None = None
 
 
@@ -272,9 +277,9 @@ class RequestEvidence(Frozen):
     """Open a follow-up cycle: ask the host and member states for implementation evidence."""
 
     type: Literal["request_evidence"] = "request_evidence"
-    cycle: int = Field(ge=1)
-    member_states: list[CountryCode] = Field(min_length=1)
-    deadline: AwareDatetime
+    cycle: Count = Field(ge=1)
+    member_states: list[CountryCode] = Field(min_length=1, max_length=250)
+    deadline: Instant
     ladder: ReminderLadder | None = None
 
 
@@ -283,8 +288,8 @@ class SubmitEvidence(Frozen):
 
     type: Literal["submit_evidence"] = "submit_evidence"
     member_state: CountryCode
-    cycle: int = Field(ge=1)
-    evidence: list[EvidenceItem] = Field(min_length=1)
+    cycle: Count = Field(ge=1)
+    evidence: list[EvidenceItem] = Field(min_length=1, max_length=500)
 
 
 class RateImplementation(Frozen):
@@ -293,7 +298,7 @@ class RateImplementation(Frozen):
     type: Literal["rate_implementation"] = "rate_implementation"
     recommendation_id: Identifier
     rating: Rating
-    rated_on: date
+    rated_on: Day
     basis: Text
 
 
@@ -316,7 +321,7 @@ class PostponeElection(Frozen):
     """Postpone the election: election day and the mission window move."""
 
     type: Literal["postpone_election"] = "postpone_election"
-    new_date: date
+    new_date: Day
     reason: Text
 
 

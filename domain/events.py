@@ -22,6 +22,7 @@ from domain.values import (
     Frozen,
     Identifier,
     IntakeProgress,
+    Line,
     ObserverRole,
     Phase,
     PhaseChecklist,
@@ -43,9 +44,9 @@ class EventBase(Frozen):
 class InvitationRegistered(EventBase):
     type: Literal["InvitationRegistered"] = "InvitationRegistered"
     mission_id: Identifier
-    organisation: Text
+    organisation: Line
     host_country: CountryCode
-    inviting_authority: Text
+    inviting_authority: Line
     election: Election
     mission_window: DateWindow
     member_states: list[CountryCode]
@@ -62,15 +63,15 @@ class NeedsAssessmentRecorded(EventBase):
 
 class HeadOfMissionAppointed(EventBase):
     type: Literal["HeadOfMissionAppointed"] = "HeadOfMissionAppointed"
-    name: Text
-    title: Text
+    name: Line
+    title: Line
 
 
 class ObserverNominated(EventBase):
     type: Literal["ObserverNominated"] = "ObserverNominated"
     observer_id: Identifier
     member_state: CountryCode
-    name: Text
+    name: Line
     role: ObserverRole
     code_of_conduct_signed: bool
     conflict_of_interest_declared: bool
@@ -92,7 +93,7 @@ class TeamFormed(EventBase):
     type: Literal["TeamFormed"] = "TeamFormed"
     team_id: Identifier
     observer_ids: list[Identifier]
-    area: Text | None
+    area: Line | None
 
 
 class MissionDeployed(EventBase):
@@ -104,10 +105,10 @@ class MeetingRecorded(EventBase):
     type: Literal["MeetingRecorded"] = "MeetingRecorded"
     meeting_id: Identifier
     stakeholder_type: StakeholderType
-    stakeholder_name: Text
+    stakeholder_name: Line
     held_on: date
-    participants: list[Text]
-    topics: list[Text]
+    participants: list[Line]
+    topics: list[Line]
     summary: Text
 
 
@@ -147,7 +148,7 @@ class StationVisitRecorded(EventBase):
     type: Literal["StationVisitRecorded"] = "StationVisitRecorded"
     visit_id: Identifier
     station_id: Identifier
-    locality: Text
+    locality: Line
     team_id: Identifier
     arrived_at: datetime
     departed_at: datetime
@@ -183,7 +184,7 @@ class Coverage(Frozen):
 class StatementDrafted(EventBase):
     type: Literal["StatementDrafted"] = "StatementDrafted"
     draft_id: Identifier
-    title: Text
+    title: Line
     text: Text
     text_sha256: Sha256
     coverage: Coverage
@@ -193,7 +194,7 @@ class StatementApproved(EventBase):
     type: Literal["StatementApproved"] = "StatementApproved"
     draft_id: Identifier
     text_sha256: Sha256
-    approved_by: Text
+    approved_by: Line
     approved_at: datetime
 
 
@@ -203,7 +204,7 @@ class StatementPublished(EventBase):
     draft_id: Identifier
     text_sha256: Sha256
     published_on: date
-    venue: Text
+    venue: Line
     history_fingerprint: Sha256 | None = None
     """Hash of the last event before this one: the history the statement was drawn from."""
 
@@ -258,9 +259,9 @@ class ReminderSent(EventBase):
     purpose: DeliveryPurpose
     step: int
     cycle: int
-    message_id: Text
-    channel: Text | None
-    address: Text | None
+    message_id: Line
+    channel: Line | None
+    address: Line | None
 
 
 class DeliveryFailed(EventBase):
@@ -270,7 +271,7 @@ class DeliveryFailed(EventBase):
     purpose: DeliveryPurpose
     step: int
     cycle: int
-    message_id: Text
+    message_id: Line
     error: Text
 
 
@@ -281,9 +282,9 @@ class DeadlineEscalated(EventBase):
     kind: DeadlineKind
     member_state: CountryCode
     cycle: int
-    message_id: Text
-    channel: Text | None
-    address: Text | None
+    message_id: Line
+    channel: Line | None
+    address: Line | None
 
 
 class EvidenceRequested(EventBase):

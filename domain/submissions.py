@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from domain import errors as e
 from domain import events as ev
@@ -26,6 +26,8 @@ from domain.values import (
     FindingCategory,
     Frozen,
     Identifier,
+    Instant,
+    Line,
     Phase,
     PhaseChecklist,
     Stage,
@@ -51,17 +53,17 @@ class StationVisitReport(_SubmissionBase):
     """A team's visit to a polling station: its checklist answers per phase, its findings."""
 
     kind: Literal["station_visit"] = "station_visit"
-    arrived_at: AwareDatetime
-    departed_at: AwareDatetime
-    checklists: list[PhaseChecklist] = Field(min_length=1)
-    findings: list[Finding] = Field(default_factory=list)
+    arrived_at: Instant
+    departed_at: Instant
+    checklists: list[PhaseChecklist] = Field(min_length=1, max_length=8)
+    findings: list[Finding] = Field(default_factory=list, max_length=200)
 
 
 class IncidentReport(_SubmissionBase):
     """Something a team saw at a station that the mission must know about now."""
 
     kind: Literal["incident"] = "incident"
-    observed_at: AwareDatetime
+    observed_at: Instant
     phase: Phase
     category: FindingCategory
     serious: bool = False
@@ -91,8 +93,8 @@ def phases(submission: StationVisitReport | IncidentReport) -> list[Phase]:
 
 class PollingStation(Frozen):
     station_id: Identifier
-    locality: Text
-    name: Text | None = None
+    locality: Line
+    name: Line | None = None
 
 
 class PollingStationsRegistered(ev.EventBase):

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain.events import EVENT_ADAPTER, EVENT_TYPES, Event
+from domain.values import RECORDED
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -51,8 +52,9 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(data: dict[str, Any]) -> Event:
-    """A stored event's data as the current event model."""
-    return EVENT_ADAPTER.validate_python(upcast(data))
+    """A stored event's data as the current event model, read as it was recorded (the
+    rules for new input, ``domain.values``, are not applied again)."""
+    return EVENT_ADAPTER.validate_python(upcast(data), context=RECORDED)
 
 
 def load_json(text: str | bytes) -> Event:
@@ -61,7 +63,7 @@ def load_json(text: str | bytes) -> Event:
     Current-version data is parsed and validated in one pass; anything else (an older
     version, or data that does not validate as it stands) goes through ``load``."""
     try:
-        event = EVENT_ADAPTER.validate_json(text)
+        event = EVENT_ADAPTER.validate_json(text, context=RECORDED)
     except ValidationError:
         return load(json.loads(text))
     if event.schema_version != current_version(event.type):

@@ -1,19 +1,45 @@
-"""Value objects and vocabularies shared by commands, events and the mission state."""
+"""Value objects and vocabularies shared by commands, events and the mission state.
+
+What a model accepts must be storable, hashable and deliverable: PostgreSQL's ``jsonb``
+takes no NUL character, UTF-8 no lone surrogate, RFC 8785 (the hash's canonical JSON) no
+integer beyond ±(2**53 - 1) and no NaN or Infinity, and an e-mail header no line break.
+So every text, number, day and list a command, report or directory entry carries has a
+type here that says what it may hold, and a refusal names the field and the rule.
+
+Facts already recorded are read as they were recorded: validation under the
+``RECORDED`` context (the event store's readers, the Temporal payloads between eom's own
+processes, which their senders validated) skips the text, day and instant rules, so that
+a rule added later never makes an earlier history unreadable.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
+
+RECORDED: Final[dict[str, Any]] = {"recorded": True}
+"""Validation context for facts already recorded (see the module's docstring)."""
+
+
+def _recorded(info: ValidationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and bool(context.get("recorded"))
 
 
 def _upper(value: object) -> object:
@@ -23,22 +49,177 @@ def _upper(value: object) -> object:
 CountryCode = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$")]
 """ISO 3166-1 alpha-2 code of a state (``KZ``, ``AZ``...)."""
 
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
 Identifier = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$", strip_whitespace=True),
+    StringConstraints(pattern=IDENTIFIER_PATTERN, strip_whitespace=True),
 ]
 """An id chosen by the caller: letters, digits and ``. _ : -``, at most 100 characters."""
 
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
-"""Non-empty free text."""
+# -- text --------------------------------------------------------------------------------------
+
+LINE_MAX = 500
+"""Characters in a single-line text: a name, a title, a place."""
+TEXT_MAX = 100_000
+"""Characters in a free text: a summary, a finding, a statement (about 15,000 words)."""
+
+# What a text may not hold: control characters (Unicode category Cc: U+0000-U+001F and
+# U+007F-U+009F; line feed and tab are allowed in free text, a carriage return there is
+# read as a line break), lone surrogates (category Cs, which UTF-8 cannot encode), and in
+# a single line the line and paragraph separators U+2028 and U+2029 too. The same classes,
+# in ECMA-262 syntax, are the "pattern" of the JSON schema that the API publishes.
+_NOT_IN_LINE = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff"
+_NOT_IN_TEXT = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+_FIRST_NOT_IN = {
+    False: re.compile(f"[{_NOT_IN_LINE}]"),
+    True: re.compile(f"[{_NOT_IN_TEXT}]"),
+}
+
+
+def _describe(char: str) -> str:
+    if char == "\0":
+        return "the NUL character (U+0000)"
+    if char in "\n\r":
+        return "a line break"
+    if char == "\t":
+        return "a tab"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate (U+{ord(char):04X})"
+    if char in "\u2028\u2029":
+        return f"a line separator (U+{ord(char):04X})"
+    return f"the control character U+{ord(char):04X}"
+
+
+def check_text(value: str, *, multiline: bool, max_length: int) -> str:
+    """``value`` with surrounding white space removed, if it is text eom can store, hash
+    and deliver: not empty, at most ``max_length`` characters, and none of the characters
+    above (a single line takes no line break or tab either; in free text a carriage return
+    is read as a line break, so CR LF becomes LF). Else ``ValueError`` naming the rule and
+    the character's position."""
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters (has {len(value)})")
+    found = _FIRST_NOT_IN[multiline].search(value)
+    if found is not None:
+        where = f"at character {found.start() + 1}"
+        if not multiline and found.group() in "\n\r\t\u2028\u2029":
+            raise ValueError(f"must be a single line ({_describe(found.group())} {where})")
+        raise ValueError(f"must not contain {_describe(found.group())}, found {where}")
+    return value
+
+
+def clean_text(value: str, *, multiline: bool, max_length: int) -> str:
+    """``value`` made storable whatever it holds, for text eom did not write itself (a
+    mail server's or a webhook's answer, recorded as a delivery's error): every character
+    ``check_text`` refuses becomes U+FFFD, and the text is cut to ``max_length``."""
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = _FIRST_NOT_IN[multiline].sub("\ufffd", value).strip()
+    return cleaned[:max_length] or "\ufffd"
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """The validator of ``Line``, ``Text`` and ``AnswerText``: ``check_text`` for new
+    input, surrounding white space only for what was recorded."""
+
+    multiline: bool
+    max_length: int
+
+    def __call__(self, value: str, info: ValidationInfo) -> str:
+        if _recorded(info):
+            return value.strip()
+        return check_text(value, multiline=self.multiline, max_length=self.max_length)
+
+
+def _text_rule(*, multiline: bool, max_length: int) -> AfterValidator:
+    return AfterValidator(TextRule(multiline, max_length))
+
+
+def _text_schema(*, multiline: bool, max_length: int) -> WithJsonSchema:
+    excluded = _NOT_IN_TEXT if multiline else _NOT_IN_LINE
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max_length,
+            "pattern": f"^[^{excluded}]*$",
+        }
+    )
+
+
+Line = Annotated[
+    str,
+    _text_rule(multiline=False, max_length=LINE_MAX),
+    _text_schema(multiline=False, max_length=LINE_MAX),
+]
+"""A single line of text (a name, a title, a place): no control character, no line
+break, at most ``LINE_MAX`` characters, surrounding white space removed."""
+
+Text = Annotated[
+    str,
+    _text_rule(multiline=True, max_length=TEXT_MAX),
+    _text_schema(multiline=True, max_length=TEXT_MAX),
+]
+"""Free text (a summary, a reason, a finding, a statement): line breaks and tabs allowed,
+no other control character, at most ``TEXT_MAX`` characters."""
+
+AnswerText = Annotated[
+    str,
+    _text_rule(multiline=True, max_length=10_000),
+    _text_schema(multiline=True, max_length=10_000),
+]
+"""A checklist's written answer."""
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+# -- numbers, days, instants ------------------------------------------------------------------
+
+SAFE_INTEGER = 2**53 - 1
+"""The largest integer every JSON reader holds exactly (an IEEE double); RFC 8785 refuses
+larger ones."""
+
+SafeInt = Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+"""A count of people, steps or cycles: 0 to a million."""
+Quota = Annotated[int, Field(ge=1, le=100_000)]
+Version = Annotated[int, Field(ge=0, le=SAFE_INTEGER)]
+"""A stream version or log position, as a query names it."""
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+
+
+def _check_day(value: date, info: ValidationInfo) -> date:
+    day = value.date() if isinstance(value, datetime) else value
+    if not _recorded(info) and not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"must lie between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_check_day)]
+"""A calendar day between ``FIRST_DAY`` and ``LAST_DAY``."""
+Instant = Annotated[AwareDatetime, AfterValidator(_check_day)]
+"""A moment with its UTC offset, between ``FIRST_DAY`` and ``LAST_DAY``."""
+Moment = Annotated[datetime, AfterValidator(_check_day)]
+"""A moment with its UTC offset, or a local time, between ``FIRST_DAY`` and ``LAST_DAY``."""
+
+MAX_LADDER_SECONDS = 2**31 - 1
+"""Reminder offsets and escalation delays, in seconds: at most about 68 years (the
+directory stores them as ``integer``)."""
+
+LadderSeconds = Annotated[int, Field(ge=0, le=MAX_LADDER_SECONDS)]
 
 
 class Frozen(BaseModel):
     """Base of every domain model: immutable, strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Stage(StrEnum):
@@ -125,16 +306,16 @@ class ElectionType(StrEnum):
 
 
 class Election(Frozen):
-    name: Text
+    name: Line
     type: ElectionType
-    date: date
+    date: Day
 
 
 class DateWindow(Frozen):
     """An inclusive range of days."""
 
-    start: date
-    end: date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> DateWindow:
@@ -201,7 +382,9 @@ class PhaseChecklist(Frozen):
     """Answers to one phase's checklist: question key -> answer."""
 
     phase: Phase
-    answers: dict[Identifier, bool | int | str] = Field(default_factory=dict)
+    answers: dict[Identifier, bool | SafeInt | AnswerText] = Field(
+        default_factory=dict, max_length=500
+    )
 
 
 class Priority(StrEnum):
@@ -224,7 +407,7 @@ class Recommendation(Frozen):
     text: Text
     priority: Priority
     addressee: Addressee
-    area: Text
+    area: Line
 
 
 class RecipientKind(StrEnum):
@@ -237,7 +420,7 @@ class Recipient(Frozen):
     """Who receives the recommendations: a state (by ISO code) or an organisation (by name)."""
 
     kind: RecipientKind
-    name: Text
+    name: Line
 
     @model_validator(mode="after")
     def _state_by_code(self) -> Recipient:
@@ -276,8 +459,10 @@ class ReminderLadder(Frozen):
     Offsets are seconds before the deadline (``[604800, 172800, 0]``: a week, two days,
     on the day); durations are data, so tests run a ladder in seconds."""
 
-    offsets_seconds: list[int] = Field(default_factory=lambda: [604_800, 172_800, 0])
-    escalate_after_seconds: int = Field(default=0, ge=0)
+    offsets_seconds: list[LadderSeconds] = Field(
+        default_factory=lambda: [604_800, 172_800, 0], max_length=20
+    )
+    escalate_after_seconds: LadderSeconds = 0
 
     @model_validator(mode="after")
     def _ordered(self) -> ReminderLadder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +126,47 @@ def _plain(value: object) -> bool:
         case list():
             return all(_plain(v) for v in value)
     return False
+
+
+def first_unstorable(value: Any, *, path: str = "data") -> str | None:
+    """Where and why ``value`` (decoded JSON: what an event's data or metadata holds)
+    cannot be hashed and stored, as ``"<path>: <problem>"``, or ``None``: a NUL character
+    (PostgreSQL's ``jsonb`` refuses it), a lone surrogate (UTF-8 cannot encode it), an
+    integer beyond ±(2**53 - 1) or a non-finite number (RFC 8785 refuses them), a key
+    that is not a string, or a value that is not JSON at all. Walks the whole value: for
+    naming the problem once an encoding has failed, not for the common path."""
+    match value:
+        case bool() | None:
+            return None
+        case str():
+            if "\0" in value:
+                return f"{path}: contains the NUL character (U+0000)"
+            if any("\ud800" <= c <= "\udfff" for c in value):
+                return f"{path}: contains a lone surrogate"
+            return None
+        case int():
+            if -_SAFE_INTEGER < value < _SAFE_INTEGER:
+                return None
+            return f"{path}: the integer {value} is beyond ±(2**53 - 1)"
+        case float():
+            return None if math.isfinite(value) else f"{path}: {value} is not a finite number"
+        case dict():
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return f"{path}: the key {key!r} is not a string"
+                found = first_unstorable(key, path=f"{path} key {key!r}") or first_unstorable(
+                    item, path=f"{path}.{key}"
+                )
+                if found:
+                    return found
+            return None
+        case list() | tuple():
+            for index, item in enumerate(value):
+                found = first_unstorable(item, path=f"{path}[{index}]")
+                if found:
+                    return found
+            return None
+    return f"{path}: a {type(value).__name__} is not a JSON value"
 
 
 def _document(event: StoredEvent, stream_version: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from domain import EVENT_TYPES, Mission, evolve, load_event
+from domain.values import RECORDED
 from eventstore.models import LogPosition, RecordedEvent
 from eventstore.store import Connection, EventStore
 
@@ -113,7 +114,7 @@ async def _apply(conn: Connection, event: RecordedEvent) -> None:
     stored = await conn.fetchval(
         "SELECT state FROM mission_list WHERE mission_id = $1", event.stream_id
     )
-    state = Mission.model_validate(stored) if stored else Mission()
+    state = Mission.model_validate(stored, context=RECORDED) if stored else Mission()
     state = evolve(state, load_event(event.data))
     if state.stage is None or state.election is None:
         return

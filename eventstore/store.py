@@ -11,13 +11,14 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 from pydantic import TypeAdapter
 
-from eventstore.chain import encode_event, verify_chain
+from eventstore.chain import encode_event, first_unstorable, verify_chain
 from eventstore.models import (
     GENESIS_HASH,
     AppendResult,
@@ -49,6 +50,26 @@ class ConcurrencyError(IntegrityError):
 
 class IdempotencyConflict(IntegrityError):
     """Some of the event ids are stored already, but not as exactly this append."""
+
+
+class UnstorableEvent(IntegrityError, ValueError):
+    """An event's data cannot be hashed or stored as it is (a NUL character, a lone
+    surrogate, an integer beyond ±(2**53 - 1), a non-finite number...): the message names
+    the event and the place in its data. Nothing of the append is written."""
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether ``error`` is the written data's doing, which no retry changes: a data
+    exception (SQLSTATE class 22: a value out of range, a NUL character...; asyncpg
+    reports an argument it cannot encode the same way, before sending it) or an integrity
+    constraint violation (class 23), but a unique violation, which another writer's
+    commit causes and a retry resolves; or a value Python could not build or encode into
+    the statements (``UnstorableEvent`` among them). The connection stays sound after any
+    of them."""
+    if isinstance(error, asyncpg.PostgresError):
+        state = error.sqlstate or ""
+        return state.startswith("22") or (state.startswith("23") and state != "23505")
+    return isinstance(error, ValueError | OverflowError | UnicodeError)
 
 
 _COLUMNS = """
@@ -176,12 +197,12 @@ async def append_on(
     # Under the stream's lock, so a concurrent attempt of the same append has committed
     # (and is seen here) or has not started.
     stored = await conn.fetch(
-        "SELECT event_id, stream_id, stream_version, global_position, hash FROM events "
-        "WHERE event_id = ANY($1::uuid[])",
+        "SELECT event_id, stream_id, stream_version, global_position, previous_hash, hash "
+        "FROM events WHERE event_id = ANY($1::uuid[])",
         ids,
     )
     if stored:
-        return _replayed(stream_id, expected_version, ids, stored)
+        return _replayed(stream_id, expected_version, events, stored)
 
     version = heads[stream_id].version
     if version != expected_version:
@@ -239,17 +260,27 @@ def _chain(
     version, previous = head
     for event in events:
         version += 1
-        digest, data, metadata = encode_event(
-            stream_id=stream_id,
-            stream_version=version,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=event.metadata.model_dump(mode="json"),
-            occurred_at=event.occurred_at,
-            previous_hash=previous,
-        )
+        document = event.metadata.model_dump(mode="json")
+        try:
+            digest, data, metadata = encode_event(
+                stream_id=stream_id,
+                stream_version=version,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                data=event.data,
+                metadata=document,
+                occurred_at=event.occurred_at,
+                previous_hash=previous,
+            )
+            # jsonb takes any JSON text but the escape of NUL; the encoders write NUL as
+            # that escape (and "\\u0000" only for it or for a backslash before "u0000").
+            if _NUL_ESCAPE in data or _NUL_ESCAPE in metadata:
+                _refuse_unstorable(event, document)
+        except (ValueError, OverflowError, TypeError) as error:
+            if isinstance(error, UnstorableEvent):
+                raise
+            _refuse_unstorable(event, document, error)
         rows.append(
             (
                 stream_id,
@@ -266,6 +297,24 @@ def _chain(
         )
         previous = digest
     return Head(version, previous)
+
+
+_NUL_ESCAPE = "\\u0000"
+
+
+def _refuse_unstorable(
+    event: NewEvent, metadata: dict[str, Any], error: BaseException | None = None
+) -> None:
+    """Raise ``UnstorableEvent`` naming where ``event`` cannot be stored (when the check
+    finds nothing after an encoding error, that error's type is named instead)."""
+    problem = first_unstorable(event.data, path="data") or first_unstorable(
+        metadata, path="metadata"
+    )
+    if problem is None:
+        if error is None:
+            return  # a backslash before "u0000" in a text: no NUL after all
+        problem = f"cannot be encoded ({type(error).__name__})"
+    raise UnstorableEvent(f"{event.event_type} {problem}")
 
 
 async def lock_heads_on(conn: Connection, stream_ids: Sequence[str]) -> dict[str, Head]:
@@ -386,15 +435,29 @@ async def append_at_heads_on(
 def _replayed(
     stream_id: str,
     expected_version: int,
-    ids: list[UUID],
+    events: Sequence[NewEvent],
     stored: list[asyncpg.Record],
 ) -> AppendResult:
+    """The stored result of an append made before with these event ids, or
+    ``IdempotencyConflict`` if what is stored under them is not exactly this append: the
+    same ids at the same versions, and the same content (each event hashes, after the
+    stored event before it, to the stored hash)."""
+    ids = [e.event_id for e in events]
     by_id = {r["event_id"]: r for r in stored}
     expected_versions = list(range(expected_version + 1, expected_version + len(ids) + 1))
     same = len(by_id) == len(ids) and all(
         by_id[i]["stream_id"] == stream_id and by_id[i]["stream_version"] == v
         for i, v in zip(ids, expected_versions, strict=True)
     )
+    if same:
+        rows: list[tuple[Any, ...]] = []
+        _chain(stream_id, Head(expected_version, by_id[ids[0]]["previous_hash"]), events, rows)
+        changed = [row[1] for row in rows if row[9] != by_id[row[1]]["hash"]]
+        if changed:
+            raise IdempotencyConflict(
+                f"event ids already stored in {stream_id!r} with other content: "
+                + ", ".join(str(i) for i in changed)
+            )
     if not same:
         found = ", ".join(
             f"{r['event_id']} ({r['stream_id']} v{r['stream_version']})" for r in stored
@@ -532,14 +595,29 @@ class EventStore:
         )
         return _recorded(rows)
 
-    async def missions_in_follow_up(self, host_country: str) -> list[str]:
+    async def missions_in_follow_up(
+        self,
+        host_country: str,
+        *,
+        organisation: str | None = None,
+        before: date | None = None,
+    ) -> list[str]:
         """Missions to ``host_country`` whose recommendations went out and whose follow-up
-        has not ended (nor the mission been cancelled)."""
+        has not ended (nor the mission been cancelled); with ``organisation``, only that
+        organisation's; with ``before``, only those whose election day (as last postponed)
+        came before that day."""
         rows = await self.pool.fetch(
             """
             SELECT invited.stream_id FROM events AS invited
             WHERE invited.event_type = 'InvitationRegistered'
               AND invited.data->>'host_country' = $1
+              AND ($2::text IS NULL OR invited.data->>'organisation' = $2)
+              AND ($3::date IS NULL OR coalesce(
+                    (SELECT (moved.data->>'new_date')::date FROM events AS moved
+                     WHERE moved.stream_id = invited.stream_id
+                       AND moved.event_type = 'ElectionPostponed'
+                     ORDER BY moved.stream_version DESC LIMIT 1),
+                    (invited.data->'election'->>'date')::date) < $3)
               AND EXISTS (SELECT 1 FROM events AS sent WHERE sent.stream_id = invited.stream_id
                           AND sent.event_type = 'RecommendationsSent')
               AND NOT EXISTS (SELECT 1 FROM events AS ended
@@ -548,6 +626,8 @@ class EventStore:
             ORDER BY invited.global_position
             """,
             host_country,
+            organisation,
+            before,
         )
         return [r["stream_id"] for r in rows]
 

@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from domain.submissions import STATION_EVENT_ADAPTER, IncidentReported, StationVisitReported
+from domain.values import RECORDED
 from eventstore.models import RecordedEvent
 from eventstore.projections import Projection
 from eventstore.store import Connection
@@ -27,7 +28,7 @@ _REPORTS = {"StationVisitReported", "IncidentReported"}
 async def _apply(conn: Connection, event: RecordedEvent) -> None:
     match event.event_type:
         case "StationVisitReported" | "IncidentReported":
-            report = STATION_EVENT_ADAPTER.validate_python(event.data)
+            report = STATION_EVENT_ADAPTER.validate_python(event.data, context=RECORDED)
             assert isinstance(report, StationVisitReported | IncidentReported)
             if isinstance(report, StationVisitReported):
                 phases = sorted({c.phase.value for c in report.checklists})

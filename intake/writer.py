@@ -68,7 +68,7 @@ from domain.submissions import (
     phases,
     register_stations,
 )
-from domain.values import Stage
+from domain.values import RECORDED, Stage
 from eventstore.models import EventMetadata, NewEvent
 from eventstore.store import (
     Alongside,
@@ -76,6 +76,7 @@ from eventstore.store import (
     EventStore,
     Head,
     append_at_heads_on,
+    is_data_error,
     lock_heads_on,
     read_stream_data_on,
 )
@@ -517,7 +518,7 @@ class Intake:
                     return True
                 continue
             except Exception as error:
-                if not _is_data_error(error):  # nor the connection, then, to be used again
+                if not is_data_error(error):  # nor the connection, then, to be used again
                     log.error("intake batch failed", error=str(error), requests=len(batch))
                     _fail(batch, error)
                     return False
@@ -620,9 +621,9 @@ class Intake:
             await session.begin()
             await _write_on(session.conn, [replace(request, items=[item])], self._known, _Known())
         except Exception as error:
-            if not (_is_data_error(error) or isinstance(error, _CONFLICTS)):
+            if not (is_data_error(error) or isinstance(error, _CONFLICTS)):
                 raise
-            failed = _is_data_error(error)
+            failed = is_data_error(error)
         await session.end()
         return failed
 
@@ -783,10 +784,16 @@ def _problem(
 
 
 def _fail(batch: list[_Request], error: BaseException) -> None:
+    # The cause stays in the log (the callers log it); senders learn what to do.
+    reason = (
+        "the intake stopped"
+        if isinstance(error, asyncio.CancelledError)
+        else "the event store is unavailable"
+    )
     for request in batch:
         if not request.done.done():
             request.done.set_exception(
-                IntakeUnavailable(f"the submissions were not recorded: {error}")
+                IntakeUnavailable(f"the submissions were not recorded ({reason}); send them again")
             )
 
 
@@ -799,7 +806,7 @@ async def _stations_on(conn: Connection, mission_id: str) -> dict[str, PollingSt
         "SELECT station_id, locality, name FROM polling_stations WHERE mission_id = $1",
         mission_id,
     )
-    return {r["station_id"]: PollingStation(**dict(r)) for r in rows}
+    return {r["station_id"]: PollingStation.model_validate(dict(r), context=RECORDED) for r in rows}
 
 
 @contextlib.asynccontextmanager
@@ -864,24 +871,9 @@ _CONFLICTS = (
 """Failures caused by another writer at the same time: the same batch, written again,
 may pass."""
 
-_UNIQUE_VIOLATION = "23505"
-
 
 def _sqlstate(error: BaseException) -> str | None:
     return error.sqlstate if isinstance(error, asyncpg.PostgresError) else None
-
-
-def _is_data_error(error: BaseException) -> bool:
-    """Whether ``error`` is the written data's doing, which no retry changes: a data
-    exception (SQLSTATE class 22: a value out of range, a NUL character...; asyncpg
-    reports an argument it cannot encode the same way, before sending it) or an integrity
-    constraint violation (class 23), but a unique violation, which another writer's
-    commit causes and a retry resolves; or a value Python could not build or encode into
-    the statements. The connection stays sound after any of them."""
-    state = _sqlstate(error)
-    if state is not None:
-        return state.startswith("22") or (state.startswith("23") and state != _UNIQUE_VIOLATION)
-    return isinstance(error, ValueError | OverflowError | UnicodeError)
 
 
 def _refusal(submission_id: str, rule: str, message: str) -> SubmissionRefused:

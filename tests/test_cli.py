@@ -17,6 +17,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from test_intake import open_election_day
 
+from cli import seed
 from cli.commands import InputError, build_command
 from eventstore.store import EventStore
 from worker import build_worker
@@ -109,6 +110,49 @@ async def test_bad_option_is_one_line_and_writes_nothing(tmp_path: Path) -> None
     assert run.code == 2
     assert run.err.strip().count("\n") == 0
     assert "held_on" in run.err
+
+
+async def test_input_eom_cannot_store_or_send_is_refused_at_once(tmp_path: Path) -> None:
+    """What the store, the hash or the mail could not take is refused before anything is
+    contacted, exit 2 naming the field: a quota beyond 2**53 in a registration file, a NUL
+    in a summary, a line break in a member state's name, a version beyond the store's."""
+    invitation = seed.registration("m-1").model_dump(mode="json")
+    invitation["role_quotas"] = {"short_term_observer": 9007199254740993}
+    registration = tmp_path / "invitation.json"
+    registration.write_text(json.dumps(invitation), encoding="utf-8")
+    meeting = tmp_path / "meeting.json"
+    meeting.write_text(
+        '{"meeting_id": "cec", "stakeholder_type": "media", "stakeholder_name": "Khabar",'
+        ' "held_on": "2021-01-08", "summary": "Briefing\\u0000 on procedures"}',
+        encoding="utf-8",
+    )
+    env = base_env(tmp_path)
+    runs = {
+        "role_quotas.short_term_observer": await eom(
+            "mission", "register-invitation", "m-1", "--file", str(registration), env=env
+        ),
+        "summary": await eom("mission", "record-meeting", "m-1", "--file", str(meeting), env=env),
+        "name": await eom(
+            "member-state",
+            "add",
+            "--organisation",
+            "Turkic Council",
+            "--code",
+            "AZ",
+            "--name",
+            "Azerbaijan\r\nBcc: x@example.org",
+            "--email",
+            "focal@mfa.example.az",
+            "--escalation-email",
+            "secretariat@example.org",
+            env=env,
+        ),
+        "--version": await eom("mission", "show", "m-1", "--version", str(2**64), env=env),
+    }
+    for field, run in runs.items():
+        assert run.code == 2, (field, run.err)
+        assert field in run.err, (field, run.err)
+    assert not (tmp_path / "eom-data").exists(), "nothing was started"
 
 
 async def test_mission_commands_from_options_and_files(

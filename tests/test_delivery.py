@@ -515,7 +515,15 @@ async def test_directory_round_trip(pool: asyncpg.Pool, organisation: str) -> No
         ({"code": "AZE"}, "'AZE' is not an ISO 3166-1 alpha-2 code"),
         ({"code": "1A"}, "is not an ISO 3166-1 alpha-2 code"),
         ({"language": "english!"}, "not a language tag"),
-        ({"name": "  "}, "needs a name"),
+        ({"name": "  "}, "name '  ' must not be empty"),
+        ({"name": "Azerbaijan\r\nBcc: x@example.org"}, "must be a single line (a line break"),
+        ({"name": "Azerbaijan\u2028Bcc"}, "must be a single line"),
+        ({"name": "Azer\x00baijan"}, "must not contain the NUL character"),
+        ({"escalation_name": "Secretariat\nBcc: x@example.org"}, "must be a single line"),
+        (
+            {"webhook_url": "https://mfa.example.az/hook", "webhook_secret": SECRET + "\x00"},
+            "must be printable",
+        ),
     ],
 )
 async def test_directory_refuses_what_would_fail_later(

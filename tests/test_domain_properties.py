@@ -473,7 +473,11 @@ _days = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
 _EARLIEST, _LATEST = datetime(1990, 1, 1), datetime(2100, 12, 31)
 _zones = st.sampled_from([UTC, timezone(timedelta(hours=6)), timezone(-timedelta(hours=3))])
 _moments = st.datetimes(_EARLIEST, _LATEST) | st.datetimes(_EARLIEST, _LATEST, timezones=_zones)
-_answers = st.dictionaries(_identifiers, st.booleans() | st.integers() | _texts, max_size=4)
+_answers = st.dictionaries(
+    _identifiers,
+    st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _texts,
+    max_size=4,
+)
 
 
 @st.composite

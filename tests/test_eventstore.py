@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from eventstore.store import (
     ConcurrencyError,
     EventStore,
     IdempotencyConflict,
+    UnstorableEvent,
     append_on,
 )
 
@@ -84,6 +86,60 @@ async def test_retried_append_returns_the_stored_result(store: EventStore) -> No
     assert (again.first_version, again.last_version) == (1, 2)
     assert again.head_hash == first.head_hash
     assert await count(store.pool, sid) == 2
+
+
+async def test_stored_ids_with_other_content_are_a_conflict_not_a_replay(
+    store: EventStore,
+) -> None:
+    """The same event ids at the same versions, but with other data or metadata, are an
+    ``IdempotencyConflict``: a retry is recognised by its content, not by its ids alone."""
+    sid = stream()
+    events = new_events(2)
+    await store.append(stream_id=sid, expected_version=0, events=events)
+    changed_data = [events[0], events[1].model_copy(update={"data": {"label": "other"}})]
+    changed_actor = [
+        events[0].model_copy(update={"metadata": EventMetadata(actor="someone else")}),
+        events[1],
+    ]
+    for attempt in (changed_data, changed_actor):
+        with pytest.raises(IdempotencyConflict, match="other content"):
+            await store.append(stream_id=sid, expected_version=0, events=attempt)
+    assert await count(store.pool, sid) == 2
+    assert (await store.verify_stream(sid)).ok
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"summary": "Briefing\u0000 on procedures"}, "data.summary: contains the NUL"),
+        (
+            {"role_quotas": {"short_term_observer": 9007199254740993}},
+            "data.role_quotas.short_term_observer: the integer 9007199254740993",
+        ),
+        ({"notes": ["ok", "\ud800"]}, "data.notes[1]: contains a lone surrogate"),
+        ({"grace": float("nan")}, "data.grace: nan is not a finite number"),
+    ],
+)
+async def test_data_the_store_cannot_hold_is_refused_at_once_naming_where(
+    store: EventStore, data: dict[str, object], problem: str
+) -> None:
+    """An event whose data PostgreSQL, UTF-8 or RFC 8785 cannot take is refused before
+    anything is sent (``UnstorableEvent``, an ``IntegrityError``: no retry helps), naming
+    the event and the place in its data; nothing is written."""
+    sid = stream()
+    event = new_events(1)[0].model_copy(update={"data": data})
+    with pytest.raises(UnstorableEvent, match=re.escape(problem)):
+        await store.append(stream_id=sid, expected_version=0, events=[event])
+    assert await count(store.pool, sid) == 0
+    assert await store.stream_version(sid) == 0
+
+
+async def test_a_literal_backslash_u0000_is_text_not_a_nul(store: EventStore) -> None:
+    """The six characters ``\\u0000`` in a text are stored as they are."""
+    sid = stream()
+    event = new_events(1)[0].model_copy(update={"data": {"text": "C:\\u0000 path"}})
+    await store.append(stream_id=sid, expected_version=0, events=[event])
+    assert (await store.read_stream(sid))[0].data == {"text": "C:\\u0000 path"}
 
 
 async def test_concurrent_identical_appends_write_once(store: EventStore) -> None:

@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.commands import RecordDelivery
-from domain.values import DeadlineKind, DeliveryPurpose
+from domain.values import DeadlineKind, DeliveryPurpose, clean_text
 from workflows.messages import CommandRequest, LadderStart, LadderStatus, NewDeadline
 
 with workflow.unsafe.imports_passed_through():
@@ -201,7 +201,7 @@ class ReminderLadderWorkflow:
             delivered=delivered,
             channel=channel,
             address=address,
-            error=error[:500] if error else None,
+            error=clean_text(error, multiline=True, max_length=2000) if error else None,
         )
         parent = workflow.get_external_workflow_handle(start.mission_workflow_id)
         try:

@@ -40,13 +40,20 @@ def text_sha256(text: str) -> str:
 
 
 def decide(
-    state: Mission, command: Command, *, now: datetime, intake_drained: bool = True
+    state: Mission,
+    command: Command,
+    *,
+    now: datetime,
+    intake_drained: bool = True,
+    repeats_refused: bool = True,
 ) -> list[Event]:
     """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule.
 
     Closing election day depends on what the intake holds: with ``intake_drained`` false
     (before the intake has been drained and counted) only its other rules are checked, and
-    no events are returned."""
+    no events are returned. ``repeats_refused`` false leaves out the rules that refuse an
+    act done already (``already_approved``, ``already_appointed``), for histories recorded
+    before them."""
     if isinstance(command, c.RegisterInvitation):
         return _register(state, command, now)
     handler = _HANDLERS[type(command)]
@@ -54,7 +61,34 @@ def decide(
     _require_stage(state, stages, name)
     if isinstance(command, c.CloseElectionDay) and not intake_drained:
         return []
-    return handler(state, command, now)
+    events = handler(state, command, now)
+    if repeats_refused:
+        _refuse_repeat(state, command)
+    return events
+
+
+def _refuse_repeat(state: Mission, command: Command) -> None:
+    """An act that, done again, would record it twice: refused by its own rule."""
+    match command:
+        case c.AppointHeadOfMission():
+            head = state.head_of_mission
+            if head is not None and (head.name.casefold(), head.title) == (
+                command.name.casefold(),
+                command.title,
+            ):
+                raise e.AlreadyAppointed(
+                    f"{head.name} is already the head of mission ({head.title})"
+                )
+        case c.ApproveStatement():
+            approval = state.approval
+            if approval is not None and (approval.draft_id, approval.text_sha256) == (
+                command.draft_id,
+                command.text_sha256,
+            ):
+                raise e.AlreadyApproved(
+                    f"{approval.approved_by} approved draft {command.draft_id!r} on "
+                    f"{approval.approved_at:%Y-%m-%d %H:%M} UTC; a draft is approved once"
+                )
 
 
 def _require_stage(state: Mission, allowed: set[Stage], name: str) -> None:

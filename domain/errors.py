@@ -79,6 +79,9 @@ VisitNotOnElectionDay = _rule(
 )
 VisitTimesInverted = _rule("visit_times_inverted", "A visit cannot end before it starts.")
 TeamNotActive = _rule("team_not_active", "A team with no accepted observer left cannot report.")
+AlreadyAppointed = _rule(
+    "already_appointed", "The head of mission named is already appointed, with that title."
+)
 NoHeadOfMission = _rule("no_head_of_mission", "The mission deploys only with a head of mission.")
 NoAcceptedObservers = _rule(
     "no_accepted_observers", "The mission deploys only with at least one accepted observer."
@@ -101,6 +104,7 @@ DraftTextMismatch = _rule(
 ApproverNotHeadOfMission = _rule(
     "approver_not_head_of_mission", "Only the head of mission approves the statement."
 )
+AlreadyApproved = _rule("already_approved", "The head of mission approves one draft once.")
 UnapprovedDraft = _rule(
     "unapproved_draft", "Only the exact draft the head of mission approved is published."
 )
@@ -154,3 +158,6 @@ CorrectionMismatch = _rule(
 StationsInvalid = _rule(
     "stations_invalid", "A polling-station list with repeated ids or a station moved elsewhere."
 )
+
+RULES: frozenset[str] = frozenset(cls.rule for cls in DomainError.__subclasses__())
+"""Every rule's name: the codes of the domain's refusals."""

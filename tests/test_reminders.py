@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest_asyncio
@@ -20,7 +20,7 @@ from activities.directory import MemberStateContact, MemberStateDirectory
 from cli import seed
 from cli.smtp_sink import SmtpSink
 from domain import commands as c
-from domain.values import DeadlineKind, ReminderLadder
+from domain.values import DateWindow, DeadlineKind, ReminderLadder
 from eventstore.store import EventStore
 from worker import build_worker
 from workflows.client import Missions
@@ -295,11 +295,34 @@ async def test_follow_up_continues_as_new_with_its_state_and_reopens(
         status = await missions.follow_up(mission_id)
         assert status is not None and status.cycles_done >= 4
 
+        # Only a later election in the same host, registered by the same organisation,
+        # reopens the review: not another organisation's mission there, nor the same
+        # election registered again.
+        base = seed.registration("x").model_copy(update={"organisation": setting.organisation})
+        later = base.election.model_copy(update={"date": date(2023, 3, 19)})
+        later_window = DateWindow(start=date(2023, 3, 15), end=date(2023, 3, 20))
+        others = {
+            f"kz-odihr-{uuid.uuid4().hex[:8]}": {
+                "organisation": "OSCE/ODIHR",
+                "election": later,
+                "mission_window": later_window,
+            },
+            f"kz-again-{uuid.uuid4().hex[:8]}": {},
+        }
         newer = f"kz-next-{uuid.uuid4().hex[:8]}"
-        registration = seed.registration(newer).model_copy(
-            update={"organisation": setting.organisation}
+        for other, changes in others.items():
+            await missions.execute(
+                other,
+                base.model_copy(update={"mission_id": other, **changes}),
+                actor=ACTOR,
+            )
+        await missions.execute(
+            newer,
+            base.model_copy(
+                update={"mission_id": newer, "election": later, "mission_window": later_window}
+            ),
+            actor=ACTOR,
         )
-        await missions.execute(newer, registration, actor=ACTOR)
 
         async def reopened() -> bool:
             return newer in (await missions.state(mission_id)).reopened_for
@@ -307,6 +330,7 @@ async def test_follow_up_continues_as_new_with_its_state_and_reopens(
         # Every earlier KZ mission of the session still in follow-up is reopened too, each
         # through its follow-up workflow and back: on a loaded machine that takes a while.
         await eventually(reopened, within=90, what="review reopened")
+        assert (await missions.state(mission_id)).reopened_for == [newer]
         await missions.execute(mission_id, c.EndFollowUp(reason="test over"), actor=ACTOR)
         await client.get_workflow_handle(workflow_id(mission_id)).result()
     state = await missions.state(mission_id)

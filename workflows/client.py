@@ -7,24 +7,33 @@ updates; reads come from the event store, the system of record, folded with ``ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import random
+import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import DomainError, Event, Mission, decide, fold, load_event
-from domain.commands import Command, RegisterInvitation
-from domain.values import DeadlineKind, RecipientKind
+from domain.commands import CloseElectionDay, Command, RegisterInvitation
+from domain.decide import intake_progressed
+from domain.values import DeadlineKind, RecipientKind, Stage
 from eventstore.models import RecordedEvent
 from eventstore.store import EventStore
+from intake.progress import progress
 from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
 from workflows.messages import (
     CommandRequest,
@@ -36,6 +45,44 @@ from workflows.messages import (
 )
 from workflows.mission import MissionWorkflow, workflow_id
 from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
+
+UPDATES_IN_FLIGHT = 8
+"""Updates this process sends to one mission at once: Temporal admits 10 per workflow."""
+
+_BUSY = (
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+)
+"""What the server answers while a workflow is too busy, or between two runs, to take an
+update now: sent again."""
+
+_TRY_AGAIN = {"mission_busy", "AcceptedUpdateCompletedWorkflow"}
+"""Update failures after which the same update is sent again: it was not applied (the
+second is Temporal's, for an update its run ended without completing)."""
+
+
+@dataclass
+class _Gate:
+    places: asyncio.Semaphore
+    users: int = 0
+
+
+def _busy(seconds: float, *, taken: bool | None = False) -> CommandRefused:
+    """``mission_busy``; ``taken`` None when the mission may still take the command (it
+    was sent and not answered in time)."""
+    waited = f" for {seconds:g} s" if seconds else ""
+    outcome = (
+        "nothing was recorded: send it again"
+        if taken is False
+        else "it may still be recorded: send it again with the same Idempotency-Key to "
+        "learn its result"
+    )
+    return CommandRefused(
+        "mission_busy",
+        f"the mission is taking other commands and could not take this one{waited}; {outcome}",
+    )
 
 
 class CommandRefused(Exception):
@@ -68,12 +115,16 @@ class Missions:
         task_queue: str,
         max_history_events: int | None = None,
         timing: MissionTiming | None = None,
+        busy_seconds: float = 30.0,
     ) -> None:
         self._client = client
         self.store = store
         self.task_queue = task_queue
         self.max_history_events = max_history_events
         self.timing = timing
+        self.busy_seconds = busy_seconds
+        """How long a command waits for a busy mission before ``mission_busy``."""
+        self._gates: dict[str, _Gate] = {}
 
     @property
     def client(self) -> Client:
@@ -90,7 +141,15 @@ class Missions:
         command_id: str | None = None,
         correlation_id: str | None = None,
     ) -> CommandResult:
-        """Send ``command``; return its result or raise ``CommandRefused``."""
+        """Send ``command``; return its result or raise ``CommandRefused``.
+
+        A burst of commands to one mission waits its turn instead of failing: Temporal
+        admits at most 10 updates in flight per workflow (RESOURCE_EXHAUSTED beyond), so
+        this process sends at most ``UPDATES_IN_FLIGHT`` to a mission at once and retries,
+        with the same update id, what the server turns away for the moment (too many
+        updates, a run continuing as new, an RPC that timed out). Only when the mission
+        stays busy for ``busy_seconds`` is the command refused with ``mission_busy``
+        (nothing recorded; the caller may send it again)."""
         request = CommandRequest(
             command=command,
             command_id=command_id or str(uuid.uuid4()),
@@ -104,23 +163,71 @@ class Missions:
                     f"the invitation registers {command.mission_id!r}, not {mission_id!r}",
                 )
             return await self._register(request, command)
-        for attempt in range(50):
+        deadline = time.monotonic() + self.busy_seconds
+        async with self._turn(mission_id, deadline):
+            return await self._update(mission_id, request, deadline)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, mission_id: str, deadline: float) -> AsyncIterator[None]:
+        """One of this process's ``UPDATES_IN_FLIGHT`` places for the mission, waited for
+        until ``deadline`` (then ``mission_busy``)."""
+        gate = self._gates.get(mission_id)
+        if gate is None:
+            gate = self._gates[mission_id] = _Gate(asyncio.Semaphore(UPDATES_IN_FLIGHT))
+        gate.users += 1
+        try:
             try:
-                handle = self.client.get_workflow_handle(workflow_id(mission_id))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await gate.places.acquire()
+            except TimeoutError:
+                raise _busy(self.busy_seconds) from None
+            try:
+                yield
+            finally:
+                gate.places.release()
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[mission_id]
+
+    async def _update(
+        self, mission_id: str, request: CommandRequest, deadline: float
+    ) -> CommandResult:
+        handle = self.client.get_workflow_handle(workflow_id(mission_id))
+        unanswered = False
+        for attempt in itertools.count():
+            try:
                 return await handle.execute_update(
                     MissionWorkflow.execute, request, id=request.command_id
                 )
             except WorkflowUpdateFailedError as error:
                 refused = _refusal(error)
-                if refused.rule != "mission_busy":
+                if refused.rule not in _TRY_AGAIN:
                     raise refused from None
-                await asyncio.sleep(min(0.05 * (attempt + 1), 1.0))
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                unanswered = True  # the same update id again: the workflow runs it once
             except RPCError as error:
-                if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                    # Between two runs (continue-as-new), or not running at all.
+                    if not await self._running(mission_id):
+                        await self._explain_not_running(mission_id, request.command)
+                        raise CommandRefused("mission_not_running", str(error)) from None
+                elif error.status not in _BUSY:
                     raise
-                await self._explain_not_running(mission_id, command)
-                raise CommandRefused("mission_not_running", str(error)) from None
-        raise CommandRefused("mission_busy", "the mission stayed busy; try again")
+            if time.monotonic() >= deadline:
+                raise _busy(self.busy_seconds, taken=None if unanswered else False)
+            # Jittered, growing pauses: the callers waiting on one mission spread out.
+            await asyncio.sleep(min(0.02 * 2 ** min(attempt, 6), 1.0) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    async def _running(self, mission_id: str) -> bool:
+        try:
+            described = await self.client.get_workflow_handle(workflow_id(mission_id)).describe()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status is WorkflowExecutionStatus.RUNNING
 
     async def _register(
         self, request: CommandRequest, command: RegisterInvitation
@@ -137,13 +244,18 @@ class Missions:
             start = start.model_copy(update={"max_history_events": self.max_history_events})
         if self.timing is not None:
             start = start.model_copy(update={"timing": self.timing})
+        # The event store says whether the mission exists (checked above, and by the
+        # workflow's own rules): a run that ended without a registration leaves the id
+        # free (ALLOW_DUPLICATE), and a run still waiting for one (an earlier attempt the
+        # store refused) takes this one (USE_EXISTING), whose rules refuse a mission
+        # registered meanwhile.
         operation = WithStartWorkflowOperation(
             MissionWorkflow.run,
             start,
             id=workflow_id(command.mission_id),
             task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
         try:
             return await self.client.execute_update_with_start_workflow(
@@ -159,6 +271,10 @@ class Missions:
                 "mission_already_registered",
                 f"mission {command.mission_id} is already registered",
             ) from None
+        except RPCError as error:
+            if error.status in _BUSY:
+                raise _busy(0) from None
+            raise
 
     async def _explain_not_running(self, mission_id: str, command: Command) -> None:
         """No workflow runs for the mission: say why in the domain's words."""
@@ -170,10 +286,15 @@ class Missions:
 
     async def check(self, mission_id: str, command: Command) -> list[Event]:
         """What ``command`` would record now, without recording it (a dry run against the
-        stored history); ``CommandRefused`` if the rules refuse it."""
+        stored history, deciding as the workflow would: closing election day counts what
+        the intake holds first); ``CommandRefused`` if the rules refuse it."""
         state = await self.state(mission_id)
         try:
-            return decide(state, command, now=datetime.now(UTC))
+            counted: list[Event] = []
+            if isinstance(command, CloseElectionDay) and state.stage is Stage.election_day:
+                counted = intake_progressed(state, await progress(self.store, mission_id))
+                state = fold(counted, state)
+            return counted + decide(state, command, now=datetime.now(UTC))
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 

@@ -6,7 +6,7 @@ breaking running missions.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +49,9 @@ class MissionStart(_Message):
     registration_timeout_seconds: float = Field(default=300.0, gt=0)
     """A started mission that receives no valid registration in this time ends."""
     timing: MissionTiming = MissionTiming()
+    recent_results: list[CommandResult] = Field(default_factory=list)
+    """The last commands' results, carried over continue-as-new: a command sent again
+    with the same id (an update retried after the run changed) gets its first result."""
 
 
 class CommandRequest(_Message):
@@ -56,7 +59,7 @@ class CommandRequest(_Message):
 
     command: Command
     command_id: str = Field(min_length=1, max_length=200)
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=600)
     correlation_id: str | None = None
     causation_id: str | None = None
 
@@ -152,6 +155,10 @@ class LadderQuery(_Message):
 class FollowUpsQuery(_Message):
     host_country: str
     exclude_mission_id: str
+    organisation: str | None = None
+    """Only this organisation's missions (unset in histories recorded before the rule)."""
+    election_day: date | None = None
+    """Only missions whose election came before this day (likewise)."""
 
 
 class IntakeQuery(_Message):

@@ -21,7 +21,7 @@ from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 from domain import DomainError, Event, Mission, decide, evolve, fold, load_event
 from domain import events as ev
-from domain.commands import CloseElectionDay, PublishStatement
+from domain.commands import CloseElectionDay, Command, PublishStatement
 from domain.decide import check_ins_missed, intake_progressed
 from domain.values import DeadlineKind, IntakeProgress, RecipientKind, ReminderLadder, Stage
 from eventstore.models import AppendResult, EventMetadata, NewEvent, RecordedEvent
@@ -52,17 +52,33 @@ with workflow.unsafe.imports_passed_through():
 
 AUTOMATION_PATCH = "reminders-and-follow-up"
 INTAKE_PATCH = "election-day-intake"
+REPEATS_PATCH = "repeated-acts-refused"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
 
+DATA_ERRORS = ("UnstorableEvent", "StoreDataError")
+"""The append activity's errors that say the events' data cannot be stored."""
+
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=5),
-    non_retryable_error_types=["ConcurrencyError", "IdempotencyConflict", "IntegrityError"],
+    non_retryable_error_types=[
+        "ConcurrencyError",
+        "IdempotencyConflict",
+        "IntegrityError",
+        *DATA_ERRORS,
+    ],
 )
 STORE_ATTEMPT_TIMEOUT = timedelta(seconds=15)
 STORE_TOTAL_TIMEOUT = timedelta(minutes=2)
+
+
+MAX_UPDATES_PER_RUN = 1_000
+"""Updates one run takes before it continues as new (Temporal admits 2,000 to a run)."""
+RECENT_RESULTS = 200
+"""Commands' results kept (and carried over continue-as-new) to answer a command sent
+again with the same id."""
 
 
 def workflow_id(mission_id: str) -> str:
@@ -87,7 +103,12 @@ class MissionWorkflow:
         self._lock = asyncio.Lock()
         self._automation_on: bool | None = None
         self._intake_on: bool | None = None
+        self._repeats_on: bool | None = None
         self._check_ins_done = False
+        self._results = {r.command_id: r for r in start.recent_results}
+        # Temporal admits at most 2,000 updates to one run; this run continues as new
+        # well before.
+        self._updates_taken = 0
 
     @property
     def _automation(self) -> bool:
@@ -105,10 +126,28 @@ class MissionWorkflow:
             self._intake_on = workflow.patched(INTAKE_PATCH)
         return self._intake_on
 
+    @property
+    def _repeats_refused(self) -> bool:
+        """The rules refusing an act done already (a second approval of one draft) came
+        after the first missions ran: their histories replay without them."""
+        if self._repeats_on is None:
+            self._repeats_on = workflow.patched(REPEATS_PATCH)
+        return self._repeats_on
+
+    def _decide(self, state: Mission, command: Command, **flags: bool) -> list[Event]:
+        return decide(
+            state,
+            command,
+            now=workflow.now(),
+            repeats_refused=self._repeats_on is not False,
+            **flags,
+        )
+
     @workflow.run
     async def run(self, start: MissionStart) -> MissionOutcome:
         _ = self._automation  # decided once, at the start, for the predicates below
         _ = self._intake
+        _ = self._repeats_refused
         if not self._ready:
             await self._catch_up()
             self._ready = True
@@ -126,7 +165,13 @@ class MissionWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.stage is not None and not self._finished:
             workflow.continue_as_new(
-                start.model_copy(update={"state": self._state, "head_hash": self._head_hash})
+                start.model_copy(
+                    update={
+                        "state": self._state,
+                        "head_hash": self._head_hash,
+                        "recent_results": list(self._results.values()),
+                    }
+                )
             )
         return MissionOutcome(
             mission_id=start.mission_id, stage=self._state.stage, version=self._state.version
@@ -162,34 +207,44 @@ class MissionWorkflow:
         async with self._lock:
             if self._state.stage is not Stage.election_day:
                 return
-            # By name, typed with the sandbox's own models: the activity module is passed
-            # through, and its classes are not the ones the domain's events expect.
-            counted = await workflow.execute_activity(
-                "intake_progress",
-                IntakeQuery(mission_id=self._start.mission_id),
-                result_type=IntakeProgress,
+            try:
+                await self._count_intake()
+            except (ActivityError, ApplicationError) as error:
+                # Counted again at the next poll: a mission must not fail because the
+                # store was away for a while on election day.
+                workflow.logger.error("intake not counted", extra={"error": str(error)})
+
+    async def _count_intake(self) -> None:
+        # By name, typed with the sandbox's own models: the activity module is passed
+        # through, and its classes are not the ones the domain's events expect.
+        counted = await workflow.execute_activity(
+            "intake_progress",
+            IntakeQuery(mission_id=self._start.mission_id),
+            result_type=IntakeProgress,
+            retry_policy=STORE_RETRY,
+            start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+        )
+        events = intake_progressed(self._state, counted)
+        due = self._state.check_in_due_at
+        checking_in = due is not None and not self._check_ins_done and workflow.now() >= due
+        if checking_in and due is not None:
+            state = self._state
+            teams = [t for t in state.teams if state.active_members(t)]
+            missing: list[str] = await workflow.execute_activity_method(
+                IntakeActivities.missing_check_ins,
+                CheckInQuery(mission_id=self._start.mission_id, teams=teams),
                 retry_policy=STORE_RETRY,
                 start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
                 schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
             )
-            events = intake_progressed(self._state, counted)
-            due = self._state.check_in_due_at
-            if due is not None and not self._check_ins_done and workflow.now() >= due:
-                state = self._state
-                teams = [t for t in state.teams if state.active_members(t)]
-                missing: list[str] = await workflow.execute_activity_method(
-                    IntakeActivities.missing_check_ins,
-                    CheckInQuery(mission_id=self._start.mission_id, teams=teams),
-                    retry_policy=STORE_RETRY,
-                    start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
-                    schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
-                )
-                events += check_ins_missed(state, missing, due_at=due)
-                self._check_ins_done = True
-            if events:
-                await self._record_events(
-                    events, EventMetadata(actor="eom", command_type="follow_intake")
-                )
+            events += check_ins_missed(state, missing, due_at=due)
+        if events:
+            await self._record_events(
+                events, EventMetadata(actor="eom", command_type="follow_intake")
+            )
+        if checking_in:
+            self._check_ins_done = True
 
     @property
     def _finished(self) -> bool:
@@ -206,6 +261,7 @@ class MissionWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() >= self._start.max_history_events
+            or self._updates_taken >= MAX_UPDATES_PER_RUN
         )
 
     @workflow.query
@@ -214,8 +270,12 @@ class MissionWorkflow:
 
     @workflow.update
     async def execute(self, request: CommandRequest) -> CommandResult:
+        self._updates_taken += 1
         await workflow.wait_condition(lambda: self._ready)
         async with self._lock:
+            earlier = self._results.get(request.command_id)
+            if earlier is not None:
+                return earlier  # this command again, after the run that took it ended
             command = request.command
             if isinstance(command, PublishStatement):
                 # The statement names the exact history it was drawn from.
@@ -225,7 +285,7 @@ class MissionWorkflow:
                 if isinstance(command, CloseElectionDay) and self._intake:
                     events = await self._drain_intake(command)
                 else:
-                    events = decide(self._state, command, now=workflow.now())
+                    events = self._decide(self._state, command)
             except DomainError as error:
                 # The state moved since validation (an earlier command in the queue).
                 raise refusal(error) from None
@@ -244,22 +304,19 @@ class MissionWorkflow:
         )
         events = intake_progressed(self._state, drained.progress)
         counted = fold(events, self._state)
-        return events + decide(counted, command, now=workflow.now())
+        return events + self._decide(counted, command)
 
     @execute.validator
     def validate(self, request: CommandRequest) -> None:
+        if request.command_id in self._results:
+            return  # answered with its first result
         # History length is deliberately not a reason to reject: a rejected update leaves
         # no workflow task in the history, so run() would never see the length and never
         # continue as new. Accepted updates finish first; then the run continues as new.
         # Whether election day may close depends on the intake, counted in the handler
         # (validators are read-only: the intake patch is not known here before run()).
         try:
-            decide(
-                self._state,
-                request.command,
-                now=workflow.now(),
-                intake_drained=self._intake_on is False,
-            )
+            self._decide(self._state, request.command, intake_drained=self._intake_on is False)
         except DomainError as error:
             raise refusal(error) from None
 
@@ -271,7 +328,7 @@ class MissionWorkflow:
         await workflow.wait_condition(lambda: self._ready)
         async with self._lock:
             try:
-                events = decide(self._state, request.command, now=workflow.now())
+                events = self._decide(self._state, request.command)
             except DomainError as error:
                 workflow.logger.warning(
                     "system fact refused", extra={"rule": error.rule, "detail": error.message}
@@ -295,7 +352,7 @@ class MissionWorkflow:
             "command recorded",
             extra={"command": request.command.type, "version": self._state.version},
         )
-        return CommandResult(
+        answer = CommandResult(
             mission_id=self._start.mission_id,
             command_id=request.command_id,
             stage=self._state.stage or Stage.invited,
@@ -304,6 +361,10 @@ class MissionWorkflow:
             event_types=[e.type for e in events],
             global_positions=result.global_positions,
         )
+        self._results[request.command_id] = answer
+        while len(self._results) > RECENT_RESULTS:
+            del self._results[next(iter(self._results))]
+        return answer
 
     async def _record_events(
         self, events: list[Event], metadata: EventMetadata
@@ -332,6 +393,17 @@ class MissionWorkflow:
                 schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
             )
         except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type in DATA_ERRORS:
+                # The store refused the data itself, in a transaction that wrote nothing:
+                # a bad input, answered at once (the caller's retry would fail alike).
+                raise ApplicationError(
+                    f"{cause.message}; nothing was recorded"
+                    if "nothing was recorded" not in cause.message
+                    else cause.message,
+                    type="invalid_input",
+                    non_retryable=True,
+                ) from None
             # The append may or may not have committed: re-read the stream so that the
             # state matches the store whatever happened, and say which it was.
             before = self._state.version
@@ -434,7 +506,7 @@ class MissionWorkflow:
                 case ev.MissionCancelled() | ev.FollowUpEnded():
                     await self._stop_automation()
                 case ev.InvitationRegistered():
-                    await self._reopen_earlier_reviews(event.host_country)
+                    await self._reopen_earlier_reviews(event)
 
     async def _ladder(self, kind: DeadlineKind) -> ReminderLadder:
         """The organisation's ladder for this kind of deadline, or the default one."""
@@ -525,11 +597,19 @@ class MissionWorkflow:
         )
         await _signal_quietly(follow_up, "stop", None)
 
-    async def _reopen_earlier_reviews(self, host_country: str) -> None:
-        """A new election in the same host country reopens earlier missions' reviews."""
+    async def _reopen_earlier_reviews(self, registered: ev.InvitationRegistered) -> None:
+        """A later election in the same host, observed by the same organisation, reopens
+        the reviews of that organisation's earlier missions there (another organisation's
+        mission never writes into them; the same election registered again is not new)."""
+        host_country = registered.host_country
         earlier: list[str] = await workflow.execute_activity(
             "missions_hosted_by",
-            FollowUpsQuery(host_country=host_country, exclude_mission_id=self._start.mission_id),
+            FollowUpsQuery(
+                host_country=host_country,
+                exclude_mission_id=self._start.mission_id,
+                organisation=registered.organisation,
+                election_day=registered.election.date,
+            ),
             result_type=list[str],
             retry_policy=STORE_RETRY,
             start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,

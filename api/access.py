@@ -3,16 +3,31 @@
 Every ``/v1`` route names its policy here (``ROUTE_ROLES``); a route without one is
 refused to everybody, and the tests' role x endpoint matrix is built from the app's
 routes, so a new endpoint cannot slip through unguarded.
+
+Scope comes from the token, for every field that names a scoped thing. A request's body
+is walked whole (``scoped_fields``): each field that names a mission, a team, a member
+state or an organisation is checked against what the token is scoped to, so that a
+command or report added later is guarded by the same rule without a line here.
+
+A mission outside a token's scope is answered exactly as a mission that does not exist
+(404 ``unknown_mission``): a refusal must not tell a caller what another organisation's
+missions are.
 """
 
 from __future__ import annotations
 
-from api.errors import ApiError
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from api.errors import ApiError, Code
 from api.tokens import Principal, Role
 from domain import commands as c
-from domain.commands import COMMAND_TYPES, Command
+from domain.commands import COMMAND_TYPES
 from domain.state import Mission
-from domain.values import RecipientKind
+from domain.values import Recipient, RecipientKind
 
 R = Role
 ALL = frozenset(Role)
@@ -40,7 +55,13 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
 
 
 def forbidden(message: str) -> ApiError:
-    return ApiError(403, "forbidden", message)
+    return ApiError(Code.forbidden, message)
+
+
+def unknown_mission(mission_id: str) -> ApiError:
+    """The answer for a mission that does not exist, and for one outside the caller's
+    scope: the same, so that neither tells the other apart."""
+    return ApiError(Code.unknown_mission, f"no mission {mission_id!r}")
 
 
 def require_role(route: str, principal: Principal) -> None:
@@ -65,39 +86,97 @@ def in_scope(principal: Principal, mission: Mission) -> bool:
     return False
 
 
-def require_scope(principal: Principal, mission: Mission) -> None:
-    if not in_scope(principal, mission):
-        raise forbidden(
-            f"mission {mission.mission_id} is outside this {principal.role.value} token's scope"
+def require_scope(principal: Principal, mission: Mission, mission_id: str) -> None:
+    """404 ``unknown_mission`` for a mission that is not registered or not the caller's."""
+    if mission.stage is None or not in_scope(principal, mission):
+        raise unknown_mission(mission_id)
+
+
+@dataclass(frozen=True)
+class ScopedField:
+    """A field of a request that names a scoped thing: where it is, what it names."""
+
+    path: str
+    """Where in the body, as the API's validation errors name fields (``body.team_id``,
+    ``body.reports.3.team_id``)."""
+    kind: str
+    """``mission``, ``team``, ``member_state``, ``organisation`` (the one a mission is
+    of), or ``recipient organisation`` (one that recommendations are sent to)."""
+    value: str
+
+
+_FIELD_KINDS = {
+    "mission_id": "mission",
+    "team_id": "team",
+    "member_state": "member_state",
+    "organisation": "organisation",
+}
+"""Fields that name a scoped thing, wherever they stand in a body."""
+
+
+def scoped_fields(value: Any, path: str = "body") -> Iterator[ScopedField]:
+    """Every field of ``value`` (a command, a report, a list of them...) that names a
+    mission, a team, a member state or an organisation; a recipient that is a state names
+    a member state, one that is an organisation a recipient organisation."""
+    if isinstance(value, Recipient):
+        organisation = value.kind is RecipientKind.international_organisation
+        yield ScopedField(
+            f"{path}.name", "recipient organisation" if organisation else "member_state", value.name
         )
+        return
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            item = getattr(value, name)
+            named = _FIELD_KINDS.get(name)
+            if named is not None and isinstance(item, str):
+                yield ScopedField(f"{path}.{name}", named, item)
+            else:
+                yield from scoped_fields(item, f"{path}.{name}")
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for index, item in enumerate(value):
+            yield from scoped_fields(item, f"{path}.{index}")
 
 
-def check_command(principal: Principal, command: Command) -> None:
-    """Scope rules that depend on what the command says."""
-    match principal.role, command:
-        case Role.coordinator, c.RegisterInvitation() if principal.organisation:
-            if command.organisation != principal.organisation:
-                raise forbidden(f"this token registers missions of {principal.organisation} only")
-        case Role.member_state, c.NominateObserver() | c.DeclineNomination() | c.SubmitEvidence():
-            if command.member_state != principal.member_state:
-                raise forbidden(
-                    f"{principal.member_state} answers for itself, not for {command.member_state}"
-                )
-        case Role.member_state, c.AcknowledgeRecommendations():
-            recipient = command.recipient
-            if (
-                recipient.kind is RecipientKind.international_organisation
-                or recipient.name != principal.member_state
-            ):
-                raise forbidden(
-                    f"{principal.member_state} acknowledges for itself, not for {recipient.name}"
-                )
-        case Role.observer, c.RecordStationVisit():
-            if command.team_id != principal.team_id:
-                raise forbidden(
-                    f"this observer token reports for team {principal.team_id}, "
-                    f"not {command.team_id}"
-                )
-        case Role.head_of_mission, c.ApproveStatement():
-            if command.approved_by.strip().casefold() != principal.name.casefold():
-                raise forbidden(f"{principal.name} approves in their own name only")
+def _allowed(principal: Principal, field: ScopedField) -> bool:
+    """Whether the token's scope reaches what ``field`` names. A token scoped to a team
+    writes for that team only; to a member state, for that state only; to a mission, in
+    that mission only; to an organisation, for that organisation only."""
+    match field.kind:
+        case "team":
+            return principal.team_id is None or field.value == principal.team_id
+        case "member_state":
+            return principal.member_state is None or field.value == principal.member_state
+        case "mission":
+            return principal.mission_id is None or field.value == principal.mission_id
+        case "organisation":
+            return principal.organisation is None or field.value == principal.organisation
+        case "recipient organisation":
+            # A state answers for itself, never for an organisation it was sent to.
+            return principal.role is not Role.member_state
+    return False
+
+
+def check_body(principal: Principal, body: Any, *, path: str = "body") -> None:
+    """403 naming the first field of ``body`` that names something outside the token's
+    scope (``scoped_fields``), and the rules that depend on what a command says."""
+    for field in scoped_fields(body, path):
+        if not _allowed(principal, field):
+            scope: str | None = {
+                "team": principal.team_id,
+                "member_state": principal.member_state,
+                "mission": principal.mission_id,
+                "organisation": principal.organisation,
+                "recipient organisation": principal.member_state,
+            }[field.kind]
+            raise ApiError(
+                Code.forbidden,
+                f"{field.path} names {field.kind.replace('_', ' ')} {field.value!r}; this "
+                f"{principal.role.value} token acts for "
+                + (f"{scope!r} only" if scope else "itself only"),
+            )
+    if (
+        principal.role is Role.head_of_mission
+        and isinstance(body, c.ApproveStatement)
+        and body.approved_by.strip().casefold() != principal.name.casefold()
+    ):
+        raise forbidden(f"{principal.name} approves in their own name only")

@@ -23,27 +23,59 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from pydantic import BaseModel, Field
 
 from api import errors
-from api.access import check_command, in_scope, require_role, require_scope
+from api.access import check_body, forbidden, in_scope, require_role, require_scope
 from api.body_limit import BodyLimit
-from api.errors import ApiError, ErrorBody, ErrorResponse
+from api.errors import STATUS, ApiError, Code, ErrorBody, ErrorResponse
 from api.feed import EventFeed
-from api.idempotency import IdempotencyStore, Stored, command_id, request_hash
+from api.idempotency import (
+    IdempotencyStore,
+    KeyInUse,
+    KeyReused,
+    Stored,
+    command_id,
+    request_hash,
+)
+from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
 from domain import DomainError
-from domain.commands import COMMAND_TYPES, Command, RegisterInvitation
+from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenReview
+from domain.errors import RULES
 from domain.state import Delivery, Mission, StationVisit
 from domain.submissions import PollingStation, Submission
-from domain.values import Recommendation
+from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation
 from eventstore.models import RecordedEvent
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
 
-# Refusals that say the service, not the request, is at fault: retry later.
-_TRANSIENT = {"mission_busy", "event_store_unavailable", "mission_not_running", "update_failed"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
+_RETRY_AFTER = {"Retry-After": "1"}
+_IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
+"""Printable ASCII without spaces (RFC 9110 token characters and more), 1-200 long."""
+
+
+def command_refusal(refused: CommandRefused) -> ApiError:
+    """A refused command as the API answers it: a domain rule is a 409 with the rule's
+    name; data the store cannot hold, or a path and body that disagree, a 422; what the
+    service could not do now (a busy or unavailable mission), a 503 with Retry-After."""
+    if refused.rule in RULES:
+        return ApiError.refusal(refused.rule, refused.message)
+    passed_on = {c.value: c for c in _MISSIONS_CODES}
+    code = passed_on.get(refused.rule, Code.update_failed)
+    return ApiError(code, refused.message, headers=_RETRY_AFTER if STATUS[code] == 503 else None)
+
+
+_MISSIONS_CODES = (
+    Code.invalid_input,
+    Code.mission_id_mismatch,
+    Code.mission_busy,
+    Code.mission_not_running,
+    Code.event_store_unavailable,
+)
+"""What ``Missions`` refuses with besides the domain's rules, passed on as it is (any
+other failure of the update is ``update_failed``)."""
 
 
 class MissionListItem(BaseModel):
@@ -56,12 +88,24 @@ class MissionListItem(BaseModel):
 
 
 class DryRun(BaseModel):
-    """What a command would record now, without recording it."""
+    """What a command would record now, without recording it: what the real request
+    would answer, with nothing recorded (a key already used answers as it would)."""
 
     accepted: bool
     event_types: list[str]
     events: list[dict[str, Any]]
     refusal: ErrorBody | None = None
+
+    @classmethod
+    def refused(cls, error: ApiError) -> "DryRun":
+        return cls(
+            accepted=False,
+            event_types=[],
+            events=[],
+            refusal=ErrorBody(
+                status=error.status, code=error.code, message=error.message, fields=error.fields
+            ),
+        )
 
 
 class ReportBatch(BaseModel):
@@ -97,7 +141,12 @@ def create_app(
     submission_rate: str = "120/minute",
     report_rate: str = "1200/minute",
     cors_origins: Sequence[str] = (),
+    streams_per_token: int = 4,
+    stream_check_seconds: float = 5.0,
 ) -> FastAPI:
+    """The API over its services. ``streams_per_token`` live event streams may be open
+    at once per token (429 ``too_many_streams`` beyond); each checks its token at least
+    every ``stream_check_seconds`` and ends once it has expired or been revoked."""
     app = FastAPI(
         title="eom",
         summary="Election observation missions: commands, state, timelines, live events.",
@@ -123,41 +172,36 @@ def create_app(
     # Reports arrive by the thousand a minute from many devices: a fixed window costs a
     # counter per token, where the moving window keeps (and walks) every hit.
     report_limiter = FixedWindowRateLimiter(MemoryStorage())
+    leases = StreamLeases(per_token=streams_per_token)
 
     async def principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         if credentials is None:
             raise ApiError(
-                401,
-                "unauthorized",
+                Code.unauthorized,
                 "a bearer token is required (Authorization: Bearer eom_...)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         found, status = await tokens.authenticate(credentials.credentials)
         if found is None or status != "active":
             raise ApiError(
-                401,
-                "unauthorized",
+                Code.unauthorized,
                 f"the token is {status}",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return found
 
     Caller = Annotated[Principal, Depends(principal)]
-    MissionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+    MissionId = Annotated[str, Path(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)]
     DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
 
-    async def load(mission_id: str) -> Mission:
-        state = await missions.state(mission_id)
-        if state.stage is None:
-            raise ApiError(404, "unknown_mission", f"no mission {mission_id!r}")
-        return state
-
     async def guarded(route: str, caller: Principal, mission_id: str) -> Mission:
+        """The mission, if the caller's role may call ``route`` (else 403) and the mission
+        exists within the caller's scope (else 404, the same answer either way)."""
         require_role(route, caller)
-        mission = await load(mission_id)
-        require_scope(caller, mission)
+        mission = await missions.state(mission_id)
+        require_scope(caller, mission, mission_id)
         return mission
 
     async def submission_allowed(caller: Caller) -> Principal:
@@ -165,8 +209,7 @@ def create_app(
             stats = await limiter.get_window_stats(rate, str(caller.token_id))
             wait = max(1, math.ceil(stats.reset_time - time.time()))
             raise ApiError(
-                429,
-                "rate_limited",
+                Code.rate_limited,
                 f"more than {rate} submissions for this token; retry in {wait}s",
                 headers={"Retry-After": str(wait)},
             )
@@ -178,8 +221,7 @@ def create_app(
         """Reports have their own, higher limit: a team's device syncing its backlog."""
         if not await report_limiter.hit(report_limit, str(caller.token_id)):
             raise ApiError(
-                429,
-                "rate_limited",
+                Code.rate_limited,
                 f"more than {report_limit} report requests for this token; retry in 1s",
                 headers={"Retry-After": "1"},
             )
@@ -188,21 +230,19 @@ def create_app(
     Reporter = Annotated[Principal, Depends(reporter)]
 
     def report_refusal(refused: SubmissionRefused) -> ApiError:
-        return ApiError(
-            422,
-            refused.rule,
-            f"{len(refused.problems)} report(s) refused; nothing was recorded",
-            fields=[
-                errors.FieldProblem(path=f"reports[{p.index}]", message=f"{p.rule}: {p.message}")
-                for p in refused.problems
-            ],
-        )
+        fields = [
+            errors.FieldProblem(path=f"body.reports.{p.index}", message=f"{p.rule}: {p.message}")
+            for p in refused.problems
+        ]
+        message = f"{len(refused.problems)} report(s) refused; nothing was recorded"
+        if refused.rule in RULES:
+            return ApiError.refusal(refused.rule, message, status=422, fields=fields)
+        return ApiError(Code.invalid_input, message, fields=fields)
 
     @app.post(
         "/v1/missions/{mission_id}/reports",
         name="submit_reports",
         response_model=Receipts | DryRun,
-        responses={503: {"model": ErrorResponse}},
     )
     async def submit_reports(
         mission_id: MissionId, batch: ReportBatch, caller: Reporter, dry_run: DryRunFlag = False
@@ -212,22 +252,13 @@ def create_app(
         refused, none of the request is recorded and each problem is named."""
         require_role("submit_reports", caller)
         mission = await intake.mission(mission_id)
-        if mission.stage is None:
-            raise ApiError(404, "unknown_mission", f"no mission {mission_id!r}")
-        require_scope(caller, mission)
+        require_scope(caller, mission, mission_id)
+        check_body(caller, batch.reports, path="body.reports")
         if dry_run:
             try:
                 reports = await intake.check(mission_id, batch.reports)
             except SubmissionRefused as refused:
-                problem = report_refusal(refused)
-                return DryRun(
-                    accepted=False,
-                    event_types=[],
-                    events=[],
-                    refusal=ErrorBody(
-                        status=422, code=problem.code, message=str(refused), fields=problem.fields
-                    ),
-                )
+                return DryRun.refused(report_refusal(refused))
             return DryRun(
                 accepted=True,
                 event_types=[r.type for r in reports],
@@ -238,9 +269,7 @@ def create_app(
         except SubmissionRefused as refused:
             raise report_refusal(refused) from None
         except IntakeUnavailable as error:
-            raise ApiError(
-                503, "intake_unavailable", str(error), headers={"Retry-After": "1"}
-            ) from None
+            raise ApiError(Code.intake_unavailable, str(error), headers=_RETRY_AFTER) from None
         # Serialised here, once, by pydantic (the declared response_model documents it):
         # FastAPI would validate the receipts again and encode them through the standard
         # library, the costliest step of answering a report.
@@ -269,14 +298,10 @@ def create_app(
                 )
             return await intake.register_stations(mission_id, listing.stations, actor=caller.actor)
         except DomainError as error:
+            refusal = ApiError.refusal(error.rule, error.message)
             if dry_run:
-                return DryRun(
-                    accepted=False,
-                    event_types=[],
-                    events=[],
-                    refusal=ErrorBody(status=409, code=error.rule, message=error.message),
-                )
-            raise ApiError(409, error.rule, error.message) from None
+                return DryRun.refused(refusal)
+            raise refusal from None
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -297,17 +322,21 @@ def create_app(
     async def get_mission(
         mission_id: MissionId,
         caller: Caller,
-        version: Annotated[int | None, Query(ge=1, description="state as of this version")] = None,
+        version: Annotated[
+            int | None, Query(ge=1, le=SAFE_INTEGER, description="state as of this version")
+        ] = None,
     ) -> Mission:
         """The mission's state (folded from its events), now or as of a version."""
-        await guarded("get_mission", caller, mission_id)
+        mission = await guarded("get_mission", caller, mission_id)
+        if version is None:
+            return mission
         return await missions.state(mission_id, version=version)
 
     @app.get("/v1/missions/{mission_id}/timeline", name="get_timeline")
     async def get_timeline(
         mission_id: MissionId,
         caller: Caller,
-        after_version: Annotated[int, Query(ge=0)] = 0,
+        after_version: Annotated[int, Query(ge=0, le=SAFE_INTEGER)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[RecordedEvent]:
         """The mission's events with their metadata, in order."""
@@ -316,29 +345,64 @@ def create_app(
             mission_id, from_version=after_version + 1, to_version=after_version + limit
         )
 
-    async def streamable(mission_id: MissionId, caller: Caller) -> str:
+    async def streamable(
+        mission_id: MissionId,
+        caller: Caller,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> tuple[str, str, Lease]:
+        """Checked before the stream begins (after, an error could not be answered)."""
         await guarded("stream_events", caller, mission_id)
-        return mission_id
+        assert credentials is not None  # the caller was authenticated by it
+        try:
+            lease = leases.take(caller.token_id)
+        except TooManyStreams as error:
+            raise ApiError(Code.too_many_streams, str(error), headers=_RETRY_AFTER) from None
+        return mission_id, credentials.credentials, lease
 
     @app.get(
         "/v1/missions/{mission_id}/events",
         name="stream_events",
         response_class=EventSourceResponse,
+        responses={429: {"model": ErrorResponse}},
     )
     async def stream_events(
-        mission_id: Annotated[str, Depends(streamable)],
-        last_event_id: Annotated[str | None, Header()] = None,
-        after_version: Annotated[int, Query(ge=0)] = 0,
+        streamed: Annotated[tuple[str, str, Lease], Depends(streamable)],
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                pattern=r"^[0-9]{1,15}$",
+                description="resume after this version (an event id this stream sent)",
+            ),
+        ] = None,
+        after_version: Annotated[int, Query(ge=0, le=SAFE_INTEGER)] = 0,
     ) -> AsyncIterable[ServerSentEvent]:
         """Server-Sent Events: the mission's events from ``after_version`` (or the
-        ``Last-Event-ID``), then each new one as it is recorded. Event ids are versions."""
-        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_version
-        async for event in feed.follow(mission_id, after_version=start):
-            yield ServerSentEvent(
-                data=event.model_dump(mode="json"),
-                event=event.event_type,
-                id=str(event.stream_version),
-            )
+        ``Last-Event-ID``), then each new one as it is recorded. Event ids are versions.
+        The stream ends (after an ``end`` event saying why) once the token expires or is
+        revoked; a token may hold a few streams at once."""
+        mission_id, token, lease = streamed
+        start = int(last_event_id) if last_event_id is not None else after_version
+        ended: list[str] = []
+
+        async def token_lapsed() -> bool:
+            _, status = await tokens.authenticate(token)
+            if status != "active":
+                ended.append(f"the token is {status}")
+            return bool(ended)
+
+        with lease:
+            async for event in feed.follow(
+                mission_id,
+                after_version=start,
+                stop_when=token_lapsed,
+                check_every=stream_check_seconds,
+            ):
+                yield ServerSentEvent(
+                    data=event.model_dump(mode="json"),
+                    event=event.event_type,
+                    id=str(event.stream_version),
+                )
+            yield ServerSentEvent(data={"reason": ended[0] if ended else "ended"}, event="end")
 
     @app.get("/v1/missions/{mission_id}/visits", name="list_visits")
     async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
@@ -363,7 +427,7 @@ def create_app(
         mission = await guarded("get_sent_to_recipient", caller, mission_id)
         name = recipient.upper() if len(recipient) == 2 else recipient
         if caller.member_state is not None and name != caller.member_state:
-            raise ApiError(403, "forbidden", f"{caller.member_state} reads only what it was sent")
+            raise forbidden(f"{caller.member_state} reads only what it was sent")
         deliveries = [d for d in mission.deliveries.values() if d.recipient.name == name]
         publication = mission.publication
         return SentToRecipient(
@@ -374,6 +438,17 @@ def create_app(
             statement_sha256=publication.text_sha256 if publication else None,
         )
 
+    async def unavailable_id(caller: Principal, mission_id: str) -> ApiError | None:
+        """A mission id registered outside the caller's scope: refused without saying
+        by whom or what it is (``mission_id_unavailable``)."""
+        stored = await missions.state(mission_id)
+        if stored.stage is None or in_scope(caller, stored):
+            return None
+        return ApiError(
+            Code.mission_id_unavailable,
+            f"mission id {mission_id!r} is not available; choose another",
+        )
+
     async def run_command(
         caller: Principal,
         mission_id: str,
@@ -382,34 +457,41 @@ def create_app(
         key: str | None,
         dry_run: bool,
     ) -> JSONResponse:
-        if dry_run:
-            try:
-                events = await missions.check(mission_id, command)
-            except CommandRefused as refused:
-                body = DryRun(
-                    accepted=False,
-                    event_types=[],
-                    events=[],
-                    refusal=ErrorBody(status=409, code=refused.rule, message=refused.message),
-                )
-            else:
-                body = DryRun(
-                    accepted=True,
-                    event_types=[e.type for e in events],
-                    events=[e.model_dump(mode="json") for e in events],
-                )
-            return JSONResponse(body.model_dump(mode="json"))
+        """Dry run or real run of ``command``: the same answers, but that a dry run
+        records nothing and says so in a ``DryRun``."""
         digest = request_hash({"mission": mission_id, "command": command.model_dump(mode="json")})
+        if dry_run:
+            return JSONResponse(
+                (await dry(caller, mission_id, command, key, digest)).model_dump(mode="json")
+            )
         if key is not None:
-            stored = await idempotency.get(caller.token_id, key)
+            try:
+                stored = await idempotency.reserve(caller.token_id, key, digest)
+            except KeyReused:
+                raise key_reused() from None
+            except KeyInUse:
+                raise key_in_use() from None
             if stored is not None:
-                if stored.request_hash != digest:
-                    raise ApiError(
-                        409,
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request",
-                    )
                 return JSONResponse(stored.response, status_code=stored.status_code)
+        try:
+            outcome = await execute(caller, mission_id, command, key, digest)
+        except BaseException:
+            if key is not None:
+                await idempotency.release(caller.token_id, key)
+            raise
+        if key is not None:
+            outcome = await idempotency.save(caller.token_id, key, outcome)
+        return JSONResponse(outcome.response, status_code=outcome.status_code)
+
+    async def execute(
+        caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
+    ) -> Stored:
+        """The command's answer to keep, or ``ApiError`` for one not to keep (the
+        service could not take it now: the same request may succeed later)."""
+        if isinstance(command, RegisterInvitation):
+            hidden = await unavailable_id(caller, mission_id)
+            if hidden is not None:
+                raise hidden
         try:
             result = await missions.execute(
                 mission_id,
@@ -418,28 +500,72 @@ def create_app(
                 command_id=command_id(caller.token_id, key) if key else str(uuid.uuid4()),
             )
         except CommandRefused as refused:
-            if refused.rule in _TRANSIENT:
-                raise ApiError(
-                    503, refused.rule, refused.message, headers={"Retry-After": "1"}
-                ) from None
-            outcome = Stored(
-                digest,
-                409,
-                ErrorResponse(
-                    error=ErrorBody(status=409, code=refused.rule, message=refused.message)
-                ).model_dump(mode="json", exclude_none=True),
-            )
-        else:
-            status = 201 if isinstance(command, RegisterInvitation) else 200
-            outcome = Stored(digest, status, result.model_dump(mode="json"))
+            error = command_refusal(refused)
+            if isinstance(command, RegisterInvitation) and refused.rule in RULES:
+                error = await unavailable_id(caller, mission_id) or error
+            if error.status >= 500:
+                raise error from None
+            return Stored(digest, error.status, error.response_body())
+        status = 201 if isinstance(command, RegisterInvitation) else 200
+        return Stored(digest, status, result.model_dump(mode="json"))
+
+    async def dry(
+        caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
+    ) -> DryRun:
         if key is not None:
-            outcome = await idempotency.save(caller.token_id, key, outcome)
-        return JSONResponse(outcome.response, status_code=outcome.status_code)
+            stored = await idempotency.get(caller.token_id, key)
+            if stored is not None and stored.request_hash != digest:
+                raise key_reused()
+            if stored is not None:  # the real run would answer the first result
+                if stored.status_code < 300:
+                    return DryRun(
+                        accepted=True, event_types=stored.response["event_types"], events=[]
+                    )
+                return DryRun.refused(ApiError.from_body(stored.response))
+        if isinstance(command, RegisterInvitation):
+            hidden = await unavailable_id(caller, mission_id)
+            if hidden is not None:
+                return DryRun.refused(hidden)
+        try:
+            events = await missions.check(mission_id, command)
+        except CommandRefused as refused:
+            error = command_refusal(refused)
+            if error.status >= 500:
+                raise error from None
+            return DryRun.refused(error)
+        return DryRun(
+            accepted=True,
+            event_types=[e.type for e in events],
+            events=[e.model_dump(mode="json") for e in events],
+        )
+
+    def key_reused() -> ApiError:
+        return ApiError(
+            Code.idempotency_key_reused, "this Idempotency-Key was used with a different request"
+        )
+
+    def key_in_use() -> ApiError:
+        return ApiError(
+            Code.idempotency_key_in_use,
+            "a request with this Idempotency-Key is still running; send it again later",
+            headers=_RETRY_AFTER,
+        )
+
+    async def check_reopened(caller: Principal, command: Command) -> None:
+        """A review is reopened for a mission of the caller's own: the one it names must
+        be registered within the caller's scope."""
+        if isinstance(command, ReopenReview) and caller.organisation is not None:
+            named = await missions.state(command.new_mission_id)
+            if named.stage is None or not in_scope(caller, named):
+                raise forbidden(
+                    f"body.new_mission_id names no mission of {caller.organisation} "
+                    f"({command.new_mission_id!r})"
+                )
 
     IdempotencyKey = Annotated[
         str | None,
         Header(
-            max_length=200,
+            pattern=_IDEMPOTENCY_KEY,
             description="retrying with the same key and body returns the first result",
         ),
     ]
@@ -449,7 +575,7 @@ def create_app(
         name="register_invitation",
         status_code=201,
         response_model=CommandResult,
-        responses={200: {"model": DryRun}},
+        responses={200: {"model": DryRun}, 503: {"model": ErrorResponse}},
     )
     async def register_invitation(
         command: RegisterInvitation,
@@ -459,38 +585,53 @@ def create_app(
     ) -> JSONResponse:
         """Register a host's invitation: the mission starts."""
         require_role("register_invitation", caller)
-        check_command(caller, command)
+        check_body(caller, command)
         return await run_command(
             caller, command.mission_id, command, key=idempotency_key, dry_run=dry_run
         )
+
+    async def command_route(
+        name: str,
+        caller: Principal,
+        mission_id: str,
+        command: Command,
+        key: str | None,
+        dry_run: bool,
+    ) -> JSONResponse:
+        await guarded(name, caller, mission_id)
+        check_body(caller, command)
+        await check_reopened(caller, command)
+        return await run_command(caller, mission_id, command, key=key, dry_run=dry_run)
 
     for name, model in COMMAND_TYPES.items():
         if model is RegisterInvitation:
             continue
         app.add_api_route(
             f"/v1/missions/{{mission_id}}/{name.replace('_', '-')}",
-            _command_endpoint(name, model, guarded, run_command, Submitter, MissionId),
+            _command_endpoint(name, model, command_route, Submitter, MissionId, IdempotencyKey),
             methods=["POST"],
             name=name,
             response_model=CommandResult,
-            responses={200: {"description": "recorded, or the dry run's answer"}},
+            responses={
+                200: {"description": "recorded, or the dry run's answer"},
+                503: {"model": ErrorResponse},
+            },
             summary=(model.__doc__ or name).strip().splitlines()[0],
         )
 
     return app
 
 
-RunCommand = Callable[..., Awaitable[JSONResponse]]
-Guard = Callable[[str, Principal, str], Awaitable[Mission]]
+CommandRoute = Callable[..., Awaitable[JSONResponse]]
 
 
 def _command_endpoint(
     name: str,
     model: type[BaseModel],
-    guarded: Guard,
-    run_command: RunCommand,
+    command_route: CommandRoute,
     submitter: Any,
     mission_id_type: Any,
+    idempotency_key_type: Any,
 ) -> Callable[..., Awaitable[JSONResponse]]:
     """The route of one command: its body is the command's own model."""
 
@@ -498,12 +639,10 @@ def _command_endpoint(
         mission_id: mission_id_type,
         command: model,  # type: ignore[valid-type]
         caller: submitter,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: idempotency_key_type = None,
         dry_run: Annotated[bool, Query()] = False,
     ) -> JSONResponse:
-        await guarded(name, caller, mission_id)
-        check_command(caller, command)
-        return await run_command(caller, mission_id, command, key=idempotency_key, dry_run=dry_run)
+        return await command_route(name, caller, mission_id, command, idempotency_key, dry_run)
 
     endpoint.__name__ = name
     endpoint.__doc__ = model.__doc__

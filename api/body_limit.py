@@ -4,13 +4,19 @@ chunked upload cannot slip past it."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from api.errors import ApiError, Code
 
 
-class BodyTooLarge(Exception):
-    """Raised inside the app when the counted body passes the limit."""
+class BodyTooLarge(HTTPException):
+    """Raised inside the app when the counted body passes the limit. An ``HTTPException``
+    so that whoever reads the body (FastAPI's request parsing turns any other error into
+    a 400) lets it through to the API's error handler: 413, in the API's error shape."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body exceeds {max_bytes} bytes")
 
 
 class BodyLimit:
@@ -35,7 +41,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -51,7 +57,7 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, "body_too_large", f"the request body exceeds {self.max_bytes} bytes"
-        )
+        response = ApiError(
+            Code.body_too_large, f"the request body exceeds {self.max_bytes} bytes"
+        ).response()
         await response(scope, receive, send)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -15,20 +16,70 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.errors import RULES
+
 log = structlog.get_logger("eom.api")
 
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    429: "rate_limited",
-    503: "unavailable",
+
+class Code(StrEnum):
+    """Transport-level error codes: what a client may get besides the domain's refusals
+    (whose codes are the rules' names, ``domain.errors.RULES``). Each has one HTTP status
+    (``STATUS``); the README's error table lists them all, and says when each is given."""
+
+    malformed_json = "malformed_json"
+    bad_request = "bad_request"
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    unknown_mission = "unknown_mission"
+    not_found = "not_found"
+    method_not_allowed = "method_not_allowed"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_key_in_use = "idempotency_key_in_use"
+    mission_id_unavailable = "mission_id_unavailable"
+    body_too_large = "body_too_large"
+    invalid_input = "invalid_input"
+    mission_id_mismatch = "mission_id_mismatch"
+    rate_limited = "rate_limited"
+    too_many_streams = "too_many_streams"
+    internal_error = "internal_error"
+    mission_busy = "mission_busy"
+    mission_not_running = "mission_not_running"
+    event_store_unavailable = "event_store_unavailable"
+    intake_unavailable = "intake_unavailable"
+    update_failed = "update_failed"
+
+
+STATUS: dict[Code, int] = {
+    Code.malformed_json: 400,
+    Code.bad_request: 400,
+    Code.unauthorized: 401,
+    Code.forbidden: 403,
+    Code.unknown_mission: 404,
+    Code.not_found: 404,
+    Code.method_not_allowed: 405,
+    Code.idempotency_key_reused: 409,
+    Code.idempotency_key_in_use: 409,
+    Code.mission_id_unavailable: 409,
+    Code.body_too_large: 413,
+    Code.invalid_input: 422,
+    Code.mission_id_mismatch: 422,
+    Code.rate_limited: 429,
+    Code.too_many_streams: 429,
+    Code.internal_error: 500,
+    Code.mission_busy: 503,
+    Code.mission_not_running: 503,
+    Code.event_store_unavailable: 503,
+    Code.intake_unavailable: 503,
+    Code.update_failed: 503,
+}
+
+# The HTTP errors Starlette and FastAPI raise themselves, by status: an unknown path, a
+# wrong method, a body that cannot be read, one over the limit (``api.body_limit``).
+_HTTP_CODES = {
+    400: Code.bad_request,
+    404: Code.not_found,
+    405: Code.method_not_allowed,
+    413: Code.body_too_large,
 }
 
 
@@ -49,37 +100,66 @@ class ErrorResponse(BaseModel):
 
 
 class ApiError(Exception):
+    """An error answered in the one shape. ``code`` is a transport code (its status from
+    ``STATUS``); a domain refusal is made with ``ApiError.refusal``."""
+
     def __init__(
         self,
-        status: int,
-        code: str,
+        code: Code,
         message: str,
         *,
         fields: list[FieldProblem] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        self._init(STATUS[code], code.value, message, fields=fields, headers=headers)
+
+    def _init(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: list[FieldProblem] | None,
+        headers: dict[str, str] | None,
+    ) -> None:
+        Exception.__init__(self, message)
         self.status, self.code, self.message = status, code, message
         self.fields, self.headers = fields, headers
 
+    @classmethod
+    def refusal(
+        cls,
+        rule: str,
+        message: str,
+        *,
+        status: int = 409,
+        fields: list[FieldProblem] | None = None,
+    ) -> ApiError:
+        """A refusal by one of the domain's rules (``domain.errors.RULES``): 409 for a
+        command, 422 for a report."""
+        if rule not in RULES:
+            raise ValueError(f"{rule!r} is not one of the domain's rules")
+        error = cls.__new__(cls)
+        error._init(status, rule, message, fields=fields, headers=None)
+        return error
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ApiError:
+        """The error a stored response body (``response_body``) answered."""
+        found = ErrorResponse.model_validate(body).error
+        error = cls.__new__(cls)
+        error._init(found.status, found.code, found.message, fields=found.fields, headers=None)
+        return error
+
+    def response_body(self) -> dict[str, Any]:
+        return ErrorResponse(
+            error=ErrorBody(
+                status=self.status, code=self.code, message=self.message, fields=self.fields
+            )
+        ).model_dump(mode="json", exclude_none=True)
+
     def response(self) -> JSONResponse:
-        return error_response(
-            self.status, self.code, self.message, fields=self.fields, headers=self.headers
-        )
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    fields: list[FieldProblem] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message, fields=fields))
-    return JSONResponse(
-        body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
-    )
+        return JSONResponse(self.response_body(), status_code=self.status, headers=self.headers)
 
 
 def _path(location: tuple[Any, ...]) -> str:
@@ -98,22 +178,27 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
-        return error_response(400, "malformed_json", "the body is not valid JSON", fields=problems)
+        return ApiError(
+            Code.malformed_json, "the body is not valid JSON", fields=problems
+        ).response()
     summary = "; ".join(f"{p.path}: {p.message}" for p in problems[:5])
-    return error_response(422, "invalid_input", summary or "invalid input", fields=problems)
+    return ApiError(Code.invalid_input, summary or "invalid input", fields=problems).response()
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "error")
-    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    code = _HTTP_CODES.get(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) else ""
     headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, code, message, headers=headers)
+    if code is None:  # a status eom itself never answers with
+        log.error("unexpected HTTP error", status=exc.status_code, detail=message)
+        return ApiError(Code.internal_error, "an internal error occurred; it was logged").response()
+    return ApiError(code, message or code.value.replace("_", " "), headers=headers).response()
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, method=request.method)
-    return error_response(500, "internal_error", "an internal error occurred; it was logged")
+    return ApiError(Code.internal_error, "an internal error occurred; it was logged").response()
 
 
 def install(app: FastAPI) -> None:

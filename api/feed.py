@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 
 import asyncpg
 import structlog
@@ -197,17 +198,31 @@ class EventFeed:
                 del self._waiters[stream_id]
 
     async def follow(
-        self, stream_id: str, *, after_version: int
+        self,
+        stream_id: str,
+        *,
+        after_version: int,
+        stop_when: Callable[[], Awaitable[bool]] | None = None,
+        check_every: float = 5.0,
     ) -> AsyncGenerator[RecordedEvent, None]:
         """Every event of the stream after ``after_version``, then each new one as it
-        is appended, until the consumer stops."""
+        is appended, until the consumer stops, or until ``stop_when()`` says so: it is
+        asked at least every ``check_every`` seconds, events or not (a live stream ends
+        once its token has expired or been revoked)."""
         version = after_version
+        checked = time.monotonic()
         with self._subscription(stream_id) as waiter:
             while True:
                 waiter.clear()
                 for event in await self.store.read_stream(stream_id, from_version=version + 1):
                     version = event.stream_version
                     yield event
+                if stop_when is not None and time.monotonic() - checked >= check_every:
+                    if await stop_when():
+                        return
+                    checked = time.monotonic()
                 wait = self.disconnected_poll if self.degraded else self.fallback
+                if stop_when is not None:
+                    wait = max(0.0, min(wait, checked + check_every - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter.wait(), wait)

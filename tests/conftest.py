@@ -43,6 +43,8 @@ from worker import build_worker, data_converter
 from workflows.client import Missions
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+STREAMS_PER_TOKEN = 3
+"""Live streams a token may hold at once on the tests' API."""
 
 
 def _with_database(url: str, name: str) -> str:
@@ -167,7 +169,14 @@ async def running_api(
     missions = Missions(client=client, store=store, task_queue=task_queue)
     feed = EventFeed(store, database_url, fallback=2.0)
     await feed.start()
-    app = make_app(missions, pool, feed, submission_rate="100000/minute")
+    app = make_app(
+        missions,
+        pool,
+        feed,
+        submission_rate="100000/minute",
+        streams_per_token=STREAMS_PER_TOKEN,
+        stream_check_seconds=0.5,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

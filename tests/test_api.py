@@ -7,13 +7,14 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from builders import command_samples, report_samples
 from conftest import RunningApi, make_app
 from fastapi.routing import APIRoute
 
@@ -23,7 +24,6 @@ from cli import seed
 from cli.api_client import command_path
 from domain import commands as c
 from domain.commands import COMMAND_TYPES, Command
-from domain.values import EvidenceItem
 from eventstore.store import EventStore
 
 ORGANISATION = seed.registration("x").organisation
@@ -113,55 +113,15 @@ async def callers(running_api: RunningApi, closed_seed: Seeded) -> list[Caller]:
     ]
 
 
-def sample_bodies(commands: list[Command]) -> dict[str, dict[str, Any]]:
-    """A body per command route: the seed's first command of each kind, plus samples of
-    the kinds the seed does not use."""
-    samples: dict[str, Command] = {}
-    extra: list[Command] = [
-        c.RecordNeedsAssessment(conducted_on=seed.ELECTION_DAY, summary="needed"),
-        c.WithdrawObserver(observer_id="az-cec", reason="illness"),
-        c.PublishInterimReport(report_id="ir", published_on=seed.ELECTION_DAY, summary="s"),
-        c.PublishFinalReport(report_id="fr", published_on=seed.ELECTION_DAY, summary="s"),
-        c.PostponeElection(new_date=seed.ELECTION_DAY.replace(month=2), reason="court"),
-        c.CancelMission(reason="invitation withdrawn"),
-        c.RequestNominations(deadline=datetime(2021, 1, 5, tzinfo=UTC)),
-        c.DeclineNomination(member_state="AZ", reason="no budget"),
-        c.RecordDelivery(
-            kind="nomination",
-            member_state="AZ",
-            purpose="reminder",
-            step=1,
-            message_id="m.1",
-            delivered=True,
-        ),
-        c.RequestEvidence(cycle=1, member_states=["AZ"], deadline=datetime(2021, 7, 1, tzinfo=UTC)),
-        c.SubmitEvidence(
-            member_state="AZ",
-            cycle=1,
-            evidence=[EvidenceItem(recommendation_id="R1", text="ramps ordered")],
-        ),
-        c.RateImplementation(
-            recommendation_id="R1", rating="partially", rated_on=date(2021, 7, 2), basis="ramps"
-        ),
-        c.ReopenReview(new_mission_id="tc-kz-2023", reason="new election"),
-        c.EndFollowUp(reason="review complete"),
-    ]
-    for command in [*commands, *extra]:
-        samples.setdefault(command.type, command)
-    bodies = {name: command.model_dump(mode="json") for name, command in samples.items()}
+def sample_bodies(commands: list[Command], mission_id: str) -> dict[str, dict[str, Any]]:
+    """A body per command route (``builders.command_samples``), and per report and
+    station route."""
+    bodies: dict[str, dict[str, Any]] = {
+        command.type: command.model_dump(mode="json")
+        for command in command_samples(mission_id, commands)
+    }
     bodies["submit_reports"] = {
-        "reports": [
-            {
-                "kind": "station_visit",
-                "submission_id": "s-1",
-                "mission_id": "tc-kz-2021",
-                "station_id": "PS-1",
-                "team_id": "T1",
-                "arrived_at": f"{seed.ELECTION_DAY}T08:00:00+06:00",
-                "departed_at": f"{seed.ELECTION_DAY}T09:00:00+06:00",
-                "checklists": [{"phase": "opening", "answers": {"opened_on_time": True}}],
-            }
-        ]
+        "reports": [r.model_dump(mode="json") for r in report_samples(mission_id)[:1]]
     }
     bodies["register_stations"] = {"stations": [{"station_id": "PS-1", "locality": "Astana"}]}
     return bodies
@@ -171,37 +131,164 @@ def v1_routes(api: RunningApi) -> list[APIRoute]:
     return [r for r in api.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1")]
 
 
-async def call(api: RunningApi, route: APIRoute, mission_id: str, body: Any, token: str) -> int:
+async def call(
+    api: RunningApi,
+    route: APIRoute,
+    mission_id: str,
+    body: Any,
+    token: str,
+    *,
+    dry_run: bool = True,
+) -> int:
     path = route.path.replace("{mission_id}", mission_id).replace("{recipient}", "AZ")
     if "POST" in (route.methods or set()):
         response = await api.http.post(
-            path, json=body, params={"dry_run": "true"}, headers=bearer(token)
+            path,
+            json=body,
+            params={"dry_run": "true"} if dry_run else None,
+            headers=bearer(token),
         )
         return response.status_code
     async with api.http.stream("GET", path, headers=bearer(token)) as response:
         return response.status_code
 
 
+def expected_status(route: str, caller: Caller) -> str:
+    """The matrix's specification: 2xx where the role may call the route in scope, 403
+    where the role may not call it at all, 404 where it may but the mission is outside
+    the token's scope (answered as a mission that does not exist)."""
+    if caller.role not in EXPECTED[route]:
+        return "403"
+    if caller.in_scope or route == "list_missions":
+        return "2xx"
+    # A registration names its organisation in its body: another's is a 403 there.
+    return "403" if route == "register_invitation" else "404"
+
+
 async def test_role_by_endpoint_matrix(
     running_api: RunningApi, closed_seed: Seeded, callers: list[Caller]
 ) -> None:
     """Every /v1 route x every role, in and out of scope: 2xx exactly where allowed,
-    403 elsewhere. Commands are sent as dry runs, so nothing is recorded."""
+    403 where the role may not, 404 out of scope. Commands are sent as dry runs, so
+    nothing is recorded."""
     routes = v1_routes(running_api)
     assert {r.name for r in routes} == set(EXPECTED), "a route is missing from EXPECTED"
-    bodies = sample_bodies(closed_seed.commands)
+    bodies = sample_bodies(closed_seed.commands, closed_seed.mission_id)
     before = await running_api.missions.store.stream_version(closed_seed.mission_id)
     mismatches = []
     for route in routes:
         body = bodies.get(route.name or "")
         for caller in callers:
             status = await call(running_api, route, closed_seed.mission_id, body, caller.token)
-            allowed = caller.role in EXPECTED[route.name or ""] and (
-                caller.in_scope or route.name == "list_missions"
-            )
-            if allowed != (200 <= status < 300) or (not allowed and status != 403):
+            got = "2xx" if 200 <= status < 300 else str(status)
+            if got != expected_status(route.name or "", caller):
                 mismatches.append((route.name, caller.role.value, caller.in_scope, status))
     assert mismatches == []
+    assert await running_api.missions.store.stream_version(closed_seed.mission_id) == before
+
+
+# What each role's token is scoped to, by the kind of thing a field names; and, per kind,
+# a value outside the test tokens' scopes.
+SCOPED_KINDS: dict[Role, set[str]] = {
+    R.coordinator: {"organisation", "named mission"},
+    R.head_of_mission: {"mission"},
+    R.observer: {"mission", "team"},
+    R.member_state: {"member_state", "recipient organisation"},
+    R.auditor: set(),
+}
+OUT_OF_SCOPE = {
+    "mission": "another-mission",
+    "named mission": "another-mission",
+    "team": "team-2",
+    "member_state": "KG",
+    "organisation": "Another Organisation",
+}
+_FIELD_KIND = {
+    "mission_id": "mission",
+    "new_mission_id": "named mission",
+    "team_id": "team",
+    "member_state": "member_state",
+    "organisation": "organisation",
+}
+
+
+def scoped_variants(body: Any, path: str = "body") -> list[tuple[str, str, Any]]:
+    """Each way of putting one field of ``body`` that names a scoped thing out of scope:
+    (the field's path, the kind it names, the changed body). A recipient names a member
+    state, or an organisation when it is one."""
+    found: list[tuple[str, str, Any]] = []
+    if isinstance(body, dict):
+        if set(body) == {"kind", "name"} and body["kind"] in ("member_state", "host_country"):
+            for kind, replaced in (
+                ("member_state", {**body, "name": OUT_OF_SCOPE["member_state"]}),
+                (
+                    "recipient organisation",
+                    {"kind": "international_organisation", "name": "Another Organisation"},
+                ),
+            ):
+                found.append((f"{path}.name", kind, replaced))
+            return found
+        for key, value in body.items():
+            field_kind = _FIELD_KIND.get(key)
+            if field_kind is not None and isinstance(value, str):
+                found.append((f"{path}.{key}", field_kind, {**body, key: OUT_OF_SCOPE[field_kind]}))
+            else:
+                for where, named, changed in scoped_variants(value, f"{path}.{key}"):
+                    found.append((where, named, {**body, key: changed}))
+    elif isinstance(body, list):
+        for index, item in enumerate(body):
+            for where, named, changed in scoped_variants(item, f"{path}.{index}"):
+                found.append((where, named, [*body[:index], changed, *body[index + 1 :]]))
+    return found
+
+
+async def test_scoped_fields_are_checked_against_the_token(
+    running_api: RunningApi, closed_seed: Seeded, callers: list[Caller]
+) -> None:
+    """Every route x every role allowed to call it in scope x every field of its body that
+    names a mission, team, member state or organisation: that field put outside the
+    token's scope is a 403 naming the field, as a dry run and as a real request, and
+    nothing is recorded. (An observer of team-1 cannot report as team-2; a member state
+    cannot nominate or acknowledge for another; a coordinator of one organisation cannot
+    register a mission for another.)"""
+    bodies = sample_bodies(closed_seed.commands, closed_seed.mission_id)
+    before = await running_api.missions.store.stream_version(closed_seed.mission_id)
+    tried: set[tuple[str, str]] = set()
+    mismatches = []
+    for route in v1_routes(running_api):
+        body = bodies.get(route.name or "")
+        if body is None:
+            continue
+        for caller in callers:
+            if expected_status(route.name or "", caller) != "2xx":
+                continue
+            for where, kind, changed in scoped_variants(body):
+                if kind not in SCOPED_KINDS[caller.role]:
+                    continue
+                tried.add((route.name or "", caller.role.value))
+                for dry_run in (True, False):
+                    path = route.path.replace("{mission_id}", closed_seed.mission_id)
+                    response = await running_api.http.post(
+                        path,
+                        json=changed,
+                        params={"dry_run": "true"} if dry_run else None,
+                        headers=bearer(caller.token),
+                    )
+                    named = response.status_code == 403 and where in response.text
+                    if not named:
+                        mismatches.append(
+                            (route.name, caller.role.value, where, dry_run, response.status_code)
+                        )
+    assert mismatches == []
+    # The matrix reached what the issue names: reports for another team, answers for
+    # another state, a registration for another organisation.
+    assert {
+        ("submit_reports", "observer"),
+        ("record_station_visit", "observer"),
+        ("nominate_observer", "member_state"),
+        ("acknowledge_recommendations", "member_state"),
+        ("register_invitation", "coordinator"),
+    } <= tried
     assert await running_api.missions.store.stream_version(closed_seed.mission_id) == before
 
 

@@ -113,8 +113,19 @@ async def kill(pool: asyncpg.Pool, pid: int | None) -> None:
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
 
 
-def feed_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name() == "eom-feed-listen"]
+_OTHERS: set[asyncio.Task[Any]] = set()
+
+
+def feed_tasks() -> set[asyncio.Task[Any]]:
+    """The feeds' supervising tasks but those running before the test (the session's
+    API, say, has a feed of its own)."""
+    return {t for t in asyncio.all_tasks() if t.get_name() == "eom-feed-listen"} - _OTHERS
+
+
+@pytest.fixture(autouse=True)
+async def other_feeds() -> None:
+    _OTHERS.clear()
+    _OTHERS.update(t for t in asyncio.all_tasks() if t.get_name() == "eom-feed-listen")
 
 
 async def test_feed_recovers_a_killed_listen_connection(

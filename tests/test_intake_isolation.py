@@ -31,7 +31,8 @@ from api.idempotency import IdempotencyStore
 from api.tokens import Role
 from cli.stack import free_port
 from domain.submissions import PollingStation
-from intake.writer import Intake, _is_data_error, station_stream
+from eventstore.store import is_data_error
+from intake.writer import Intake, station_stream
 
 REQUESTS = 300
 POISONED = 30
@@ -288,4 +289,4 @@ def test_only_the_datas_failures_are_isolated(error: Exception, isolated: bool) 
     """SQLSTATE classes 22 and 23 (but a unique violation, retried) and values Python
     could not build or encode are the data's fault, isolated and refused; a conflict is
     retried; the connection, the server or the statements failing is the intake's."""
-    assert _is_data_error(error) is isolated
+    assert is_data_error(error) is isolated

@@ -6,6 +6,8 @@ returns the stored result instead of writing twice.
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import structlog
 from temporalio import activity
@@ -16,6 +18,9 @@ from eventstore.store import EventStore, IntegrityError, is_data_error
 from workflows.messages import AppendRequest, FollowUpsQuery, ReadRequest
 
 log = structlog.get_logger("eom.activities")
+
+PAGE_BYTES = 1_000_000
+"""About how much event data a page of a stream holds (a Temporal payload: 2 MB at most)."""
 
 
 class EventStoreActivities:
@@ -70,9 +75,23 @@ class EventStoreActivities:
 
     @activity.defn(name="read_stream")
     async def read_stream(self, request: ReadRequest) -> list[RecordedEvent]:
-        return await self.store.read_stream(
-            request.stream_id, from_version=request.after_version + 1
+        """The stream after ``after_version``; with ``limit``, a page of it: at most that
+        many events, cut once they pass ``PAGE_BYTES`` of data (never fewer than one)."""
+        first = request.after_version + 1
+        last = first + request.limit - 1 if request.limit is not None else None
+        events = await self.store.read_stream(
+            request.stream_id, from_version=first, to_version=last
         )
+        if request.limit is None:
+            return events
+        page: list[RecordedEvent] = []
+        size = 0
+        for event in events:
+            size += len(json.dumps(event.data)) + len(event.metadata.model_dump_json())
+            if page and size > PAGE_BYTES:
+                break
+            page.append(event)
+        return page
 
     @activity.defn(name="missions_hosted_by")
     async def missions_hosted_by(self, query: FollowUpsQuery) -> list[str]:

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
+import asyncpg
+import structlog
 from fastapi import Depends, FastAPI, Header, Path, Query, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -47,6 +49,8 @@ from eventstore.models import RecordedEvent
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
+
+log = structlog.get_logger("eom.api")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
@@ -391,17 +395,23 @@ def create_app(
             return bool(ended)
 
         with lease:
-            async for event in feed.follow(
-                mission_id,
-                after_version=start,
-                stop_when=token_lapsed,
-                check_every=stream_check_seconds,
-            ):
-                yield ServerSentEvent(
-                    data=event.model_dump(mode="json"),
-                    event=event.event_type,
-                    id=str(event.stream_version),
-                )
+            try:
+                async for event in feed.follow(
+                    mission_id,
+                    after_version=start,
+                    stop_when=token_lapsed,
+                    check_every=stream_check_seconds,
+                ):
+                    yield ServerSentEvent(
+                        data=event.model_dump(mode="json"),
+                        event=event.event_type,
+                        id=str(event.stream_version),
+                    )
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                # The headers are sent: the stream ends cleanly, saying why, and the
+                # client resumes from its Last-Event-ID once the store is back.
+                log.warning("live stream ended: the event store failed", error=str(error))
+                ended.append("the event store is unavailable; reconnect to resume")
             yield ServerSentEvent(data={"reason": ended[0] if ended else "ended"}, event="end")
 
     @app.get("/v1/missions/{mission_id}/visits", name="list_visits")

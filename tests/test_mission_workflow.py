@@ -282,6 +282,43 @@ async def test_long_missions_continue_as_new_with_their_state(
     assert stored.stage is Stage.closed and stored.version == outcome.version
 
 
+async def test_a_mission_whose_state_outgrows_a_payload_goes_on(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """Long meeting summaries, each within its bound, add up to a state beyond Temporal's
+    2 MB payload limit: the mission still continues as new (the next run reads its stream
+    in pages instead of being handed the state) and takes every later command."""
+    api = missions(client, store, task_queue, max_history_events=100)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    first_meeting = next(i for i, cmd in enumerate(commands) if isinstance(cmd, c.RecordMeeting))
+    await run_commands(api, mission_id, commands[:first_meeting])
+    summary = "Қазақстан сайлау комиссиясы. " * 3_000  # about 90,000 characters, 160 KB
+    for n in range(16):
+        await api.execute(
+            mission_id,
+            c.RecordMeeting(
+                meeting_id=f"long-{n}",
+                stakeholder_type="civil_society",
+                stakeholder_name="Civil society coalition",
+                held_on=seed.ELECTION_DAY.replace(day=7),
+                summary=summary,
+            ),
+            actor=ACTOR,
+        )
+    stored = await api.state(mission_id)
+    assert len(stored.model_dump_json().encode()) > 2_000_000
+    runs = [
+        execution
+        async for execution in client.list_workflows(f"WorkflowId = '{workflow_id(mission_id)}'")
+    ]
+    assert len(runs) >= 2, "the mission continued as new"
+    # The seed's own meetings, election day opened, visits recorded.
+    await run_commands(api, mission_id, commands[first_meeting : first_meeting + 12])
+    version = await mission_handle(client, mission_id).query(MissionWorkflow.version)
+    assert version == (await api.state(mission_id)).version
+
+
 def load_history(path: Path) -> WorkflowHistory:
     """A committed history, with the workflow id it ran under (child ids derive from it)."""
     recorded = json.loads(path.read_bytes())

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import (
     Client,
@@ -197,8 +197,13 @@ class Missions:
         unanswered = False
         for attempt in itertools.count():
             try:
+                # Bounded, so that a mission that does not answer (its worker down, say)
+                # is told apart from one that is slow: past the deadline, mission_busy.
                 return await handle.execute_update(
-                    MissionWorkflow.execute, request, id=request.command_id
+                    MissionWorkflow.execute,
+                    request,
+                    id=request.command_id,
+                    rpc_timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
                 )
             except WorkflowUpdateFailedError as error:
                 refused = _refusal(error)
@@ -325,7 +330,7 @@ class Missions:
         assert handle.result_run_id is not None
         # The new run folds the stream in an activity first; answer once it has.
         for _ in range(200):
-            if (await handle.query(MissionWorkflow.state)).version >= state.version:
+            if await handle.query(MissionWorkflow.version) >= state.version:
                 return handle.result_run_id
             await asyncio.sleep(0.05)
         raise CommandRefused(

@@ -89,6 +89,9 @@ class AppendRequest(_Message):
 class ReadRequest(_Message):
     stream_id: str
     after_version: int = 0
+    limit: int | None = Field(default=None, ge=1)
+    """At most this many events, and fewer when they would pass about 1 MB (an activity's
+    result is a Temporal payload: at most 2 MB); unset, all of them."""
 
 
 class LadderStart(_Message):

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
 AUTOMATION_PATCH = "reminders-and-follow-up"
 INTAKE_PATCH = "election-day-intake"
 REPEATS_PATCH = "repeated-acts-refused"
+PAGED_READS_PATCH = "stream-read-in-pages"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
@@ -76,6 +77,10 @@ STORE_TOTAL_TIMEOUT = timedelta(minutes=2)
 
 MAX_UPDATES_PER_RUN = 1_000
 """Updates one run takes before it continues as new (Temporal admits 2,000 to a run)."""
+MAX_CARRIED_STATE = 1_000_000
+"""Bytes of JSON: a larger state is not carried over continue-as-new but read again."""
+READ_PAGE = 500
+"""Events a catch-up reads at most per activity (fewer when they are large)."""
 RECENT_RESULTS = 200
 """Commands' results kept (and carried over continue-as-new) to answer a command sent
 again with the same id."""
@@ -164,11 +169,14 @@ class MissionWorkflow:
         # Updates in flight are answered before the run ends or continues as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.stage is not None and not self._finished:
+            # The state goes along while it fits well inside a payload (Temporal takes
+            # 2 MB); past that, the next run reads it from the stream, page by page.
+            carried = len(self._state.model_dump_json()) <= MAX_CARRIED_STATE
             workflow.continue_as_new(
                 start.model_copy(
                     update={
-                        "state": self._state,
-                        "head_hash": self._head_hash,
+                        "state": self._state if carried else None,
+                        "head_hash": self._head_hash if carried else None,
                         "recent_results": list(self._results.values()),
                     }
                 )
@@ -268,6 +276,12 @@ class MissionWorkflow:
     def state(self) -> Mission:
         return self._state
 
+    @workflow.query
+    def version(self) -> int:
+        """The version of the state the workflow holds (a state too large for a query's
+        answer still has one)."""
+        return self._state.version
+
     @workflow.update
     async def execute(self, request: CommandRequest) -> CommandResult:
         self._updates_taken += 1
@@ -310,6 +324,8 @@ class MissionWorkflow:
     def validate(self, request: CommandRequest) -> None:
         if request.command_id in self._results:
             return  # answered with its first result
+        if not self._ready:
+            return  # the state is still being read: the handler decides once it is
         # History length is deliberately not a reason to reject: a rejected update leaves
         # no workflow task in the history, so run() would never see the length and never
         # continue as new. Accepted updates finish first; then the run continues as new.
@@ -422,17 +438,26 @@ class MissionWorkflow:
         return new_events, result
 
     async def _catch_up(self) -> None:
-        """Fold whatever the stream holds beyond the current version."""
-        recorded: list[RecordedEvent] = await workflow.execute_activity_method(
-            EventStoreActivities.read_stream,
-            ReadRequest(stream_id=self._start.mission_id, after_version=self._state.version),
-            retry_policy=STORE_RETRY,
-            start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
-            schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
-        )
-        self._state = fold((load_event(r.data) for r in recorded), self._state)
-        if recorded:
-            self._head_hash = recorded[-1].hash
+        """Fold whatever the stream holds beyond the current version, a page at a time
+        (an activity's result is a payload too: at most 2 MB)."""
+        paged = workflow.patched(PAGED_READS_PATCH)
+        while True:
+            recorded: list[RecordedEvent] = await workflow.execute_activity_method(
+                EventStoreActivities.read_stream,
+                ReadRequest(
+                    stream_id=self._start.mission_id,
+                    after_version=self._state.version,
+                    limit=READ_PAGE if paged else None,
+                ),
+                retry_policy=STORE_RETRY,
+                start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+            )
+            self._state = fold((load_event(r.data) for r in recorded), self._state)
+            if recorded:
+                self._head_hash = recorded[-1].hash
+            if not (paged and recorded):
+                break
         self._publish_search_attributes()
 
     def _publish_search_attributes(self) -> None:

@@ -27,7 +27,7 @@ typecheck: install
 
 # pytest exits 5 when it collects no test; say so plainly rather than fail on it.
 test: lint typecheck
-	@$(BIN)/pytest -n auto --dist loadfile; rc=$$?; \
+	@$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 clean:

@@ -289,6 +289,7 @@ def build_worker(
         activities=[
             events.append_events,
             events.read_stream,
+            events.fold_stream,
             events.missions_hosted_by,
             policies.ladder_policy,
             deliveries.deliver,

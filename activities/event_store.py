@@ -6,21 +6,17 @@ returns the stored result instead of writing twice.
 
 from __future__ import annotations
 
-import json
-
 import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain import fold, load_event_json
 from eventstore.models import AppendResult, RecordedEvent
-from eventstore.store import EventStore, IntegrityError, is_data_error
-from workflows.messages import AppendRequest, FollowUpsQuery, ReadRequest
+from eventstore.store import EventStore, IntegrityError, is_data_error, read_stream_data_on
+from workflows.messages import AppendRequest, FoldedStream, FollowUpsQuery, ReadRequest
 
 log = structlog.get_logger("eom.activities")
-
-PAGE_BYTES = 1_000_000
-"""About how much event data a page of a stream holds (a Temporal payload: 2 MB at most)."""
 
 
 class EventStoreActivities:
@@ -75,23 +71,22 @@ class EventStoreActivities:
 
     @activity.defn(name="read_stream")
     async def read_stream(self, request: ReadRequest) -> list[RecordedEvent]:
-        """The stream after ``after_version``; with ``limit``, a page of it: at most that
-        many events, cut once they pass ``PAGE_BYTES`` of data (never fewer than one)."""
-        first = request.after_version + 1
-        last = first + request.limit - 1 if request.limit is not None else None
-        events = await self.store.read_stream(
-            request.stream_id, from_version=first, to_version=last
+        return await self.store.read_stream(
+            request.stream_id, from_version=request.after_version + 1
         )
-        if request.limit is None:
-            return events
-        page: list[RecordedEvent] = []
-        size = 0
-        for event in events:
-            size += len(json.dumps(event.data)) + len(event.metadata.model_dump_json())
-            if page and size > PAGE_BYTES:
-                break
-            page.append(event)
-        return page
+
+    @activity.defn(name="fold_stream")
+    async def fold_stream(self, request: ReadRequest) -> FoldedStream:
+        """The stream folded, as the mission's workflow holds its state
+        (``Mission.for_decisions``), with the hash of the last event folded: one small
+        result however long the stream, read in one snapshot."""
+        async with self.store.connection() as conn, conn.transaction(isolation="repeatable_read"):
+            data = await read_stream_data_on(conn, request.stream_id)
+            head = await conn.fetchval(
+                "SELECT head_hash FROM streams WHERE stream_id = $1", request.stream_id
+            )
+        state = fold(load_event_json(d) for d in data)
+        return FoldedStream(state=state.for_decisions(), head_hash=head if data else None)
 
     @activity.defn(name="missions_hosted_by")
     async def missions_hosted_by(self, query: FollowUpsQuery) -> list[str]:

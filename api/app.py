@@ -44,7 +44,7 @@ from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenRe
 from domain.errors import RULES
 from domain.state import Delivery, Mission, StationVisit
 from domain.submissions import PollingStation, Submission
-from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation
+from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
 from eventstore.models import RecordedEvent
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
@@ -75,6 +75,7 @@ _MISSIONS_CODES = (
     Code.invalid_input,
     Code.mission_id_mismatch,
     Code.mission_busy,
+    Code.mission_unresponsive,
     Code.mission_not_running,
     Code.event_store_unavailable,
 )
@@ -200,13 +201,12 @@ def create_app(
     MissionId = Annotated[str, Path(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)]
     DryRunFlag = Annotated[bool, Query(description="only check the command: nothing is recorded")]
 
-    async def guarded(route: str, caller: Principal, mission_id: str) -> Mission:
-        """The mission, if the caller's role may call ``route`` (else 403) and the mission
-        exists within the caller's scope (else 404, the same answer either way)."""
+    async def guarded(route: str, caller: Principal, mission_id: str) -> None:
+        """Whether the caller's role may call ``route`` (else 403) and the mission exists
+        within the caller's scope (else 404, the same answer either way, and as soon: the
+        scope is judged on the registration alone, whatever the mission's length)."""
         require_role(route, caller)
-        mission = await missions.state(mission_id)
-        require_scope(caller, mission, mission_id)
-        return mission
+        require_scope(caller, await missions.registered(mission_id), mission_id)
 
     async def submission_allowed(caller: Caller) -> Principal:
         if not await limiter.hit(rate, str(caller.token_id)):
@@ -254,9 +254,7 @@ def create_app(
         """Station-visit and incident reports, answered once durably recorded. Sending a
         report again (same ``submission_id``) returns its first receipt; if any report is
         refused, none of the request is recorded and each problem is named."""
-        require_role("submit_reports", caller)
-        mission = await intake.mission(mission_id)
-        require_scope(caller, mission, mission_id)
+        await guarded("submit_reports", caller, mission_id)
         check_body(caller, batch.reports, path="body.reports")
         if dry_run:
             try:
@@ -315,12 +313,8 @@ def create_app(
     async def list_missions(caller: Caller) -> list[MissionListItem]:
         """Missions in the caller's scope."""
         require_role("list_missions", caller)
-        listed = []
-        for summary in await missions.list():
-            state = await missions.state(summary.mission_id)
-            if in_scope(caller, state):
-                listed.append(MissionListItem(**summary.__dict__))
-        return listed
+        listed = await missions.list(where=lambda registered: in_scope(caller, registered))
+        return [MissionListItem(**summary.__dict__) for summary in listed]
 
     @app.get("/v1/missions/{mission_id}", name="get_mission", response_model=Mission)
     async def get_mission(
@@ -331,9 +325,7 @@ def create_app(
         ] = None,
     ) -> Mission:
         """The mission's state (folded from its events), now or as of a version."""
-        mission = await guarded("get_mission", caller, mission_id)
-        if version is None:
-            return mission
+        await guarded("get_mission", caller, mission_id)
         return await missions.state(mission_id, version=version)
 
     @app.get("/v1/missions/{mission_id}/timeline", name="get_timeline")
@@ -417,7 +409,8 @@ def create_app(
     @app.get("/v1/missions/{mission_id}/visits", name="list_visits")
     async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
         """Polling-station visits; an observer sees their own team's."""
-        mission = await guarded("list_visits", caller, mission_id)
+        await guarded("list_visits", caller, mission_id)
+        mission = await missions.state(mission_id)
         return [
             v
             for v in mission.visits.values()
@@ -434,7 +427,16 @@ def create_app(
         caller: Caller,
     ) -> SentToRecipient:
         """What was sent to a member state, the host or an organisation."""
-        mission = await guarded("get_sent_to_recipient", caller, mission_id)
+        try:
+            recipient = check_text(recipient, multiline=False, max_length=200)
+        except ValueError as error:
+            raise ApiError(
+                Code.invalid_input,
+                f"path.recipient: {error}",
+                fields=[errors.FieldProblem(path="path.recipient", message=str(error))],
+            ) from None
+        await guarded("get_sent_to_recipient", caller, mission_id)
+        mission = await missions.state(mission_id)
         name = recipient.upper() if len(recipient) == 2 else recipient
         if caller.member_state is not None and name != caller.member_state:
             raise forbidden(f"{caller.member_state} reads only what it was sent")
@@ -451,7 +453,7 @@ def create_app(
     async def unavailable_id(caller: Principal, mission_id: str) -> ApiError | None:
         """A mission id registered outside the caller's scope: refused without saying
         by whom or what it is (``mission_id_unavailable``)."""
-        stored = await missions.state(mission_id)
+        stored = await missions.registered(mission_id)
         if stored.stage is None or in_scope(caller, stored):
             return None
         return ApiError(
@@ -523,9 +525,12 @@ def create_app(
         caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
     ) -> DryRun:
         if key is not None:
-            stored = await idempotency.get(caller.token_id, key)
-            if stored is not None and stored.request_hash != digest:
-                raise key_reused()
+            try:
+                stored = await idempotency.answered(caller.token_id, key, digest)
+            except KeyReused:
+                raise key_reused() from None
+            except KeyInUse:
+                raise key_in_use() from None
             if stored is not None:  # the real run would answer the first result
                 if stored.status_code < 300:
                     return DryRun(
@@ -565,7 +570,7 @@ def create_app(
         """A review is reopened for a mission of the caller's own: the one it names must
         be registered within the caller's scope."""
         if isinstance(command, ReopenReview) and caller.organisation is not None:
-            named = await missions.state(command.new_mission_id)
+            named = await missions.registered(command.new_mission_id)
             if named.stage is None or not in_scope(caller, named):
                 raise forbidden(
                     f"body.new_mission_id names no mission of {caller.organisation} "

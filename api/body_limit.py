@@ -41,6 +41,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if started:
+                        # A response under way (a live stream, whose route reads no
+                        # body) cannot become a 413: it ends, as if the client had left.
+                        return {"type": "http.disconnect"}
                     raise BodyTooLarge(self.max_bytes)
             return message
 

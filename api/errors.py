@@ -43,6 +43,7 @@ class Code(StrEnum):
     too_many_streams = "too_many_streams"
     internal_error = "internal_error"
     mission_busy = "mission_busy"
+    mission_unresponsive = "mission_unresponsive"
     mission_not_running = "mission_not_running"
     event_store_unavailable = "event_store_unavailable"
     intake_unavailable = "intake_unavailable"
@@ -67,6 +68,7 @@ STATUS: dict[Code, int] = {
     Code.too_many_streams: 429,
     Code.internal_error: 500,
     Code.mission_busy: 503,
+    Code.mission_unresponsive: 503,
     Code.mission_not_running: 503,
     Code.event_store_unavailable: 503,
     Code.intake_unavailable: 503,

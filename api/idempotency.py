@@ -77,6 +77,29 @@ class IdempotencyStore:
             return None
         return Stored(row["request_hash"], row["status_code"], row["response"])
 
+    async def answered(self, token_id: uuid.UUID, key: str, digest: str) -> Stored | None:
+        """The answer kept for ``key`` if it was used, waiting (up to ``wait_seconds``)
+        while the request holding it still runs; ``None`` if it is free. ``KeyReused``
+        for another body, ``KeyInUse`` when the first is still running: what a dry run
+        needs to say what the real request would, without reserving the key."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            row = await self.pool.fetchrow(
+                "SELECT request_hash, status_code, response FROM api_idempotency "
+                "WHERE token_id = $1 AND key = $2",
+                token_id,
+                key,
+            )
+            if row is None:
+                return None
+            if row["request_hash"] != digest:
+                raise KeyReused
+            if row["status_code"] is not None:
+                return Stored(row["request_hash"], row["status_code"], row["response"])
+            if time.monotonic() >= deadline:
+                raise KeyInUse
+            await asyncio.sleep(self.poll_seconds)
+
     async def reserve(self, token_id: uuid.UUID, key: str, digest: str) -> Stored | None:
         """Reserve ``key`` for the request hashed ``digest``: ``None`` when this request is
         to run (the caller then ``save``s or ``release``s it), or the first answer when a

@@ -87,13 +87,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+MAX_LIFETIME = timedelta(days=3660)
+"""A token lives ten years at most."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90d``, ``12h``, ``30m`` or ``45s``."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", text)
+    """``90d``, ``12h``, ``30m`` or ``45s`` (ASCII digits), at most ``MAX_LIFETIME``;
+    else ``TokenError``."""
+    match = re.fullmatch(r"\s*([0-9]{1,15})\s*([dhms])\s*", text)
     if not match:
-        raise TokenError(f"expiry {text!r} is not a duration like 90d, 12h, 30m or 45s")
+        raise TokenError(f"--expires {text!r} is not a duration like 90d, 12h, 30m or 45s")
     unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[match[2]]
-    return timedelta(**{unit: int(match[1])})
+    amount = int(match[1])
+    per_day = {"d": 1, "h": 24, "m": 24 * 60, "s": 24 * 3600}[match[2]]
+    if amount > MAX_LIFETIME.days * per_day:
+        raise TokenError(f"--expires {text!r} is longer than {MAX_LIFETIME.days} days")
+    return timedelta(**{unit: amount})
 
 
 _FLAGS = {

@@ -244,7 +244,10 @@ def diff(mission: Annotated[str, typer.Argument(help="the mission")]) -> None:
             if replayed.stage is None:
                 raise NotRunning(f"no mission {mission!r} in the event store")
             live = await missions.live_state(mission)
-        found = differences(replayed.model_dump(mode="json"), live.model_dump(mode="json"))
+        # The workflow holds the state its rules need (no free texts): compared as such.
+        found = differences(
+            replayed.for_decisions().model_dump(mode="json"), live.model_dump(mode="json")
+        )
         for finding in found:
             console.print(f"[red]finding[/] {finding}", highlight=False, soft_wrap=True)
         console.print(

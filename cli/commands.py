@@ -87,15 +87,42 @@ def _parse_json_option(name: str, raw: str) -> Any:
         raise InputError(f"--{name.replace('_', '-')} is not valid JSON: {error.msg}") from None
 
 
-def read_file(path: Path) -> dict[str, Any]:
+def load_document(path: Path) -> Any:
+    """A JSON or YAML file's content (YAML is a superset of JSON), or ``InputError``
+    saying why it cannot be read: not there, not UTF-8, not JSON nor YAML, a number
+    beyond what Python parses (4,300 digits), nesting too deep, a mapping whose keys are
+    not all text."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text (byte {error.start})") from None
     try:
-        loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise InputError(f"{path} is neither JSON nor YAML: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise InputError(f"{path} cannot be read: {type(error).__name__}: {error}") from None
+    _text_keys(loaded, path)
+    return loaded
+
+
+def _text_keys(value: Any, path: Path, where: str = "") -> None:
+    stack = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise InputError(f"{path}: key {key!r}{at and f' in {at}'} is not text")
+                stack.append((inner, f"{at}.{key}" if at else key))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{at}[{n}]") for n, inner in enumerate(item))
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    loaded = load_document(path)
     if not isinstance(loaded, dict):
         raise InputError(f"{path} must hold a mapping of field names to values")
     return loaded

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from cli.commands import InputError
+from cli.commands import InputError, load_document
 from cli.services import NotRunning, open_missions
 from domain import DomainError
 from domain.submissions import PollingStation, Submission
@@ -137,7 +136,8 @@ def print_coverage(found: Coverage, *, trace: bool = False) -> None:
 def read_stations(path: Path) -> list[PollingStation]:
     """A CSV with a header: ``station_id``, ``locality`` and optionally ``name``."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a spreadsheet's CSV export often opens with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"cannot read {path}: {error}") from None
@@ -190,10 +190,7 @@ def stations_import(
 
 def read_submissions(path: Path) -> list[Any]:
     """Reports from a JSON or YAML file: one, a list, or ``{"reports": [...]}``."""
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InputError(f"cannot read {path}: {error}") from None
+    loaded = load_document(path)
     if isinstance(loaded, dict) and "reports" in loaded:
         loaded = loaded["reports"]
     listed = loaded if isinstance(loaded, list) else [loaded]

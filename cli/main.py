@@ -535,6 +535,12 @@ add_subcommands(mission_app, _send)
 
 def run() -> None:
     """Entry point: every expected failure is one line on stderr and a non-zero exit."""
+    for position, argument in enumerate(sys.argv[1:], start=1):
+        # Bytes that are not UTF-8 reach Python as lone surrogates (PEP 383): no name,
+        # id or text eom stores can hold them.
+        if any("\ud800" <= char <= "\udfff" for char in argument):
+            errors.print(f"error: argument {position} ({argument!r}) is not UTF-8 text")
+            sys.exit(2)
     try:
         app(prog_name="eom")
     except CommandRefused as refused:

@@ -31,7 +31,7 @@ from activities.directory import (
 )
 from cli.commands import InputError
 from cli.services import open_missions
-from domain.values import DeadlineKind
+from domain.values import MAX_LADDER_SECONDS, DeadlineKind
 from worker import Settings, configure_logging
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-_DURATION = re.compile(r"\s*(\d+)\s*([dhms]?)\s*")
+_DURATION = re.compile(r"\s*([0-9]{1,12})\s*([dhms]?)\s*")
 _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
@@ -70,7 +70,10 @@ def parse_offset(text: str, option: str) -> timedelta:
     match = _DURATION.fullmatch(text)
     if not match or (not match[2] and int(match[1]) != 0):
         raise InputError(f"{option}: {text!r} is not a duration like 7d, 12h, 30m, 45s or 0")
-    return timedelta(seconds=int(match[1]) * _UNITS.get(match[2], 0))
+    seconds = int(match[1]) * _UNITS.get(match[2], 0)
+    if seconds > MAX_LADDER_SECONDS:
+        raise InputError(f"{option}: {text!r} is longer than {MAX_LADDER_SECONDS} seconds")
+    return timedelta(seconds=seconds)
 
 
 def parse_offsets(text: str, option: str = "--offsets") -> list[timedelta]:

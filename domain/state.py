@@ -263,9 +263,63 @@ class Mission(Frozen):
         """Station visits through any path: the intake's count covers the mission's own."""
         return self.intake.visits if self.intake is not None else len(self.visits)
 
+    def for_decisions(self) -> Mission:
+        """This state without the free texts no rule reads (meeting summaries, visits'
+        checklists and findings, statement texts, reports, recommendations' texts,
+        evidence, reasons): what the mission's workflow holds and carries over
+        continue-as-new, whatever the texts add up to. ``decide`` gives the same verdicts
+        on it; readers fold the full state from the event store."""
+        return self.model_copy(
+            update={
+                "observers": {
+                    k: o.model_copy(
+                        update={
+                            "withdrawal_reason": o.withdrawal_reason and o.withdrawal_reason[:0]
+                        }
+                    )
+                    for k, o in self.observers.items()
+                },
+                "meetings": {
+                    k: m.model_copy(update={"summary": "", "participants": [], "topics": []})
+                    for k, m in self.meetings.items()
+                },
+                "visits": {
+                    k: v.model_copy(update={"checklists": [], "findings": []})
+                    for k, v in self.visits.items()
+                },
+                "interim_report": _without_summary(self.interim_report),
+                "final_report": _without_summary(self.final_report),
+                "drafts": {k: d.model_copy(update={"text": ""}) for k, d in self.drafts.items()},
+                "recommendations": {
+                    k: r.model_copy(update={"text": ""}) for k, r in self.recommendations.items()
+                },
+                "declined": {k: "" for k in self.declined},
+                "evidence_cycles": {
+                    n: c.model_copy(update={"submitted": {k: [] for k in c.submitted}})
+                    for n, c in self.evidence_cycles.items()
+                },
+                "ratings": {
+                    k: [r.model_copy(update={"basis": ""}) for r in entries]
+                    for k, entries in self.ratings.items()
+                },
+                "cancellation_reason": (
+                    None if self.cancellation_reason is None else self.cancellation_reason[:200]
+                ),
+            }
+        )
+
     @property
     def check_in_due_at(self) -> datetime | None:
         """When teams' opening reports are due (polls open plus the grace)."""
         if self.polls_open_at is None or self.check_in_grace_seconds is None:
             return None
         return self.polls_open_at + timedelta(seconds=self.check_in_grace_seconds)
+
+
+def _without_summary(report: Report | None) -> Report | None:
+    return None if report is None else report.model_copy(update={"summary": ""})
+
+
+def _blank(text: str | None) -> str | None:
+    """Gone, but still saying whether there was one."""
+    return None if text is None else ""

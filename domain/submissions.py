@@ -269,20 +269,24 @@ def admit(
 def _check_correction(
     submission: StationVisitReport | IncidentReport, corrected: EarlierReport | None
 ) -> None:
+    """A correction replaces a report sent before it, by the same team, of its kind.
+    Another team's report is answered as one the mission does not hold: a team learns
+    nothing of another's reports from a refusal."""
     what = f"correction {submission.submission_id!r}"
-    if corrected is None or corrected.submission_id != submission.corrects:
+    if (
+        corrected is None
+        or corrected.submission_id != submission.corrects
+        or corrected.submission_id == submission.submission_id
+        or corrected.team_id != submission.team_id
+    ):
         raise e.CorrectionOfUnknownReport(
-            f"{what} corrects submission {submission.corrects!r}, which the mission does not hold"
+            f"{what} corrects submission {submission.corrects!r}, which team "
+            f"{submission.team_id!r} has not sent before it"
         )
     if corrected.kind != submission.kind:
         raise e.CorrectionMismatch(
             f"{what} is a {submission.kind} report; it cannot replace {corrected.kind} report "
             f"{corrected.submission_id!r}"
-        )
-    if corrected.team_id != submission.team_id:
-        raise e.CorrectionMismatch(
-            f"{what} is from team {submission.team_id!r}; report {corrected.submission_id!r} "
-            f"is team {corrected.team_id!r}'s to correct"
         )
 
 
@@ -292,10 +296,15 @@ def is_resubmission(
     """A submission id seen before: the same submission again (acknowledged with the first
     result), or a different one under a used id (refused)."""
     if earlier.content_sha256 != content_sha256(submission):
+        if earlier.team_id != submission.team_id:  # another team's: nothing said of it
+            raise e.SubmissionIdReused(
+                f"submission id {submission.submission_id!r} is already used in this "
+                "mission; send the report under an id of its own (a UUID)"
+            )
         raise e.SubmissionIdReused(
             f"submission id {submission.submission_id!r} was already used for a different "
-            f"{earlier.kind} report (station {earlier.station_id!r}, team {earlier.team_id!r}); "
-            f"send a change as a new submission that corrects it"
+            f"{earlier.kind} report (station {earlier.station_id!r}); send a change as a new "
+            f"submission that corrects it"
         )
     return True
 

@@ -631,6 +631,16 @@ class EventStore:
         )
         return [r["stream_id"] for r in rows]
 
+    async def registrations(self) -> list[tuple[str, str]]:
+        """Each mission's stream id and its first event's data as JSON text: the streams
+        that open with an invitation, in the order they were registered."""
+        rows = await self.pool.fetch(
+            "SELECT stream_id, data::text AS data FROM events "
+            "WHERE event_type = 'InvitationRegistered' AND stream_version = 1 "
+            "ORDER BY global_position"
+        )
+        return [(r["stream_id"], r["data"]) for r in rows]
+
     async def stream_ids(self) -> list[tuple[str, int]]:
         rows = await self.pool.fetch("SELECT stream_id, version FROM streams ORDER BY stream_id")
         return [(r["stream_id"], r["version"]) for r in rows]

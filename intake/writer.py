@@ -295,10 +295,24 @@ class Intake:
         return [receipts[s.submission_id] for s in submissions]
 
     async def check(self, mission_id: str, submissions: Sequence[AnySubmission]) -> list[Report]:
-        """What ``submit`` would record now (resubmissions aside), or ``SubmissionRefused``;
-        nothing is recorded."""
+        """What ``submit`` would record now, or ``SubmissionRefused`` as it would refuse;
+        nothing is recorded. A report sent before, the same, would be answered with its
+        receipt and records nothing; another under a used id is refused."""
         _, items = await self._prepare(mission_id, submissions)
-        return [i.report for i in items]
+        earlier = await self._earlier(mission_id, {i.submission.submission_id for i in items})
+        problems, reports = [], []
+        for item in items:
+            found = earlier.get(item.submission.submission_id)
+            if found is None:
+                reports.append(item.report)
+                continue
+            try:
+                is_resubmission(found.report, item.submission)
+            except DomainError as reused:
+                problems.append(_problem(submissions, item.submission, reused))
+        if problems:
+            raise SubmissionRefused(problems)
+        return reports
 
     async def _prepare(
         self, mission_id: str, submissions: Sequence[AnySubmission]
@@ -322,7 +336,7 @@ class Intake:
             for submission in unique:
                 try:
                     report = admit(
-                        context, submission, corrected=corrected.get(submission.corrects or "")
+                        context, submission, corrected=corrected.get(submission.submission_id)
                     )
                 except DomainError as error:
                     refused.append((submission, error))
@@ -366,15 +380,23 @@ class Intake:
     async def _corrected(
         self, mission_id: str, submissions: list[AnySubmission]
     ) -> dict[str, EarlierReport]:
-        """The reports that ``submissions`` correct: stored, or in the same request."""
+        """The report each correction of ``submissions`` replaces, by the correction's
+        submission id: one stored, or one sent earlier in the same request (never the
+        correction itself, nor one that comes after it: corrections do not go round)."""
         wanted = {s.corrects for s in submissions if s.corrects is not None}
         if not wanted:
             return {}
         stored = await self._earlier(mission_id, wanted)
-        found = {sid: e.report for sid, e in stored.items()}
-        for s in submissions:  # a report and its correction sent together
-            if s.submission_id in wanted and s.submission_id not in found:
-                found[s.submission_id] = EarlierReport(
+        found: dict[str, EarlierReport] = {}
+        sent: dict[str, EarlierReport] = {}
+        for s in submissions:
+            if s.corrects is not None:
+                earlier = stored.get(s.corrects)
+                report = earlier.report if earlier is not None else sent.get(s.corrects)
+                if report is not None:
+                    found[s.submission_id] = report
+            if s.submission_id not in stored:  # a report and its correction sent together
+                sent[s.submission_id] = EarlierReport(
                     submission_id=s.submission_id,
                     kind=s.kind,
                     station_id=s.station_id,

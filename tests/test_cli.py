@@ -148,10 +148,64 @@ async def test_input_eom_cannot_store_or_send_is_refused_at_once(tmp_path: Path)
             env=env,
         ),
         "--version": await eom("mission", "show", "m-1", "--version", str(2**64), env=env),
+        "--expires": await eom(
+            "token",
+            "create",
+            "--role",
+            "auditor",
+            "--name",
+            "a",
+            "--expires",
+            "9" * 14 + "d",
+            env=env,
+        ),
+        "--offsets": await eom(
+            "ladder",
+            "set",
+            "--organisation",
+            "TC",
+            "--kind",
+            "nomination",
+            "--offsets",
+            "99999999999d",
+            env=env,
+        ),
     }
+    documents = {
+        "digits.json": '{"name": ' + "9" * 5000 + ', "title": "t"}',
+        "deep.json": "[" * 5000 + "]" * 5000,
+        "keys.yaml": "1: a\nname: n\n",
+    }
+    for name, text in documents.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        runs[name] = await eom(
+            "mission", "appoint-head-of-mission", "m-1", "--file", str(tmp_path / name), env=env
+        )
+    (tmp_path / "latin1.yaml").write_bytes("name: Türkiye\n".encode("latin-1"))
+    runs["latin1.yaml"] = await eom(
+        "mission",
+        "appoint-head-of-mission",
+        "m-1",
+        "--file",
+        str(tmp_path / "latin1.yaml"),
+        env=env,
+    )
     for field, run in runs.items():
         assert run.code == 2, (field, run.err)
         assert field in run.err, (field, run.err)
+        assert "Traceback" not in run.err
+    # Bytes that are not UTF-8 in an argument (a mission id typed in another encoding).
+    process = await asyncio.create_subprocess_exec(
+        EOM,
+        "mission",
+        "show",
+        b"atk\xff",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2 and b"not UTF-8" in err
     assert not (tmp_path / "eom-data").exists(), "nothing was started"
 
 

@@ -451,6 +451,26 @@ def test_random_histories_keep_the_invariants(commands: list[Command]) -> None:
                 assert command.type in _AFTER_THE_END, command.type
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commands=_histories())
+def test_the_workflows_slim_state_decides_as_the_full_one(commands: list[Command]) -> None:
+    """The workflow holds ``Mission.for_decisions()`` (free texts left out); on it every
+    command gets the same events or the same rule's refusal as on the full state."""
+    full = slim = Mission()
+    for command in commands:
+        outcomes: list[list[Event] | str] = []
+        for state in (full, slim):
+            try:
+                outcomes.append(decide(state, command, now=NOW))
+            except DomainError as err:
+                outcomes.append(err.rule)
+        assert outcomes[0] == outcomes[1], command.type
+        if isinstance(outcomes[0], list):
+            full = fold(outcomes[0], full)
+            slim = fold(outcomes[0], slim).for_decisions()
+    assert full.for_decisions() == slim
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commands=_histories())
 def test_events_round_trip_through_json(commands: list[Command]) -> None:

@@ -180,6 +180,48 @@ async def test_a_used_id_for_a_different_report_is_refused(election: Election) -
         await election.intake.submit(election.mission_id, [changed], actor="observer")
 
 
+async def test_corrections_name_an_earlier_report_and_say_nothing_of_other_teams(
+    election: Election, store: EventStore
+) -> None:
+    """A report cannot correct itself, two reports cannot correct each other, and a
+    correction sent with its report comes after it; a refusal tells a team nothing of
+    another team's reports (which id, which station, which team). Dry runs say the
+    same as the real requests, resends and reused ids included."""
+    mission = election.mission_id
+    first = election.visit("c-1", arrived_at=local(8), departed_at=local(9))
+    itself = first.model_copy(update={"submission_id": "c-self", "corrects": "c-self"})
+    x = first.model_copy(update={"submission_id": "c-x", "corrects": "c-y"})
+    y = first.model_copy(update={"submission_id": "c-y", "corrects": "c-x"})
+    late = first.model_copy(update={"submission_id": "c-fix", "corrects": "c-1"})
+    for request in ([itself], [x, y], [late, first]):
+        for check in (election.intake.check, None):
+            with pytest.raises(SubmissionRefused, match="correction_of_unknown_report"):
+                if check is not None:
+                    await check(mission, request)
+                else:
+                    await election.intake.submit(mission, request, actor="observer")
+    await election.intake.submit(mission, [first, late], actor="observer")  # in order: fine
+    # Another team reusing team-1's id learns nothing of team-1's report.
+    other = first.model_copy(
+        update={"team_id": "team-2", "station_id": election.stations[3].station_id}
+    )
+    for attempt in (
+        election.intake.check(mission, [other]),
+        election.intake.submit(mission, [other], actor="o"),
+    ):
+        with pytest.raises(SubmissionRefused, match="submission_id_reused") as refused:
+            await attempt
+        assert "team-1" not in str(refused.value)
+        assert first.station_id not in str(refused.value)
+    # The same report again is recorded nothing new, dry run or not.
+    assert await election.intake.check(mission, [first]) == []
+    [again] = await election.intake.submit(mission, [first], actor="observer")
+    assert again.status == "duplicate"
+    changed = first.model_copy(update={"departed_at": local(9.5)})
+    with pytest.raises(SubmissionRefused, match="submission_id_reused"):
+        await election.intake.check(mission, [changed])
+
+
 async def test_corrections_and_conflicts_are_kept_and_counted_once(
     election: Election, store: EventStore
 ) -> None:
@@ -194,8 +236,10 @@ async def test_corrections_and_conflicts_are_kept_and_counted_once(
     await election.intake.submit(election.mission_id, [original], actor="observer")
     [corrected] = await election.intake.submit(election.mission_id, [fix], actor="observer")
     [flagged] = await election.intake.submit(election.mission_id, [other_team], actor="observer")
-    with pytest.raises(SubmissionRefused, match="correction_mismatch"):
+    # Another team's report is answered as one the mission does not hold.
+    with pytest.raises(SubmissionRefused, match="correction_of_unknown_report") as refused:
         await election.intake.submit(election.mission_id, [wrong_team_fix], actor="observer")
+    assert "team-1" not in str(refused.value)
     assert not corrected.conflict and flagged.conflict
     events = await store.read_stream(flagged.stream_id)
     assert [e.event_type for e in events] == [

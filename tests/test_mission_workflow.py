@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -99,7 +100,7 @@ async def test_seed_mission_end_to_end(
 
     live = await api.live_state(mission_id)
     stored = await api.state(mission_id)
-    assert live == stored
+    assert live == stored.for_decisions()
     assert live.stage is Stage.follow_up
 
     handle = mission_handle(client, mission_id)
@@ -282,18 +283,18 @@ async def test_long_missions_continue_as_new_with_their_state(
     assert stored.stage is Stage.closed and stored.version == outcome.version
 
 
-async def test_a_mission_whose_state_outgrows_a_payload_goes_on(
+async def test_a_mission_whose_texts_outgrow_a_payload_goes_on(
     client: Client, store: EventStore, task_queue: str, running_worker: Worker
 ) -> None:
-    """Long meeting summaries, each within its bound, add up to a state beyond Temporal's
-    2 MB payload limit: the mission still continues as new (the next run reads its stream
-    in pages instead of being handed the state) and takes every later command."""
+    """Meetings whose summaries, participants and topics are each within their bounds add
+    up to a mission beyond Temporal's 2 MB payload limit. The workflow holds only what
+    its rules need, so it continues as new (carrying that), answers its queries, takes
+    every later command, and rests when idle (no run after run)."""
     api = missions(client, store, task_queue, max_history_events=100)
     mission_id = new_mission_id()
     commands = seed.mission(mission_id)
     first_meeting = next(i for i, cmd in enumerate(commands) if isinstance(cmd, c.RecordMeeting))
     await run_commands(api, mission_id, commands[:first_meeting])
-    summary = "Қазақстан сайлау комиссиясы. " * 3_000  # about 90,000 characters, 160 KB
     for n in range(16):
         await api.execute(
             mission_id,
@@ -302,21 +303,60 @@ async def test_a_mission_whose_state_outgrows_a_payload_goes_on(
                 stakeholder_type="civil_society",
                 stakeholder_name="Civil society coalition",
                 held_on=seed.ELECTION_DAY.replace(day=7),
-                summary=summary,
+                participants=[f"{n}-{p} " + "Қ" * 400 for p in range(200)],
+                topics=[f"{t} " + "ü" * 400 for t in range(100)],
+                summary="Қазақстан сайлау комиссиясы. " * 3_000,
             ),
             actor=ACTOR,
         )
     stored = await api.state(mission_id)
-    assert len(stored.model_dump_json().encode()) > 2_000_000
-    runs = [
-        execution
-        async for execution in client.list_workflows(f"WorkflowId = '{workflow_id(mission_id)}'")
-    ]
-    assert len(runs) >= 2, "the mission continued as new"
+    assert len(stored.model_dump_json().encode()) > 4_000_000
     # The seed's own meetings, election day opened, visits recorded.
     await run_commands(api, mission_id, commands[first_meeting : first_meeting + 12])
-    version = await mission_handle(client, mission_id).query(MissionWorkflow.version)
-    assert version == (await api.state(mission_id)).version
+    live = await api.live_state(mission_id)
+    assert live == (await api.state(mission_id)).for_decisions()
+
+    async def runs() -> int:
+        return len(
+            [
+                execution
+                async for execution in client.list_workflows(
+                    f"WorkflowId = '{workflow_id(mission_id)}'"
+                )
+            ]
+        )
+
+    before = await runs()
+    assert before >= 2, "the mission continued as new"
+    await asyncio.sleep(3)
+    assert await runs() == before, "an idle mission does not continue as new"
+
+
+async def test_a_mission_that_does_not_answer_is_unresponsive_and_then_answers_once(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    """With its worker gone, a command the mission took is answered
+    ``mission_unresponsive`` once ``answer_seconds`` pass (it may still be recorded); when
+    the worker is back the command is recorded, and sent again with its id it gets its
+    first result, recorded once."""
+    api = missions(client, store, task_queue)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    async with build_worker(client, store, task_queue):
+        await run_commands(api, mission_id, commands[:2])
+    impatient = Missions(
+        client=client, store=store, task_queue=task_queue, answer_seconds=2, busy_seconds=2
+    )
+    nomination = commands[2]
+    with pytest.raises(CommandRefused) as refused:
+        await impatient.execute(mission_id, nomination, actor=ACTOR, command_id="nominate-1")
+    assert refused.value.rule == "mission_unresponsive"
+    assert "may still be recorded" in refused.value.message
+    async with build_worker(client, store, task_queue):
+        again = await api.execute(mission_id, nomination, actor=ACTOR, command_id="nominate-1")
+    assert again.event_types == ["ObserverNominated"]
+    events = await api.events(mission_id)
+    assert [e.event_type for e in events].count("ObserverNominated") == 1
 
 
 def load_history(path: Path) -> WorkflowHistory:
@@ -361,7 +401,7 @@ async def test_retried_appends_are_recognised_not_duplicated(
     events = await api.events(mission_id)
     assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
     assert [e.event_type for e in events] == _event_types(commands)
-    assert live == await api.state(mission_id)
+    assert live == (await api.state(mission_id)).for_decisions()
 
 
 async def test_a_lost_workflow_is_restored_from_its_stream(
@@ -379,7 +419,10 @@ async def test_a_lost_workflow_is_restored_from_its_stream(
         await api.execute(mission_id, commands[10], actor=ACTOR)
     await api.restore(mission_id)
     live, replayed = await api.live_state(mission_id), await api.state(mission_id)
-    assert differences(replayed.model_dump(mode="json"), live.model_dump(mode="json")) == []
+    assert (
+        differences(replayed.for_decisions().model_dump(mode="json"), live.model_dump(mode="json"))
+        == []
+    )
     assert await store.stream_version(mission_id) == version
     with pytest.raises(CommandRefused) as running:
         await api.restore(mission_id)

@@ -12,7 +12,7 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +27,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import DomainError, Event, Mission, decide, fold, load_event
+from domain import DomainError, Event, Mission, decide, fold, load_event, load_event_json
 from domain.commands import CloseElectionDay, Command, RegisterInvitation
 from domain.decide import intake_progressed
 from domain.values import DeadlineKind, RecipientKind, Stage
@@ -69,19 +69,12 @@ class _Gate:
     users: int = 0
 
 
-def _busy(seconds: float, *, taken: bool | None = False) -> CommandRefused:
-    """``mission_busy``; ``taken`` None when the mission may still take the command (it
-    was sent and not answered in time)."""
+def _busy(seconds: float) -> CommandRefused:
     waited = f" for {seconds:g} s" if seconds else ""
-    outcome = (
-        "nothing was recorded: send it again"
-        if taken is False
-        else "it may still be recorded: send it again with the same Idempotency-Key to "
-        "learn its result"
-    )
     return CommandRefused(
         "mission_busy",
-        f"the mission is taking other commands and could not take this one{waited}; {outcome}",
+        f"the mission is taking other commands and could not take this one{waited}; "
+        "nothing was recorded: send it again",
     )
 
 
@@ -116,6 +109,7 @@ class Missions:
         max_history_events: int | None = None,
         timing: MissionTiming | None = None,
         busy_seconds: float = 30.0,
+        answer_seconds: float = 300.0,
     ) -> None:
         self._client = client
         self.store = store
@@ -124,6 +118,9 @@ class Missions:
         self.timing = timing
         self.busy_seconds = busy_seconds
         """How long a command waits for a busy mission before ``mission_busy``."""
+        self.answer_seconds = answer_seconds
+        """How long a command the mission may have taken waits for its answer before
+        ``mission_unresponsive`` (longer than an append's retries, two minutes)."""
         self._gates: dict[str, _Gate] = {}
 
     @property
@@ -149,7 +146,8 @@ class Missions:
         with the same update id, what the server turns away for the moment (too many
         updates, a run continuing as new, an RPC that timed out). Only when the mission
         stays busy for ``busy_seconds`` is the command refused with ``mission_busy``
-        (nothing recorded; the caller may send it again)."""
+        (nothing recorded; the caller may send it again); one it may have taken but did
+        not answer in ``answer_seconds`` is ``mission_unresponsive``."""
         request = CommandRequest(
             command=command,
             command_id=command_id or str(uuid.uuid4()),
@@ -193,24 +191,31 @@ class Missions:
     async def _update(
         self, mission_id: str, request: CommandRequest, deadline: float
     ) -> CommandResult:
+        """Send the update until the mission answers it. Turned away before the mission
+        took it (too many updates, a run ending), it is sent again until ``deadline``,
+        then ``mission_busy`` (nothing recorded). Once it may have been taken (an RPC
+        that timed out), it is sent again with its id for up to ``answer_seconds``, then
+        ``mission_unresponsive`` (it may still be recorded)."""
         handle = self.client.get_workflow_handle(workflow_id(mission_id))
-        unanswered = False
+        answer_by: float | None = None  # set once the mission may have taken it
         for attempt in itertools.count():
+            sent = time.monotonic()
             try:
-                # Bounded, so that a mission that does not answer (its worker down, say)
-                # is told apart from one that is slow: past the deadline, mission_busy.
                 return await handle.execute_update(
                     MissionWorkflow.execute,
                     request,
                     id=request.command_id,
-                    rpc_timeout=timedelta(seconds=max(1.0, deadline - time.monotonic())),
+                    rpc_timeout=timedelta(
+                        seconds=max(1.0, (answer_by or sent + self.answer_seconds) - sent)
+                    ),
                 )
             except WorkflowUpdateFailedError as error:
                 refused = _refusal(error)
                 if refused.rule not in _TRY_AGAIN:
                     raise refused from None
             except WorkflowUpdateRPCTimeoutOrCancelledError:
-                unanswered = True  # the same update id again: the workflow runs it once
+                # Sent again under its id, the workflow runs it once.
+                answer_by = answer_by or sent + self.answer_seconds
             except RPCError as error:
                 if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                     # Between two runs (continue-as-new), or not running at all.
@@ -219,8 +224,16 @@ class Missions:
                         raise CommandRefused("mission_not_running", str(error)) from None
                 elif error.status not in _BUSY:
                     raise
-            if time.monotonic() >= deadline:
-                raise _busy(self.busy_seconds, taken=None if unanswered else False)
+            now = time.monotonic()
+            if answer_by is not None and now >= answer_by:
+                raise CommandRefused(
+                    "mission_unresponsive",
+                    f"the mission took no decision on the command in {self.answer_seconds:g} s; "
+                    "it may still be recorded: send it again with the same Idempotency-Key "
+                    "to learn its result",
+                )
+            if answer_by is None and now >= deadline:
+                raise _busy(self.busy_seconds)
             # Jittered, growing pauses: the callers waiting on one mission spread out.
             await asyncio.sleep(min(0.02 * 2 ** min(attempt, 6), 1.0) * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
@@ -346,7 +359,8 @@ class Missions:
         return fold(load_event(r.data) for r in recorded)
 
     async def live_state(self, mission_id: str) -> Mission:
-        """The state the running workflow holds (a Temporal query)."""
+        """The state the running workflow holds (a Temporal query): the state for
+        decisions, without free texts (``Mission.for_decisions``)."""
         handle = self.client.get_workflow_handle(workflow_id(mission_id))
         return await handle.query(MissionWorkflow.state)
 
@@ -392,20 +406,29 @@ class Missions:
                 return None
             raise
 
-    async def list(self) -> list[MissionSummary]:
-        """Every mission in the store (streams that do not open with an invitation, which
-        only tests write, are not missions)."""
+    async def registered(self, mission_id: str) -> Mission:
+        """The mission as its registration alone says (organisation, host, member states:
+        what scopes are judged by), or an empty state: one read of one event, the same
+        whether the mission is long or short."""
+        return fold(
+            load_event(r.data)
+            for r in await self.store.read_stream(mission_id, to_version=1)
+            if r.event_type == "InvitationRegistered"
+        )
+
+    async def list(self, *, where: Callable[[Mission], bool] | None = None) -> list[MissionSummary]:
+        """Every mission in the store (streams that open with an invitation), or those
+        whose registration ``where`` accepts: only those are folded."""
         summaries = []
-        for stream_id, _ in await self.store.stream_ids():
-            first = await self.store.read_stream(stream_id, to_version=1)
-            if not first or first[0].event_type != "InvitationRegistered":
+        for mission_id, data in await self.store.registrations():
+            if where is not None and not where(fold([load_event_json(data)])):
                 continue
-            state = await self.state(stream_id)
+            state = await self.state(mission_id)
             if state.stage is None or state.election is None:
                 continue
             summaries.append(
                 MissionSummary(
-                    mission_id=stream_id,
+                    mission_id=mission_id,
                     stage=state.stage.value,
                     host_country=state.host_country or "",
                     election=state.election.name,

@@ -18,7 +18,11 @@ from eventstore.models import NewEvent
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """Fields a reader does not know are ignored: while workers are upgraded one after
+    another, an older worker takes a message with a field added since (every added field
+    has a default), instead of failing it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class MissionTiming(_Message):
@@ -89,9 +93,13 @@ class AppendRequest(_Message):
 class ReadRequest(_Message):
     stream_id: str
     after_version: int = 0
-    limit: int | None = Field(default=None, ge=1)
-    """At most this many events, and fewer when they would pass about 1 MB (an activity's
-    result is a Temporal payload: at most 2 MB); unset, all of them."""
+
+
+class FoldedStream(_Message):
+    """A mission's stream folded: its state for decisions, as of its head."""
+
+    state: Mission
+    head_hash: str | None
 
 
 class LadderStart(_Message):

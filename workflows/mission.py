@@ -31,6 +31,7 @@ from workflows.messages import (
     CheckInQuery,
     CommandRequest,
     CommandResult,
+    FoldedStream,
     FollowUpsQuery,
     FollowUpStart,
     IntakeDrained,
@@ -53,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
 AUTOMATION_PATCH = "reminders-and-follow-up"
 INTAKE_PATCH = "election-day-intake"
 REPEATS_PATCH = "repeated-acts-refused"
-PAGED_READS_PATCH = "stream-read-in-pages"
+FOLDED_READS_PATCH = "state-folded-by-activity"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
@@ -77,10 +78,6 @@ STORE_TOTAL_TIMEOUT = timedelta(minutes=2)
 
 MAX_UPDATES_PER_RUN = 1_000
 """Updates one run takes before it continues as new (Temporal admits 2,000 to a run)."""
-MAX_CARRIED_STATE = 1_000_000
-"""Bytes of JSON: a larger state is not carried over continue-as-new but read again."""
-READ_PAGE = 500
-"""Events a catch-up reads at most per activity (fewer when they are large)."""
 RECENT_RESULTS = 200
 """Commands' results kept (and carried over continue-as-new) to answer a command sent
 again with the same id."""
@@ -100,7 +97,10 @@ class MissionWorkflow:
     @workflow.init
     def __init__(self, start: MissionStart) -> None:
         self._start = start
-        self._state = start.state or Mission()
+        # What decisions need, never the free texts (``Mission.for_decisions``): the
+        # state is carried over continue-as-new and answered to queries, both payloads
+        # of at most 2 MB, however long the mission's summaries and statements are.
+        self._state = (start.state or Mission()).for_decisions()
         self._head_hash = start.head_hash
         # Known before run() so that validators of the first update see the right state.
         self._ready = start.state is not None
@@ -169,14 +169,11 @@ class MissionWorkflow:
         # Updates in flight are answered before the run ends or continues as new.
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.stage is not None and not self._finished:
-            # The state goes along while it fits well inside a payload (Temporal takes
-            # 2 MB); past that, the next run reads it from the stream, page by page.
-            carried = len(self._state.model_dump_json()) <= MAX_CARRIED_STATE
             workflow.continue_as_new(
                 start.model_copy(
                     update={
-                        "state": self._state if carried else None,
-                        "head_hash": self._head_hash if carried else None,
+                        "state": self._state,
+                        "head_hash": self._head_hash,
                         "recent_results": list(self._results.values()),
                     }
                 )
@@ -432,32 +429,40 @@ class MissionWorkflow:
             ) from None
         for event in events:
             self._state = evolve(self._state, event)
+        self._state = self._state.for_decisions()
         self._head_hash = result.head_hash
         self._publish_search_attributes()
         await self._react(events)
         return new_events, result
 
     async def _catch_up(self) -> None:
-        """Fold whatever the stream holds beyond the current version, a page at a time
-        (an activity's result is a payload too: at most 2 MB)."""
-        paged = workflow.patched(PAGED_READS_PATCH)
-        while True:
+        """Bring the state up to what the stream holds. An activity folds the stream and
+        returns the state for decisions, so that neither the history nor a payload holds
+        the mission's events (runs recorded before read the events themselves)."""
+        if workflow.patched(FOLDED_READS_PATCH):
+            folded = await workflow.execute_activity(
+                "fold_stream",
+                ReadRequest(stream_id=self._start.mission_id, after_version=0),
+                result_type=FoldedStream,
+                retry_policy=STORE_RETRY,
+                start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+            )
+            if folded.state.version > self._state.version:
+                self._state = folded.state
+                self._head_hash = folded.head_hash
+        else:
             recorded: list[RecordedEvent] = await workflow.execute_activity_method(
                 EventStoreActivities.read_stream,
-                ReadRequest(
-                    stream_id=self._start.mission_id,
-                    after_version=self._state.version,
-                    limit=READ_PAGE if paged else None,
-                ),
+                ReadRequest(stream_id=self._start.mission_id, after_version=self._state.version),
                 retry_policy=STORE_RETRY,
                 start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
                 schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
             )
             self._state = fold((load_event(r.data) for r in recorded), self._state)
+            self._state = self._state.for_decisions()
             if recorded:
                 self._head_hash = recorded[-1].hash
-            if not (paged and recorded):
-                break
         self._publish_search_attributes()
 
     def _publish_search_attributes(self) -> None:

@@ -477,12 +477,7 @@ def create_app(
                 (await dry(caller, mission_id, command, key, digest)).model_dump(mode="json")
             )
         if key is not None:
-            try:
-                stored = await idempotency.reserve(caller.token_id, key, digest)
-            except KeyReused:
-                raise key_reused() from None
-            except KeyInUse:
-                raise key_in_use() from None
+            stored = await keyed(idempotency.reserve(caller.token_id, key, digest))
             if stored is not None:
                 return JSONResponse(stored.response, status_code=stored.status_code)
         try:
@@ -525,12 +520,7 @@ def create_app(
         caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
     ) -> DryRun:
         if key is not None:
-            try:
-                stored = await idempotency.answered(caller.token_id, key, digest)
-            except KeyReused:
-                raise key_reused() from None
-            except KeyInUse:
-                raise key_in_use() from None
+            stored = await keyed(idempotency.answered(caller.token_id, key, digest))
             if stored is not None:  # the real run would answer the first result
                 if stored.status_code < 300:
                     return DryRun(
@@ -554,17 +544,22 @@ def create_app(
             events=[e.model_dump(mode="json") for e in events],
         )
 
-    def key_reused() -> ApiError:
-        return ApiError(
-            Code.idempotency_key_reused, "this Idempotency-Key was used with a different request"
-        )
-
-    def key_in_use() -> ApiError:
-        return ApiError(
-            Code.idempotency_key_in_use,
-            "a request with this Idempotency-Key is still running; send it again later",
-            headers=_RETRY_AFTER,
-        )
+    async def keyed(looked_up: Awaitable[Stored | None]) -> Stored | None:
+        """The first answer for an Idempotency-Key, as ``looked_up`` finds it, or the
+        error a request gets for a key used with another body or still running."""
+        try:
+            return await looked_up
+        except KeyReused:
+            raise ApiError(
+                Code.idempotency_key_reused,
+                "this Idempotency-Key was used with a different request",
+            ) from None
+        except KeyInUse:
+            raise ApiError(
+                Code.idempotency_key_in_use,
+                "a request with this Idempotency-Key is still running; send it again later",
+                headers=_RETRY_AFTER,
+            ) from None
 
     async def check_reopened(caller: Principal, command: Command) -> None:
         """A review is reopened for a mission of the caller's own: the one it names must

@@ -23,6 +23,8 @@ from cli import seed
 from cli.api_client import command_path
 from domain import commands as c
 from domain.commands import Command
+from workflows.client import Missions
+from workflows.messages import CommandResult
 
 R = Role
 ORGANISATION = seed.ORGANISATION
@@ -217,6 +219,23 @@ async def test_a_burst_of_commands_to_one_mission_gets_no_500(
     assert len(recorded) == len(set(recorded)) == accepted
 
 
+async def burst(
+    missions: Missions, mission_id: str, prefix: str, count: int
+) -> list[CommandResult | BaseException]:
+    """``count`` meetings recorded at once, in process; each result or refusal."""
+    return await asyncio.gather(
+        *(
+            missions.execute(
+                mission_id,
+                c.RecordMeeting.model_validate(meeting(f"{prefix}-{n}")),
+                actor="coordinator:test",
+            )
+            for n in range(count)
+        ),
+        return_exceptions=True,
+    )
+
+
 async def test_a_mission_that_stays_busy_answers_503_mission_busy(
     running_api: RunningApi, pre_election: str
 ) -> None:
@@ -230,17 +249,7 @@ async def test_a_mission_that_stays_busy_answers_503_mission_busy(
         busy_seconds=0.05,
     )
     before = await missions.store.stream_version(pre_election)
-    results = await asyncio.gather(
-        *(
-            impatient.execute(
-                pre_election,
-                c.RecordMeeting.model_validate(meeting(f"busy-{n}")),
-                actor="coordinator:test",
-            )
-            for n in range(30)
-        ),
-        return_exceptions=True,
-    )
+    results = await burst(impatient, pre_election, "busy", 30)
     refused = [r for r in results if isinstance(r, Exception)]
     assert refused, "some commands found the mission busy"
     assert {getattr(r, "rule", None) for r in refused} == {"mission_busy"}
@@ -265,17 +274,8 @@ async def test_commands_racing_a_continue_as_new_are_answered_once(
     for command in until(seed.mission(mission_id), c.RecordMeeting):
         await short.execute(mission_id, command, actor="coordinator:test")
     before = await missions.store.stream_version(mission_id)
-    results = await asyncio.gather(
-        *(
-            short.execute(
-                mission_id,
-                c.RecordMeeting.model_validate(meeting(f"can-{n}")),
-                actor="coordinator:test",
-            )
-            for n in range(40)
-        )
-    )
-    assert len({r.command_id for r in results}) == 40
+    results = await burst(short, mission_id, "can", 40)
+    assert len({r.command_id for r in results if isinstance(r, CommandResult)}) == 40
     events = await missions.store.read_stream(mission_id, from_version=before + 1)
     assert sorted(e.data["meeting_id"] for e in events) == sorted(f"can-{n}" for n in range(40))
     runs = [

@@ -7,9 +7,9 @@ back as the right class.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, Self, get_args
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 
 from domain.values import (
     Count,
@@ -37,10 +37,31 @@ from domain.values import (
     Sha256,
     StakeholderType,
     Text,
+    recorded,
 )
 
+MAX_COMMAND_BYTES = 256 * 1024
+"""A command's JSON, at most: it travels in a Temporal update and again as its events'
+data (each payload at most 2 MB; the ten updates a workflow takes at once, with their
+events, within one 4 MB message)."""
 
-class RegisterInvitation(Frozen):
+
+class CommandBase(Frozen):
+    """What every command shares: a bound on its size, whatever its fields hold."""
+
+    @model_validator(mode="after")
+    def _fits_a_message(self, info: ValidationInfo) -> Self:
+        if not recorded(info):
+            size = len(self.__pydantic_serializer__.to_json(self))
+            if size > MAX_COMMAND_BYTES:
+                raise ValueError(
+                    f"the command is {size} bytes of JSON, more than {MAX_COMMAND_BYTES}: "
+                    "send long texts in parts (a summary, not the minutes)"
+                )
+        return self
+
+
+class RegisterInvitation(CommandBase):
     """Register the host's invitation: organisation, election, window, member states, profile."""
 
     type: Literal["register_invitation"] = "register_invitation"
@@ -55,7 +76,7 @@ class RegisterInvitation(Frozen):
     role_quotas: dict[ObserverRole, Quota] = Field(default_factory=dict)
 
 
-class RecordNeedsAssessment(Frozen):
+class RecordNeedsAssessment(CommandBase):
     """Record the needs assessment (limited and full missions)."""
 
     type: Literal["record_needs_assessment"] = "record_needs_assessment"
@@ -63,7 +84,7 @@ class RecordNeedsAssessment(Frozen):
     summary: Text
 
 
-class AppointHeadOfMission(Frozen):
+class AppointHeadOfMission(CommandBase):
     """Appoint (or replace) the head of mission; an invited mission starts forming."""
 
     type: Literal["appoint_head_of_mission"] = "appoint_head_of_mission"
@@ -71,7 +92,7 @@ class AppointHeadOfMission(Frozen):
     title: Line
 
 
-class NominateObserver(Frozen):
+class NominateObserver(CommandBase):
     """Record a member state's nomination of an observer."""
 
     type: Literal["nominate_observer"] = "nominate_observer"
@@ -83,14 +104,14 @@ class NominateObserver(Frozen):
     conflict_of_interest_declared: bool = False
 
 
-class AcceptObserver(Frozen):
+class AcceptObserver(CommandBase):
     """Accept a nominated observer (pledge, declaration and quota checked)."""
 
     type: Literal["accept_observer"] = "accept_observer"
     observer_id: Identifier
 
 
-class WithdrawObserver(Frozen):
+class WithdrawObserver(CommandBase):
     """Withdraw an observer's nomination or acceptance."""
 
     type: Literal["withdraw_observer"] = "withdraw_observer"
@@ -98,7 +119,7 @@ class WithdrawObserver(Frozen):
     reason: Text
 
 
-class FormTeam(Frozen):
+class FormTeam(CommandBase):
     """Form an observer team (re-pairs observers already in other teams)."""
 
     type: Literal["form_team"] = "form_team"
@@ -107,14 +128,14 @@ class FormTeam(Frozen):
     area: Line | None = None
 
 
-class DeployMission(Frozen):
+class DeployMission(CommandBase):
     """Deploy the mission: formation ends, the pre-election stage begins."""
 
     type: Literal["deploy_mission"] = "deploy_mission"
     deployed_on: Day
 
 
-class RecordMeeting(Frozen):
+class RecordMeeting(CommandBase):
     """Record a pre-election meeting with a stakeholder."""
 
     type: Literal["record_meeting"] = "record_meeting"
@@ -127,7 +148,7 @@ class RecordMeeting(Frozen):
     summary: Text
 
 
-class PublishInterimReport(Frozen):
+class PublishInterimReport(CommandBase):
     """Publish the interim report (limited and full missions)."""
 
     type: Literal["publish_interim_report"] = "publish_interim_report"
@@ -136,7 +157,7 @@ class PublishInterimReport(Frozen):
     summary: Text
 
 
-class OpenElectionDay(Frozen):
+class OpenElectionDay(CommandBase):
     """Open election day: station visits can be recorded."""
 
     type: Literal["open_election_day"] = "open_election_day"
@@ -146,7 +167,7 @@ class OpenElectionDay(Frozen):
     check_in_grace_minutes: float = Field(default=60, gt=0, le=24 * 60)
 
 
-class RecordStationVisit(Frozen):
+class RecordStationVisit(CommandBase):
     """Record a team's polling-station visit with its checklists and findings."""
 
     type: Literal["record_station_visit"] = "record_station_visit"
@@ -168,13 +189,13 @@ class RecordStationVisit(Frozen):
         return self
 
 
-class CloseElectionDay(Frozen):
+class CloseElectionDay(CommandBase):
     """Close election day: the statement stage begins."""
 
     type: Literal["close_election_day"] = "close_election_day"
 
 
-class DraftStatement(Frozen):
+class DraftStatement(CommandBase):
     """Draft the preliminary statement; its coverage is recorded with it."""
 
     type: Literal["draft_statement"] = "draft_statement"
@@ -183,7 +204,7 @@ class DraftStatement(Frozen):
     text: Text
 
 
-class ApproveStatement(Frozen):
+class ApproveStatement(CommandBase):
     """Approve one exact draft (by its text's sha256) as head of mission."""
 
     type: Literal["approve_statement"] = "approve_statement"
@@ -192,7 +213,7 @@ class ApproveStatement(Frozen):
     approved_by: Line
 
 
-class PublishStatement(Frozen):
+class PublishStatement(CommandBase):
     """Publish the approved draft, e.g. at a press conference."""
 
     type: Literal["publish_statement"] = "publish_statement"
@@ -205,7 +226,7 @@ class PublishStatement(Frozen):
     before publication, so that the statement names the history it was drawn from."""
 
 
-class PublishFinalReport(Frozen):
+class PublishFinalReport(CommandBase):
     """Publish the final report."""
 
     type: Literal["publish_final_report"] = "publish_final_report"
@@ -214,14 +235,14 @@ class PublishFinalReport(Frozen):
     summary: Text
 
 
-class IssueRecommendations(Frozen):
+class IssueRecommendations(CommandBase):
     """Issue recommendations (id, text, priority, addressee, area)."""
 
     type: Literal["issue_recommendations"] = "issue_recommendations"
     recommendations: list[Recommendation] = Field(min_length=1, max_length=500)
 
 
-class SendRecommendations(Frozen):
+class SendRecommendations(CommandBase):
     """Send the recommendations to member states, the host, organisations."""
 
     type: Literal["send_recommendations"] = "send_recommendations"
@@ -232,7 +253,7 @@ class SendRecommendations(Frozen):
     ladder: ReminderLadder | None = None
 
 
-class AcknowledgeRecommendations(Frozen):
+class AcknowledgeRecommendations(CommandBase):
     """Record a recipient's acknowledgement of the recommendations."""
 
     type: Literal["acknowledge_recommendations"] = "acknowledge_recommendations"
@@ -240,7 +261,7 @@ class AcknowledgeRecommendations(Frozen):
     acknowledged_on: Day
 
 
-class RequestNominations(Frozen):
+class RequestNominations(CommandBase):
     """Ask every participating member state to nominate observers by a deadline; each is
     reminded until it nominates or declines, then escalated."""
 
@@ -249,7 +270,7 @@ class RequestNominations(Frozen):
     ladder: ReminderLadder | None = None
 
 
-class DeclineNomination(Frozen):
+class DeclineNomination(CommandBase):
     """Record a member state's answer that it will send no observer."""
 
     type: Literal["decline_nomination"] = "decline_nomination"
@@ -257,7 +278,7 @@ class DeclineNomination(Frozen):
     reason: Text
 
 
-class RecordDelivery(Frozen):
+class RecordDelivery(CommandBase):
     """Record a reminder, request or escalation delivered (or not) to a member state."""
 
     type: Literal["record_delivery"] = "record_delivery"
@@ -273,7 +294,7 @@ class RecordDelivery(Frozen):
     error: Text | None = None
 
 
-class RequestEvidence(Frozen):
+class RequestEvidence(CommandBase):
     """Open a follow-up cycle: ask the host and member states for implementation evidence."""
 
     type: Literal["request_evidence"] = "request_evidence"
@@ -283,7 +304,7 @@ class RequestEvidence(Frozen):
     ladder: ReminderLadder | None = None
 
 
-class SubmitEvidence(Frozen):
+class SubmitEvidence(CommandBase):
     """Record a state's evidence of implementation for a follow-up cycle."""
 
     type: Literal["submit_evidence"] = "submit_evidence"
@@ -292,7 +313,7 @@ class SubmitEvidence(Frozen):
     evidence: list[EvidenceItem] = Field(min_length=1, max_length=500)
 
 
-class RateImplementation(Frozen):
+class RateImplementation(CommandBase):
     """Rate a recommendation's implementation (earlier ratings are kept)."""
 
     type: Literal["rate_implementation"] = "rate_implementation"
@@ -302,7 +323,7 @@ class RateImplementation(Frozen):
     basis: Text
 
 
-class ReopenReview(Frozen):
+class ReopenReview(CommandBase):
     """A new election in the host country reopens the review of these recommendations."""
 
     type: Literal["reopen_review"] = "reopen_review"
@@ -310,14 +331,14 @@ class ReopenReview(Frozen):
     reason: Text
 
 
-class EndFollowUp(Frozen):
+class EndFollowUp(CommandBase):
     """End the follow-up of a closed mission: its record becomes fully read-only."""
 
     type: Literal["end_follow_up"] = "end_follow_up"
     reason: Text
 
 
-class PostponeElection(Frozen):
+class PostponeElection(CommandBase):
     """Postpone the election: election day and the mission window move."""
 
     type: Literal["postpone_election"] = "postpone_election"
@@ -325,14 +346,14 @@ class PostponeElection(Frozen):
     reason: Text
 
 
-class CloseMission(Frozen):
+class CloseMission(CommandBase):
     """Close the mission; its record becomes read-only."""
 
     type: Literal["close_mission"] = "close_mission"
     note: Text | None = None
 
 
-class CancelMission(Frozen):
+class CancelMission(CommandBase):
     """Cancel the mission, with the reason."""
 
     type: Literal["cancel_mission"] = "cancel_mission"

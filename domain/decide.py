@@ -18,6 +18,7 @@ from domain.commands import Command
 from domain.events import Event
 from domain.state import Mission, Observer, ObserverStatus, track_key
 from domain.values import (
+    LOCALITIES_LISTED,
     PROFILE_RULES,
     DeadlineKind,
     DeliveryPurpose,
@@ -365,12 +366,14 @@ def _coverage(state: Mission) -> ev.Coverage:
             stations_visited=state.intake.stations_visited,
             visits=state.intake.visits,
             localities=state.intake.localities,
+            locality_count=state.intake.localities_visited,
             teams=state.intake.teams,
         )
     return ev.Coverage(
         stations_visited=len(state.stations_visited),
         visits=len(state.visits),
-        localities=state.localities,
+        localities=state.localities[:LOCALITIES_LISTED],
+        locality_count=len(state.localities),
         teams=len({v.team_id for v in state.visits.values()}),
     )
 

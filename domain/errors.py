@@ -37,6 +37,10 @@ MissionAlreadyRegistered = _rule(
     "mission_already_registered", "An invitation for a mission id already in use."
 )
 MissionClosed = _rule("mission_closed", "Any command on a closed mission.")
+MissionRecordFull = _rule(
+    "mission_record_full",
+    "A command that would take the mission's record past what its workflow carries.",
+)
 MissionCancelled = _rule("mission_cancelled", "Any command on a cancelled mission.")
 StageSkipped = _rule("stage_skipped", "A command that belongs to a later stage.")
 StageOver = _rule("stage_over", "A command whose stage has passed.")

@@ -178,7 +178,11 @@ class Coverage(Frozen):
     stations_visited: int
     visits: int
     localities: list[str]
+    """The first ``LOCALITIES_LISTED`` localities visited, in order."""
     teams: int
+    locality_count: int | None = None
+    """How many localities were visited (unset in drafts made before it was kept: then
+    as many as ``localities`` lists)."""
 
 
 class StatementDrafted(EventBase):

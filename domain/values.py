@@ -37,7 +37,8 @@ RECORDED: Final[dict[str, Any]] = {"recorded": True}
 """Validation context for facts already recorded (see the module's docstring)."""
 
 
-def _recorded(info: ValidationInfo) -> bool:
+def recorded(info: ValidationInfo) -> bool:
+    """Whether this validation reads a fact already recorded (the ``RECORDED`` context)."""
     context = info.context
     return isinstance(context, dict) and bool(context.get("recorded"))
 
@@ -132,7 +133,7 @@ class TextRule:
     max_length: int
 
     def __call__(self, value: str, info: ValidationInfo) -> str:
-        if _recorded(info):
+        if recorded(info):
             return value.strip()
         return check_text(value, multiline=self.multiline, max_length=self.max_length)
 
@@ -197,7 +198,7 @@ LAST_DAY = date(2199, 12, 31)
 
 def _check_day(value: date, info: ValidationInfo) -> date:
     day = value.date() if isinstance(value, datetime) else value
-    if not _recorded(info) and not FIRST_DAY <= day <= LAST_DAY:
+    if not recorded(info) and not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must lie between {FIRST_DAY} and {LAST_DAY}")
     return value
 
@@ -487,6 +488,10 @@ class EvidenceItem(Frozen):
     text: Text
 
 
+LOCALITIES_LISTED = 100
+"""Localities an aggregate names at most (it counts them all)."""
+
+
 class IntakeProgress(Frozen):
     """Election-day intake in aggregate, as the mission learns it (never report by report):
     counted over every station-visit report, through the intake or the mission's own
@@ -500,8 +505,17 @@ class IntakeProgress(Frozen):
     corrections: int = Field(default=0, ge=0)
     stations_visited: int = Field(default=0, ge=0)
     localities: list[str] = Field(default_factory=list)
+    """The localities visited, in order, the first ``LOCALITIES_LISTED`` of them: a
+    national mission's thousands would not fit the messages a workflow takes."""
+    locality_count: int | None = Field(default=None, ge=0)
+    """How many localities were visited (unset in counts made before it was kept:
+    then as many as ``localities`` lists)."""
     teams: int = Field(default=0, ge=0)
     conflicts: int = Field(default=0, ge=0)
     """Stations reported by more than one team."""
     through_position: int = Field(default=0, ge=0)
     """The last global log position counted."""
+
+    @property
+    def localities_visited(self) -> int:
+        return len(self.localities) if self.locality_count is None else self.locality_count

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domain.values import IntakeProgress
+from domain.values import LOCALITIES_LISTED, IntakeProgress
 from eventstore.store import Connection, EventStore
 
 # Visits still standing (not replaced by a correction), from the intake and from the
@@ -38,8 +38,10 @@ SELECT
     (SELECT count(*) FROM standing WHERE kind = 'incident') AS incidents,
     receipts.corrections,
     (SELECT count(DISTINCT station_id) FROM visits) AS stations_visited,
-    (SELECT coalesce(array_agg(DISTINCT locality ORDER BY locality), '{}') FROM visits)
+    (SELECT coalesce(array_agg(locality ORDER BY locality), '{}')
+     FROM (SELECT DISTINCT locality FROM visits ORDER BY locality LIMIT $2) AS listed)
         AS localities,
+    (SELECT count(DISTINCT locality) FROM visits) AS locality_count,
     (SELECT count(DISTINCT team_id) FROM visits) AS teams,
     (SELECT count(*) FROM (SELECT station_id FROM visits GROUP BY station_id
                            HAVING count(DISTINCT team_id) > 1) AS conflicted) AS conflicts,
@@ -49,7 +51,7 @@ FROM receipts
 
 
 async def progress_on(conn: Connection, mission_id: str) -> IntakeProgress:
-    row = await conn.fetchrow(_PROGRESS, mission_id)
+    row = await conn.fetchrow(_PROGRESS, mission_id, LOCALITIES_LISTED)
     assert row is not None
     return IntakeProgress(**dict(row))
 

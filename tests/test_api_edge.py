@@ -87,6 +87,7 @@ async def test_text_numbers_and_lists_the_store_cannot_hold_are_422_at_once(
         (meeting("m3", participants=["ok", "\ud800"]), "body.participants.1", "surrogate"),
         (meeting("m4", topics=["t"] * 101), "body.topics", "at most 100"),
         (meeting("m5", held_on="0001-01-01"), "body.held_on", "between"),
+        (meeting("m6", summary="中" * 100_000), "body", "bytes of JSON"),
     ]
     for body, field, words in cases:
         for dry_run in (True, False):
@@ -282,6 +283,63 @@ async def test_commands_racing_a_continue_as_new_are_answered_once(
         run async for run in missions.client.list_workflows(f"WorkflowId = 'mission-{mission_id}'")
     ]
     assert len(runs) >= 2, "the mission continued as new during the burst"
+    # While a run is to continue as new it takes no more updates: a burst cannot grow its
+    # history on and on (a run past Temporal's history limits is terminated).
+    for run in runs:
+        history = await missions.client.get_workflow_handle(
+            f"mission-{mission_id}", run_id=run.run_id
+        ).fetch_history()
+        assert len(history.events) < 100 + 100, run.run_id
+
+
+async def test_a_record_too_large_for_the_workflow_is_refused_by_its_rule(
+    running_api: RunningApi, coordinator: str
+) -> None:
+    """Recommendations by the thousand (each command within its bounds) would take the
+    state the mission's workflow carries past a Temporal payload: the command that would
+    is refused (``mission_record_full``, 409, the dry run too), nothing of it recorded,
+    and the mission goes on taking commands."""
+    mission_id = f"edge-full-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    await drive(running_api, mission_id, until(commands, c.IssueRecommendations))
+    path = f"/v1/missions/{mission_id}/issue-recommendations"
+
+    def batch(n: int) -> dict[str, Any]:
+        return {
+            "recommendations": [
+                {
+                    "id": f"R-{n:03d}-{i:03d}-" + "x" * 80,
+                    "text": "t",
+                    "priority": "other",
+                    "addressee": "central_election_commission",
+                    "area": "a",
+                }
+                for i in range(500)
+            ]
+        }
+
+    refused = None
+    for n in range(40):
+        response = await running_api.http.post(path, json=batch(n), headers=bearer(coordinator))
+        if response.status_code != 200:
+            refused = n, response
+            break
+    assert refused is not None, "the record never filled"
+    n, response = refused
+    assert response.status_code == 409 and error(response)["code"] == "mission_record_full"
+    dry = await running_api.http.post(
+        path, json=batch(n), headers=bearer(coordinator), params={"dry_run": "true"}
+    )
+    assert dry.json()["refusal"]["code"] == "mission_record_full"
+    state = await running_api.missions.state(mission_id)
+    assert len(state.recommendations) == 500 * n
+    send = next(cmd for cmd in commands if isinstance(cmd, c.SendRecommendations))
+    sent = await running_api.http.post(
+        command_path(mission_id, send),
+        json=send.model_dump(mode="json"),
+        headers=bearer(coordinator),
+    )
+    assert sent.status_code == 200, sent.text
 
 
 async def test_one_idempotency_key_runs_one_body(

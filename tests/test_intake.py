@@ -20,6 +20,7 @@ from cli import seed
 from domain import Stage
 from domain import commands as c
 from domain.submissions import IncidentReport, PollingStation, StationVisitReport
+from domain.values import LOCALITIES_LISTED
 from eventstore.projections import Projector
 from eventstore.store import EventStore
 from intake import progress
@@ -220,6 +221,28 @@ async def test_corrections_name_an_earlier_report_and_say_nothing_of_other_teams
     changed = first.model_copy(update={"departed_at": local(9.5)})
     with pytest.raises(SubmissionRefused, match="submission_id_reused"):
         await election.intake.check(mission, [changed])
+
+
+async def test_the_mission_counts_every_locality_and_names_the_first_hundred(
+    election: Election, store: EventStore
+) -> None:
+    """A national mission visits thousands of localities: the aggregate the workflow takes
+    names the first ``LOCALITIES_LISTED`` (a workflow's messages are at most 2 MB) and
+    counts them all; the statement's coverage says the count."""
+    many = [
+        PollingStation(station_id=f"far-{n:03d}", locality=f"Aul {n:03d} " + "Қ" * 400)
+        for n in range(LOCALITIES_LISTED + 20)
+    ]
+    await election.intake.register_stations(election.mission_id, many, actor="coordinator")
+    await election.intake.submit(
+        election.mission_id,
+        [election.visit(f"far-{n:03d}", station_id=s.station_id) for n, s in enumerate(many)],
+        actor="observer",
+    )
+    counted = await progress.progress(store, election.mission_id)
+    assert len(counted.localities) == LOCALITIES_LISTED
+    assert counted.localities == sorted(counted.localities)
+    assert counted.localities_visited == LOCALITIES_LISTED + 20
 
 
 async def test_corrections_and_conflicts_are_kept_and_counted_once(

@@ -43,7 +43,7 @@ from workflows.messages import (
     MissionStart,
     MissionTiming,
 )
-from workflows.mission import MissionWorkflow, workflow_id
+from workflows.mission import MissionWorkflow, check_carried, workflow_id
 from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
 
 UPDATES_IN_FLIGHT = 8
@@ -58,9 +58,13 @@ _BUSY = (
 """What the server answers while a workflow is too busy, or between two runs, to take an
 update now: sent again."""
 
-_TRY_AGAIN = {"mission_busy", "AcceptedUpdateCompletedWorkflow"}
-"""Update failures after which the same update is sent again: it was not applied (the
-second is Temporal's, for an update its run ended without completing)."""
+_ACCEPTED_UNFINISHED = "AcceptedUpdateCompletedWorkflow"
+"""Temporal's failure of an update its run took and ended without answering."""
+_TRY_AGAIN = {"mission_busy", _ACCEPTED_UNFINISHED}
+"""Update failures after which the same update is sent again: the mission did not take
+it (its rules send it back while the run is about to continue as new), or took it and
+ended its run without answering (the next run answers it from its recent results, or
+takes it)."""
 
 
 @dataclass
@@ -213,6 +217,8 @@ class Missions:
                 refused = _refusal(error)
                 if refused.rule not in _TRY_AGAIN:
                     raise refused from None
+                if refused.rule == _ACCEPTED_UNFINISHED:
+                    answer_by = answer_by or sent + self.answer_seconds
             except WorkflowUpdateRPCTimeoutOrCancelledError:
                 # Sent again under its id, the workflow runs it once.
                 answer_by = answer_by or sent + self.answer_seconds
@@ -312,7 +318,9 @@ class Missions:
             if isinstance(command, CloseElectionDay) and state.stage is Stage.election_day:
                 counted = intake_progressed(state, await progress(self.store, mission_id))
                 state = fold(counted, state)
-            return counted + decide(state, command, now=datetime.now(UTC))
+            events = counted + decide(state, command, now=datetime.now(UTC))
+            check_carried(state, events)
+            return events
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 

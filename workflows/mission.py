@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
-from domain import DomainError, Event, Mission, decide, evolve, fold, load_event
+from domain import DomainError, Event, Mission, decide, errors, evolve, fold, load_event
 from domain import events as ev
 from domain.commands import CloseElectionDay, Command, PublishStatement
 from domain.decide import check_ins_missed, intake_progressed
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
 
 AUTOMATION_PATCH = "reminders-and-follow-up"
 INTAKE_PATCH = "election-day-intake"
-REPEATS_PATCH = "repeated-acts-refused"
+EDGE_RULES_PATCH = "edge-rules"
 FOLDED_READS_PATCH = "state-folded-by-activity"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
@@ -83,6 +83,24 @@ RECENT_RESULTS = 200
 again with the same id."""
 
 
+MAX_CARRIED_STATE = 1_000_000
+"""Bytes of JSON the state for decisions may reach: it is carried over continue-as-new
+and answered to queries, Temporal payloads of at most 2 MB."""
+
+
+def check_carried(state: Mission, events: list[Event]) -> None:
+    """``MissionRecordFull`` if ``events`` would take the mission's state for decisions
+    past ``MAX_CARRIED_STATE`` (thousands of recommendations, observers or visits by
+    command, say): the workflow could no longer carry it."""
+    after = fold(events, state).for_decisions()
+    size = len(after.__pydantic_serializer__.to_json(after))
+    if size > MAX_CARRIED_STATE:
+        raise errors.MissionRecordFull(
+            f"the mission's record would hold {size} bytes of ids and names, more than its "
+            f"workflow carries ({MAX_CARRIED_STATE}); nothing was recorded"
+        )
+
+
 def workflow_id(mission_id: str) -> str:
     return f"mission-{mission_id}"
 
@@ -108,12 +126,13 @@ class MissionWorkflow:
         self._lock = asyncio.Lock()
         self._automation_on: bool | None = None
         self._intake_on: bool | None = None
-        self._repeats_on: bool | None = None
+        self._edge_rules_on: bool | None = None
         self._check_ins_done = False
         self._results = {r.command_id: r for r in start.recent_results}
         # Temporal admits at most 2,000 updates to one run; this run continues as new
         # well before.
         self._updates_taken = 0
+        self._updates_in_flight = 0
 
     @property
     def _automation(self) -> bool:
@@ -132,27 +151,31 @@ class MissionWorkflow:
         return self._intake_on
 
     @property
-    def _repeats_refused(self) -> bool:
-        """The rules refusing an act done already (a second approval of one draft) came
-        after the first missions ran: their histories replay without them."""
-        if self._repeats_on is None:
-            self._repeats_on = workflow.patched(REPEATS_PATCH)
-        return self._repeats_on
+    def _edge_rules(self) -> bool:
+        """Rules that came after the first missions ran, so that their histories replay
+        without them: an act done already is refused (a second approval of one draft),
+        and so is a command that would take the record past what the workflow carries."""
+        if self._edge_rules_on is None:
+            self._edge_rules_on = workflow.patched(EDGE_RULES_PATCH)
+        return self._edge_rules_on
 
     def _decide(self, state: Mission, command: Command, **flags: bool) -> list[Event]:
-        return decide(
+        events = decide(
             state,
             command,
             now=workflow.now(),
-            repeats_refused=self._repeats_on is not False,
+            repeats_refused=self._edge_rules_on is not False,
             **flags,
         )
+        if self._edge_rules_on is not False:
+            check_carried(state, events)
+        return events
 
     @workflow.run
     async def run(self, start: MissionStart) -> MissionOutcome:
         _ = self._automation  # decided once, at the start, for the predicates below
         _ = self._intake
-        _ = self._repeats_refused
+        _ = self._edge_rules
         if not self._ready:
             await self._catch_up()
             self._ready = True
@@ -282,6 +305,13 @@ class MissionWorkflow:
     @workflow.update
     async def execute(self, request: CommandRequest) -> CommandResult:
         self._updates_taken += 1
+        self._updates_in_flight += 1
+        try:
+            return await self._execute(request)
+        finally:
+            self._updates_in_flight -= 1
+
+    async def _execute(self, request: CommandRequest) -> CommandResult:
         await workflow.wait_condition(lambda: self._ready)
         async with self._lock:
             earlier = self._results.get(request.command_id)
@@ -323,9 +353,18 @@ class MissionWorkflow:
             return  # answered with its first result
         if not self._ready:
             return  # the state is still being read: the handler decides once it is
-        # History length is deliberately not a reason to reject: a rejected update leaves
-        # no workflow task in the history, so run() would never see the length and never
-        # continue as new. Accepted updates finish first; then the run continues as new.
+        if self._history_long and self._updates_in_flight:
+            # The run is to continue as new once its updates in flight are done: taking
+            # more would let a burst grow the history past Temporal's limits (the run
+            # then terminated). The caller sends it again, and the next run takes it.
+            # With none in flight, this one is taken: a rejected update's workflow task
+            # is dropped from the history, so only an accepted one lets run() see the
+            # length and continue as new.
+            raise ApplicationError(
+                "the mission is continuing as new; send the command again",
+                type="mission_busy",
+                non_retryable=True,
+            )
         # Whether election day may close depends on the intake, counted in the handler
         # (validators are read-only: the intake patch is not known here before run()).
         try:

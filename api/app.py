@@ -25,7 +25,14 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from pydantic import BaseModel, Field
 
 from api import errors
-from api.access import check_body, forbidden, in_scope, require_role, require_scope
+from api.access import (
+    READERS,
+    check_body,
+    forbidden,
+    in_scope,
+    require_role,
+    require_scope,
+)
 from api.body_limit import BodyLimit
 from api.errors import STATUS, ApiError, Code, ErrorBody, ErrorResponse
 from api.feed import EventFeed
@@ -99,6 +106,8 @@ class DryRun(BaseModel):
     accepted: bool
     event_types: list[str]
     events: list[dict[str, Any]]
+    """The events' content: for reports, the caller's own; for commands, to those who
+    may read the mission's record (coordinators, heads of mission, auditors)."""
     refusal: ErrorBody | None = None
 
     @classmethod
@@ -541,7 +550,9 @@ def create_app(
         return DryRun(
             accepted=True,
             event_types=[e.type for e in events],
-            events=[e.model_dump(mode="json") for e in events],
+            # The events' content only to those who may read the mission's record: an
+            # observer's visit could otherwise show which teams reported its station.
+            events=[e.model_dump(mode="json") for e in events] if caller.role in READERS else [],
         )
 
     async def keyed(looked_up: Awaitable[Stored | None]) -> Stored | None:

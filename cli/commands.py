@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from domain.commands import COMMAND_ADAPTER, COMMAND_TYPES, Command
@@ -44,7 +44,8 @@ def _is_scalar(annotation: Any) -> bool:
     if typing.get_origin(annotation) is Annotated:
         annotation = typing.get_args(annotation)[0]
     return isinstance(annotation, type) and (
-        issubclass(annotation, str | int | float | date | Enum) or annotation is datetime
+        issubclass(annotation, str | int | float | date | Enum)
+        or annotation in (datetime, AwareDatetime)
     )
 
 
@@ -99,13 +100,26 @@ def load_document(path: Path) -> Any:
     except UnicodeDecodeError as error:
         raise InputError(f"{path} is not UTF-8 text (byte {error.start})") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_PlainLoader)
     except yaml.YAMLError as error:
         raise InputError(f"{path} is neither JSON nor YAML: {error}") from None
     except (ValueError, RecursionError) as error:
         raise InputError(f"{path} cannot be read: {type(error).__name__}: {error}") from None
     _text_keys(loaded, path)
     return loaded
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases (``&a``, ``*a``): no eom input needs
+    them, and they let a few lines stand for a structure without end (an alias inside
+    itself) or of billions of items."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not taken in eom's input", None
+            )
+        return super().compose_node(parent, index)
 
 
 def _text_keys(value: Any, path: Path, where: str = "") -> None:

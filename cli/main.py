@@ -44,7 +44,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
-from domain.values import SAFE_INTEGER, DeadlineKind
+from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
@@ -518,6 +518,11 @@ def show(
 
 
 def _send(mission_id: str, command: Any, actor: str) -> None:
+    try:
+        actor = check_text(actor, multiline=False, max_length=200)
+    except ValueError as error:
+        raise InputError(f"--actor {actor!r} {error}") from None
+
     async def main() -> None:
         async with open_missions(_settings()) as missions:
             result = await missions.execute(mission_id, command, actor=actor)

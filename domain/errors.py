@@ -156,6 +156,10 @@ SubmissionIdReused = _rule(
 CorrectionOfUnknownReport = _rule(
     "correction_of_unknown_report", "A correction must name a report the mission holds."
 )
+AlreadyCorrected = _rule(
+    "already_corrected",
+    "A report is corrected once: a later change corrects the correction (no branching).",
+)
 CorrectionMismatch = _rule(
     "correction_mismatch", "A correction replaces a report of its own kind, by the same team."
 )

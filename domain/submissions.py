@@ -212,6 +212,8 @@ class EarlierReport(Frozen):
     station_id: str
     team_id: str
     content_sha256: str
+    corrected_by: str | None = None
+    """The submission id of the correction that already replaces it, if any."""
 
 
 def admit(
@@ -282,6 +284,11 @@ def _check_correction(
         raise e.CorrectionOfUnknownReport(
             f"{what} corrects submission {submission.corrects!r}, which team "
             f"{submission.team_id!r} has not sent before it"
+        )
+    if corrected.corrected_by is not None and corrected.corrected_by != submission.submission_id:
+        raise e.AlreadyCorrected(
+            f"{what} corrects report {corrected.submission_id!r}, which correction "
+            f"{corrected.corrected_by!r} already replaces: correct that one instead"
         )
     if corrected.kind != submission.kind:
         raise e.CorrectionMismatch(

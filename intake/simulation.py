@@ -98,6 +98,7 @@ class ElectionDay:
         rng = self._rng
         rounds = self._rounds()
         sent: list[AnySubmission] = []
+        latest: dict[str, AnySubmission] = {}  # each report's last correction
         delayed: list[AnySubmission] = []
         count = 0
         serial = 0
@@ -126,7 +127,11 @@ class ElectionDay:
                 yield Sending(rng.choice(sent[-50:]), "duplicate")
                 count += 1
             if sent and rng.random() < self.correction_rate:
-                yield Sending(self._correction(rng.choice(sent[-50:]), serial), "correction")
+                # A report is corrected once: a later change corrects its correction.
+                first = rng.choice(sent[-50:])
+                fix = self._correction(latest.get(first.submission_id, first), first, serial)
+                latest[first.submission_id] = fix
+                yield Sending(fix, "correction")
                 count += 1
         for submission in delayed:
             yield Sending(submission, "late")
@@ -192,9 +197,12 @@ class ElectionDay:
             findings=findings,
         )
 
-    def _correction(self, original: AnySubmission, serial: int) -> AnySubmission:
-        """The same report, a detail changed, naming the one it replaces."""
-        fields = {"submission_id": f"{original.submission_id}-fix{serial}"}
+    def _correction(
+        self, original: AnySubmission, first: AnySubmission, serial: int
+    ) -> AnySubmission:
+        """The same report, a detail changed, naming the one it replaces (``original``:
+        ``first``, the report as first sent, or its last correction)."""
+        fields = {"submission_id": f"{first.submission_id}-fix{serial}"}
         if isinstance(original, IncidentReport):
             return original.model_copy(
                 update={**fields, "corrects": original.submission_id, "serious": True}

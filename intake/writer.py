@@ -369,10 +369,13 @@ class Intake:
         return earlier, items
 
     async def _earlier(self, mission_id: str, ids: set[str]) -> dict[str, _Earlier]:
-        """The receipts of those of ``ids`` the mission holds."""
+        """The receipts of those of ``ids`` the mission holds, each with the correction
+        that replaces it, if one does."""
         async with self.store.connection() as conn, _indexed_transaction(conn):
             rows = await conn.fetch(
-                f"SELECT {_RECEIPT_COLUMNS} FROM intake_receipts WHERE event_id = ANY($1::uuid[])",
+                f"SELECT {_RECEIPT_COLUMNS}, (SELECT c.submission_id FROM intake_receipts AS c "
+                "WHERE c.mission_id = r.mission_id AND c.corrects = r.submission_id LIMIT 1) "
+                "AS corrected_by FROM intake_receipts AS r WHERE event_id = ANY($1::uuid[])",
                 [_event_id(mission_id, i) for i in sorted(ids)],
             )
         return {r["submission_id"]: _Earlier.of(r) for r in rows}
@@ -389,11 +392,15 @@ class Intake:
         stored = await self._earlier(mission_id, wanted)
         found: dict[str, EarlierReport] = {}
         sent: dict[str, EarlierReport] = {}
+        claimed: dict[str, str] = {}  # corrected id -> the request's first correction of it
         for s in submissions:
             if s.corrects is not None:
                 earlier = stored.get(s.corrects)
                 report = earlier.report if earlier is not None else sent.get(s.corrects)
                 if report is not None:
+                    first = claimed.setdefault(s.corrects, s.submission_id)
+                    if report.corrected_by is None and first != s.submission_id:
+                        report = report.model_copy(update={"corrected_by": first})
                     found[s.submission_id] = report
             if s.submission_id not in stored:  # a report and its correction sent together
                 sent[s.submission_id] = EarlierReport(
@@ -759,6 +766,7 @@ class _Earlier:
                 station_id=row["station_id"],
                 team_id=row["team_id"],
                 content_sha256=row["content_sha256"],
+                corrected_by=row.get("corrected_by"),
             ),
             Receipt(
                 submission_id=row["submission_id"],
@@ -921,6 +929,7 @@ async def _write_on(
             unknown,
         )
         learned.gates.update(unknown)
+    replaced = await _corrections_on(conn, batch)
     streams = sorted(
         {station_stream(r.mission_id, i.submission.station_id) for r in batch for i in r.items}
     )
@@ -976,6 +985,28 @@ async def _write_on(
         for i in request.items:
             claimed.setdefault((request.mission_id, i.submission.submission_id), i.sha256)
 
+    # A report is corrected once: a correction of a report another correction replaces
+    # (recorded meanwhile, or earlier in this batch) refuses its whole request.
+    for n, request in enumerate(batch):
+        if outcomes[n] is not None:
+            continue
+        for item in request.items:
+            corrects = item.submission.corrects
+            if corrects is None:
+                continue
+            first = replaced.setdefault(
+                (request.mission_id, corrects), item.submission.submission_id
+            )
+            if first != item.submission.submission_id:
+                sid = item.submission.submission_id
+                outcomes[n] = _refusal(
+                    sid,
+                    e.AlreadyCorrected.rule,
+                    f"correction {sid!r} corrects report {corrects!r}, which correction "
+                    f"{first!r} already replaces: correct that one instead",
+                )
+                break
+
     live = [n for n in range(len(batch)) if outcomes[n] is None]
     new: dict[tuple[str, str], tuple[int, _Item]] = {}
     for n in live:
@@ -1003,6 +1034,34 @@ async def _write_on(
             outcome = answers
         final.append(outcome)
     return final
+
+
+async def _corrections_on(conn: Connection, batch: list[_Request]) -> dict[tuple[str, str], str]:
+    """The corrections recorded of the reports the batch's corrections name, by (mission,
+    corrected report): each such report is locked for the transaction first (a lock of
+    its own, in key order, before any row lock), so that two batches correcting one
+    report take turns and the second sees the first's. No round trip without one."""
+    wanted = sorted(
+        {
+            (r.mission_id, i.submission.corrects)
+            for r in batch
+            for i in r.items
+            if i.submission.corrects
+        }
+    )
+    if not wanted:
+        return {}
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 7001)) FROM unnest($1::text[]) AS k",
+        [f"{m}/{c}" for m, c in wanted],
+    )
+    rows = await conn.fetch(
+        "SELECT mission_id, corrects, submission_id FROM intake_receipts "
+        "WHERE (mission_id, corrects) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [m for m, _ in wanted],
+        [c for _, c in wanted],
+    )
+    return {(r["mission_id"], r["corrects"]): r["submission_id"] for r in rows}
 
 
 async def _station_visits(

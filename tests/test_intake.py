@@ -214,6 +214,31 @@ async def test_corrections_name_an_earlier_report_and_say_nothing_of_other_teams
             await attempt
         assert "team-1" not in str(refused.value)
         assert first.station_id not in str(refused.value)
+    # A report is corrected once: a later change corrects the correction.
+    twice = [late.model_copy(update={"submission_id": f"c-again-{n}"}) for n in range(2)]
+    for request in ([twice[0]], twice):
+        with pytest.raises(SubmissionRefused, match="already_corrected"):
+            await election.intake.submit(mission, request, actor="observer")
+    chained = late.model_copy(update={"submission_id": "c-fix-2", "corrects": "c-fix"})
+    await election.intake.submit(mission, [chained], actor="observer")
+    racing = [
+        chained.model_copy(update={"submission_id": f"c-race-{n}", "corrects": "c-fix-2"})
+        for n in range(6)
+    ]
+    async with Intake(store) as elsewhere:  # another API process, its own batches
+        outcomes = await asyncio.gather(
+            *(
+                (election.intake, elsewhere)[n % 2].submit(mission, [r], actor="observer")
+                for n, r in enumerate(racing)
+            ),
+            return_exceptions=True,
+        )
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(
+        isinstance(o, SubmissionRefused) and o.rule == "already_corrected"
+        for o in outcomes
+        if isinstance(o, BaseException)
+    )
     # The same report again is recorded nothing new, dry run or not.
     assert await election.intake.check(mission, [first]) == []
     [again] = await election.intake.submit(mission, [first], actor="observer")

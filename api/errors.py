@@ -27,7 +27,6 @@ class Code(StrEnum):
     (``STATUS``); the README's error table lists them all, and says when each is given."""
 
     malformed_json = "malformed_json"
-    bad_request = "bad_request"
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     unknown_mission = "unknown_mission"
@@ -52,7 +51,6 @@ class Code(StrEnum):
 
 STATUS: dict[Code, int] = {
     Code.malformed_json: 400,
-    Code.bad_request: 400,
     Code.unauthorized: 401,
     Code.forbidden: 403,
     Code.unknown_mission: 404,
@@ -78,7 +76,9 @@ STATUS: dict[Code, int] = {
 # The HTTP errors Starlette and FastAPI raise themselves, by status: an unknown path, a
 # wrong method, a body that cannot be read, one over the limit (``api.body_limit``).
 _HTTP_CODES = {
-    400: Code.bad_request,
+    # FastAPI's only 400: a body it could not parse (not UTF-8, a number beyond 4,300
+    # digits, nesting too deep).
+    400: Code.malformed_json,
     404: Code.not_found,
     405: Code.method_not_allowed,
     413: Code.body_too_large,
@@ -191,6 +191,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) else ""
+    if code is Code.malformed_json:
+        message = (
+            "the body cannot be read as JSON (not UTF-8, a number beyond 4,300 digits, or "
+            "nesting too deep)"
+        )
     headers = dict(exc.headers) if exc.headers else None
     if code is None:  # a status eom itself never answers with
         log.error("unexpected HTTP error", status=exc.status_code, detail=message)

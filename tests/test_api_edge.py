@@ -109,6 +109,14 @@ async def test_text_numbers_and_lists_the_store_cannot_hold_are_422_at_once(
     refused = await running_api.http.post("/v1/missions", json=quota, headers=bearer(coordinator))
     assert refused.status_code == 422
     assert error(refused)["fields"][0]["path"] == "body.role_quotas.short_term_observer"
+    for unreadable in (b'{"summary": "\xff"}', b'{"n": ' + b"9" * 5000 + b"}", b"[" * 100_000):
+        response = await running_api.http.post(
+            path,
+            content=unreadable,
+            headers={**bearer(coordinator), "Content-Type": "application/json"},
+        )
+        assert response.status_code in (400, 422), response.text
+        assert error(response)["code"] in ("malformed_json", "invalid_input")
     grace = await running_api.http.post(
         f"/v1/missions/{pre_election}/open-election-day",
         content=b'{"check_in_grace_minutes": NaN}',

@@ -53,7 +53,9 @@ with workflow.unsafe.imports_passed_through():
 
 AUTOMATION_PATCH = "reminders-and-follow-up"
 INTAKE_PATCH = "election-day-intake"
-EDGE_RULES_PATCH = "edge-rules"
+EDGE_RULES_PATCH = "repeated-acts-refused"
+"""The patch of the rules added at the edge (the id of its first rule, kept so that the
+runs that recorded it replay)."""
 FOLDED_READS_PATCH = "state-folded-by-activity"
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")

@@ -9,6 +9,7 @@ database and drops it at the end. Temporal: a headless dev server on a free port
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -177,6 +178,18 @@ async def running_api(
         streams_per_token=STREAMS_PER_TOKEN,
         stream_check_seconds=0.5,
     )
+    async with (
+        build_worker(client, store, task_queue),
+        serving_app(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        yield RunningApi(url, http, TokenStore(pool), missions, app)
+    await feed.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving_app(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free port of loopback, until the block ends: its URL."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -187,14 +200,12 @@ async def running_api(
             timeout_graceful_shutdown=3,
         )
     )
-    async with build_worker(client, store, task_queue):
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            assert not serving.done(), "uvicorn did not start"
-            await asyncio.sleep(0.02)
-        url = f"http://127.0.0.1:{server.config.port}"
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield RunningApi(url, http, TokenStore(pool), missions, app)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
         server.should_exit = True
         await serving
-    await feed.stop()

@@ -20,8 +20,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
-from conftest import RunningApi
+from conftest import RunningApi, serving_app
 from temporalio.client import Client
 from test_intake import TEAMS, local, open_election_day
 
@@ -29,7 +28,6 @@ from api.app import create_app
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
 from api.tokens import Role
-from cli.stack import free_port
 from domain.submissions import PollingStation
 from eventstore.store import is_data_error
 from intake.writer import Intake, station_stream
@@ -93,25 +91,10 @@ async def served(running_api: RunningApi, client: Client) -> AsyncIterator[Serve
         feed=EventFeed(store, ""),
         intake=intake,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=free_port(),
-            log_config=None,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{server.config.port}", intake, mission_id, stations, tokens)
+        async with serving_app(app) as url:
+            yield Served(url, intake, mission_id, stations, tokens)
     finally:
-        server.should_exit = True
-        await serving
         await intake.close()
 
 

@@ -296,6 +296,7 @@ def build_worker(
             intake.intake_progress,
             intake.drain_intake,
             intake.missing_check_ins,
+            intake.intake_command,
         ],
     )
 

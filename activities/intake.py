@@ -6,11 +6,21 @@ Each is one query (or one transaction) over the intake's tables; all are safe to
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from domain import DomainError
+from domain.commands import RecordStationVisit, RegisterPollingStations
 from domain.values import IntakeProgress
 from eventstore.store import EventStore
-from intake import progress
-from workflows.messages import CheckInQuery, IntakeDrained, IntakeQuery
+from intake import commands, progress
+from intake.writer import Intake
+from workflows.messages import (
+    CheckInQuery,
+    IntakeCommandRequest,
+    IntakeCommandResult,
+    IntakeDrained,
+    IntakeQuery,
+)
 
 
 class IntakeActivities:
@@ -30,3 +40,22 @@ class IntakeActivities:
     @activity.defn(name="missing_check_ins")
     async def missing_check_ins(self, query: CheckInQuery) -> list[str]:
         return await progress.missing(self.store, query.mission_id, query.teams)
+
+    @activity.defn(name="intake_command")
+    async def intake_command(self, request: IntakeCommandRequest) -> IntakeCommandResult:
+        """Record a mission command the intake holds (polling stations, a visit recorded
+        by command) under the intake's rules. A refusal is final (``ApplicationError``
+        of the rule's type, nothing recorded); a store failure is retried, and a retry
+        of a visit recorded meanwhile is answered as the same submission."""
+        command = request.request.command
+        assert isinstance(command, RecordStationVisit | RegisterPollingStations)
+        async with Intake(self.store, flushers=1) as intake:
+            try:
+                recorded = await commands.record(
+                    intake, request.mission_id, command, actor=request.request.actor
+                )
+            except DomainError as error:
+                raise ApplicationError(
+                    error.message, error.rule, type=error.rule, non_retryable=True
+                ) from None
+        return IntakeCommandResult(**recorded.model_dump())

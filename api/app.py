@@ -53,6 +53,7 @@ from domain.state import Delivery, Mission, StationVisit
 from domain.submissions import PollingStation, Submission
 from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
 from eventstore.models import RecordedEvent
+from intake.visits import mission_visits
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
@@ -419,12 +420,10 @@ def create_app(
     async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
         """Polling-station visits; an observer sees their own team's."""
         await guarded("list_visits", caller, mission_id)
-        mission = await missions.state(mission_id)
-        return [
-            v
-            for v in mission.visits.values()
-            if caller.team_id is None or v.team_id == caller.team_id
-        ]
+        registered = await missions.registered(mission_id)
+        return await mission_visits(
+            missions.store, mission_id, team_id=caller.team_id, time_zone=registered.time_zone
+        )
 
     @app.get(
         "/v1/missions/{mission_id}/recipients/{recipient}",

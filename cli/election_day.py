@@ -79,7 +79,7 @@ def print_coverage(found: Coverage, *, trace: bool = False) -> None:
     console.print(
         f"[bold]{found.mission_id}[/]: {found.reports} reports, {found.visits} station visits "
         f"({found.corrections} corrections), {found.incidents} incidents; "
-        f"{found.stations_visited} of {found.stations_registered} registered stations visited",
+        f"{_stations_line(found)}",
         highlight=False,
     )
     localities = Table(title="Stations visited per locality and phase")
@@ -239,3 +239,16 @@ def report_submit(
             )
 
     asyncio.run(main())
+
+
+def _stations_line(found: Coverage) -> str:
+    """Stations visited against those registered, naming any visited but not registered
+    (records made before visits had to name a registered station)."""
+    registered = found.stations_visited - found.stations_unregistered
+    line = f"{registered} of {found.stations_registered} registered stations visited"
+    if found.stations_unregistered:
+        line += (
+            f", and {found.stations_unregistered} "
+            f"station{'s' if found.stations_unregistered != 1 else ''} visited but not registered"
+        )
+    return line

@@ -47,6 +47,7 @@ from cli.stack import data_dir, free_port
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
+from intake.visits import mission_visits
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -512,7 +513,8 @@ def show(
                 raise NotRunning(f"no mission {mission_id!r} in the event store")
             state = await missions.state(mission_id, version=version)
             chain = await missions.store.verify_stream(mission_id)
-            print_mission(console, state, events, chain)
+            visits = await mission_visits(missions.store, mission_id, time_zone=state.time_zone)
+            print_mission(console, state, events, chain, visits)
 
     _run(main())
 

@@ -26,6 +26,7 @@ from domain.values import (
     ObserverRole,
     Phase,
     PhaseChecklist,
+    PollingStation,
     Priority,
     Profile,
     Recipient,
@@ -40,6 +41,7 @@ MEMBER_STATES = ["AZ", "KG", "TR", "UZ"]
 HEAD_OF_MISSION = "Ömer Kocaman"
 STATIONS = 14
 LOCALITY = "Nur-Sultan"
+TIME_ZONE = "Asia/Almaty"
 
 STATEMENT_TITLE = (
     "International Election Observation Mission of the Cooperation Council of Turkic "
@@ -101,6 +103,19 @@ def registration(mission_id: str) -> c.RegisterInvitation:
         mission_window=DateWindow(start=date(2021, 1, 6), end=ELECTION_DAY),
         member_states=MEMBER_STATES,
         profile=Profile.short_term,
+        # Kazakhstan has several zones in the time-zone database; the seed's stations are
+        # in Nur-Sultan, on Almaty's time (UTC+6 in 2021).
+        time_zone=TIME_ZONE,
+    )
+
+
+def stations() -> c.RegisterPollingStations:
+    """The seed's polling stations (numbers are placeholders, as in its visits)."""
+    return c.RegisterPollingStations(
+        stations=[
+            PollingStation(station_id=f"NS-{100 + n}", locality=LOCALITY)
+            for n in range(1, STATIONS + 1)
+        ]
     )
 
 
@@ -367,6 +382,7 @@ def mission(
         *_teams(),
         c.DeployMission(deployed_on=date(2021, 1, 6)),
         *_meetings(),
+        stations(),
         c.OpenElectionDay(),
         *visits,
         c.CloseElectionDay(),

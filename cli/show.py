@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from domain.state import Mission, track_key
+from domain.host_time import local
+from domain.state import Mission, StationVisit, track_key
 from domain.values import DeadlineKind, RecipientKind
 from eventstore.models import ChainCheck, RecordedEvent
 from workflows.client import MissionSummary
@@ -58,8 +59,19 @@ def _summary(event: RecordedEvent) -> str:
     return "; ".join(str(p) for p in parts)[:80]
 
 
-def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck) -> Group:
+def mission_view(
+    state: Mission,
+    events: list[RecordedEvent],
+    chain: ChainCheck,
+    visits: list[StationVisit] | None = None,
+) -> Group:
+    """The mission as a person reads it; ``visits`` is the mission's visits however they
+    came (``intake.visits``), else those of its own stream. Times are in the host's zone."""
     election = state.election
+    zone = state.time_zone
+    visits = list(state.visits.values()) if visits is None else visits
+    stations = {v.station_id for v in visits}
+    localities = sorted({v.locality for v in visits})
     window = state.mission_window
     head = state.head_of_mission
     lines = [
@@ -69,7 +81,9 @@ def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck)
         f"{election.name} ({election.type.value}), E = {election.date}" if election else "",
         f"mission window {window.start} .. {window.end}" if window else "",
         f"head of mission: {head.name}, {head.title}" if head else "head of mission: -",
-        f"member states: {', '.join(state.member_states)}",
+        f"participating member states (other than the host): {', '.join(state.member_states)}",
+        f"time zone: {zone or 'UTC'}"
+        + (f" ({state.time_zone_note})" if state.time_zone_note else ""),
     ]
     observers = Table(title="Observers", expand=False)
     for column in ("id", "state", "name", "role", "status"):
@@ -79,8 +93,8 @@ def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck)
 
     facts = [
         f"meetings: {len(state.meetings)}",
-        f"station visits: {len(state.visits)} at {len(state.stations_visited)} stations in "
-        f"{', '.join(state.localities) or '-'}",
+        f"station visits: {len(visits)} at {len(stations)} stations in "
+        f"{', '.join(localities) or '-'}",
         f"conflicting reports: {', '.join(state.conflicting_stations) or 'none'}",
     ]
     if state.publication:
@@ -99,13 +113,13 @@ def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck)
         facts.append(f"cancelled: {state.cancellation_reason}")
 
     timeline = Table(title="Timeline")
-    for column in ("v", "occurred (UTC)", "recorded (UTC)", "event", "actor", "about"):
+    for column in ("v", f"occurred ({zone or 'UTC'})", "recorded", "event", "actor", "about"):
         timeline.add_column(column, overflow="fold")
     for e in events:
         timeline.add_row(
             str(e.stream_version),
-            e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-            e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _moment(e.occurred_at, zone),
+            _moment(e.recorded_at, zone),
             e.event_type,
             e.metadata.actor or "",
             _summary(e),
@@ -126,9 +140,13 @@ def mission_view(state: Mission, events: list[RecordedEvent], chain: ChainCheck)
 
 
 def print_mission(
-    console: Console, state: Mission, events: list[RecordedEvent], chain: ChainCheck
+    console: Console,
+    state: Mission,
+    events: list[RecordedEvent],
+    chain: ChainCheck,
+    visits: list[StationVisit] | None = None,
 ) -> None:
-    console.print(mission_view(state, events, chain))
+    console.print(mission_view(state, events, chain, visits))
 
 
 def reminders_table(state: Mission, live: dict[tuple[Any, int, str], LadderStatus]) -> Table:
@@ -211,3 +229,8 @@ def followup_table(states: list[Mission], *, now: datetime) -> Table:
                 ", ".join(overdue) or "-",
             )
     return table
+
+
+def _moment(moment: datetime, zone: str | None) -> str:
+    """An instant in the host's time with its offset, to the second."""
+    return local(moment, zone).replace(microsecond=0).isoformat()

@@ -23,11 +23,11 @@ from domain.values import (
     Finding,
     Frozen,
     Identifier,
-    Instant,
     Line,
     Moment,
     ObserverRole,
     PhaseChecklist,
+    PollingStation,
     Profile,
     Quota,
     Rating,
@@ -37,6 +37,7 @@ from domain.values import (
     Sha256,
     StakeholderType,
     Text,
+    TimeZone,
     recorded,
 )
 
@@ -74,6 +75,10 @@ class RegisterInvitation(CommandBase):
     member_states: list[CountryCode] = Field(min_length=1, max_length=250)
     profile: Profile = Profile.short_term
     role_quotas: dict[ObserverRole, Quota] = Field(default_factory=dict)
+    time_zone: TimeZone | None = None
+    """The host's IANA time zone (``Asia/Almaty``): election-day rules read instants in it,
+    and times written without an offset are read as local there. Optional where the host
+    has one zone in the time-zone database; required where it has several."""
 
 
 class RecordNeedsAssessment(CommandBase):
@@ -161,9 +166,9 @@ class OpenElectionDay(CommandBase):
     """Open election day: station visits can be recorded."""
 
     type: Literal["open_election_day"] = "open_election_day"
-    polls_open_at: Instant | None = None
-    """When the polls open (default: now). A team with no opening report by then plus
-    ``check_in_grace_minutes`` is reported missing."""
+    polls_open_at: Moment | None = None
+    """When the polls open (default: now; without an offset, in host time). A team with
+    no opening report by then plus ``check_in_grace_minutes`` is reported missing."""
     check_in_grace_minutes: float = Field(default=60, gt=0, le=24 * 60)
 
 
@@ -174,6 +179,7 @@ class RecordStationVisit(CommandBase):
     visit_id: Identifier
     station_id: Identifier
     locality: Line
+    """The polling station's locality, as it is registered."""
     team_id: Identifier
     arrived_at: Moment
     departed_at: Moment
@@ -187,6 +193,14 @@ class RecordStationVisit(CommandBase):
                 "arrived_at and departed_at must both be local times or both carry a UTC offset"
             )
         return self
+
+
+class RegisterPollingStations(CommandBase):
+    """Register polling stations observers may report from (one registered already, as it
+    is, changes nothing; one registered elsewhere is refused)."""
+
+    type: Literal["register_polling_stations"] = "register_polling_stations"
+    stations: list[PollingStation] = Field(min_length=1, max_length=1000)
 
 
 class CloseElectionDay(CommandBase):
@@ -248,9 +262,12 @@ class SendRecommendations(CommandBase):
     type: Literal["send_recommendations"] = "send_recommendations"
     recipients: list[Recipient] = Field(min_length=1, max_length=300)
     sent_on: Day
-    acknowledge_by: Instant | None = None
-    """States are reminded until they acknowledge, and escalated after this."""
+    acknowledge_by: Moment | None = None
+    """States are reminded until they acknowledge, and escalated after this (without an
+    offset, in host time)."""
     ladder: ReminderLadder | None = None
+    reminders: bool = True
+    """False: record without reminders (needed when ``acknowledge_by`` is already past)."""
 
 
 class AcknowledgeRecommendations(CommandBase):
@@ -266,8 +283,12 @@ class RequestNominations(CommandBase):
     reminded until it nominates or declines, then escalated."""
 
     type: Literal["request_nominations"] = "request_nominations"
-    deadline: Instant
+    deadline: Moment
+    """Without an offset, in host time."""
     ladder: ReminderLadder | None = None
+    reminders: bool = True
+    """False: record without reminders (needed when the deadline is already past, as for
+    a mission entered after the fact)."""
 
 
 class DeclineNomination(CommandBase):
@@ -300,8 +321,11 @@ class RequestEvidence(CommandBase):
     type: Literal["request_evidence"] = "request_evidence"
     cycle: Count = Field(ge=1)
     member_states: list[CountryCode] = Field(min_length=1, max_length=250)
-    deadline: Instant
+    deadline: Moment
+    """Without an offset, in host time."""
     ladder: ReminderLadder | None = None
+    reminders: bool = True
+    """False: record without reminders (needed when the deadline is already past)."""
 
 
 class SubmitEvidence(CommandBase):
@@ -372,6 +396,7 @@ Command = Annotated[
     | RecordMeeting
     | PublishInterimReport
     | OpenElectionDay
+    | RegisterPollingStations
     | RecordStationVisit
     | CloseElectionDay
     | DraftStatement

@@ -16,6 +16,7 @@ from domain import errors as e
 from domain import events as ev
 from domain.commands import Command
 from domain.events import Event
+from domain.host_time import aware, country_zones, local, shown
 from domain.state import Mission, Observer, ObserverStatus, track_key
 from domain.values import (
     LOCALITIES_LISTED,
@@ -47,6 +48,7 @@ def decide(
     now: datetime,
     intake_drained: bool = True,
     repeats_refused: bool = True,
+    host_time: bool = True,
 ) -> list[Event]:
     """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule.
 
@@ -54,14 +56,22 @@ def decide(
     (before the intake has been drained and counted) only its other rules are checked, and
     no events are returned. ``repeats_refused`` false leaves out the rules that refuse an
     act done already (``already_approved``, ``already_appointed``), for histories recorded
-    before them."""
+    before them. ``host_time`` false judges times as they were written, for histories
+    recorded before missions named their host's time zone; true reads every instant in
+    the host's local time (a time without an offset is host-local) and refuses deadlines
+    already past unless recorded without reminders."""
     if isinstance(command, c.RegisterInvitation):
-        return _register(state, command, now)
+        return _register(state, command, now, host_time=host_time)
     handler = _HANDLERS[type(command)]
     stages, name = _STAGES[type(command)]
     _require_stage(state, stages, name)
     if isinstance(command, c.CloseElectionDay) and not intake_drained:
         return []
+    if host_time:
+        command = in_host_time(command, state.time_zone)
+        _refuse_past_deadline(command, now, state.time_zone)
+    else:  # times as written: the record's zone plays no part
+        state = state.model_copy(update={"time_zone": None})
     events = handler(state, command, now)
     if repeats_refused:
         _refuse_repeat(state, command)
@@ -90,6 +100,40 @@ def _refuse_repeat(state: Mission, command: Command) -> None:
                     f"{approval.approved_by} approved draft {command.draft_id!r} on "
                     f"{approval.approved_at:%Y-%m-%d %H:%M} UTC; a draft is approved once"
                 )
+
+
+def in_host_time(command: Command, time_zone: str | None) -> Command:
+    """``command`` with each time written without a UTC offset read as a local time in
+    ``time_zone`` (the record then holds the instant, with its offset)."""
+    local = {
+        name: aware(value, time_zone)
+        for name in type(command).model_fields
+        if isinstance(value := getattr(command, name), datetime) and value.tzinfo is None
+    }
+    return command.model_copy(update=local) if local else command
+
+
+_DEADLINES: dict[type, str] = {
+    c.RequestNominations: "deadline",
+    c.SendRecommendations: "acknowledge_by",
+    c.RequestEvidence: "deadline",
+}
+
+
+def _refuse_past_deadline(command: Command, now: datetime, time_zone: str | None) -> None:
+    """A deadline already past when it is set would send its reminders and escalate at
+    once: refused, unless the command asks to record it without reminders (a mission
+    entered after the fact)."""
+    field = _DEADLINES.get(type(command))
+    if field is None or not getattr(command, "reminders", True):
+        return
+    deadline = getattr(command, field)
+    if deadline is not None and deadline <= now:
+        raise e.DeadlinePassed(
+            f"{field} {shown(deadline, time_zone)} is already past (now "
+            f"{shown(now, time_zone)}): reminders would go out and escalate at once; set a "
+            f"later {field}, or record it without reminders (reminders: false)"
+        )
 
 
 def _require_stage(state: Mission, allowed: set[Stage], name: str) -> None:
@@ -129,9 +173,12 @@ def _election_day(state: Mission) -> date:
 # -- invitation and formation --------------------------------------------------------------
 
 
-def _register(state: Mission, cmd: c.RegisterInvitation, now: datetime) -> list[Event]:
+def _register(
+    state: Mission, cmd: c.RegisterInvitation, now: datetime, *, host_time: bool
+) -> list[Event]:
     if state.stage is not None:
         raise e.MissionAlreadyRegistered(f"mission {state.mission_id} is already registered")
+    time_zone = _host_zone(cmd) if host_time else cmd.time_zone
     if cmd.election.date not in cmd.mission_window:
         raise e.ElectionOutsideMissionWindow(
             f"election day {cmd.election.date} is outside the mission window "
@@ -149,10 +196,35 @@ def _register(state: Mission, cmd: c.RegisterInvitation, now: datetime) -> list[
         )
     return [
         ev.InvitationRegistered(
-            **cmd.model_dump(exclude={"type"}),
+            **cmd.model_dump(exclude={"type", "time_zone"}),
             registered_at=now,
+            time_zone=time_zone,
         )
     ]
+
+
+def _host_zone(cmd: c.RegisterInvitation) -> str:
+    """The mission's zone: the one named, if the host uses it; else the host's only zone.
+    A host with several zones in the time-zone database must name one."""
+    zones = country_zones(cmd.host_country)
+    if cmd.time_zone is not None:
+        if zones and cmd.time_zone not in zones:
+            raise e.TimeZoneNotInHost(
+                f"time_zone {cmd.time_zone} is not a zone of {cmd.host_country} "
+                f"(the time-zone database lists {', '.join(zones)})"
+            )
+        return cmd.time_zone
+    if len(zones) == 1:
+        return zones[0]
+    if not zones:
+        raise e.TimeZoneRequired(
+            f"the time-zone database lists no zone for {cmd.host_country}: name the "
+            f"mission's time_zone (an IANA zone such as UTC or Europe/Vienna)"
+        )
+    raise e.TimeZoneRequired(
+        f"{cmd.host_country} has {len(zones)} time zones ({', '.join(zones)}): name the "
+        f"one the mission reads election-day times in (time_zone)"
+    )
 
 
 def _needs_assessment(state: Mission, cmd: c.RecordNeedsAssessment, now: datetime) -> list[Event]:
@@ -282,18 +354,24 @@ def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) ->
         raise e.StepMissing(
             f"a {state.profile.value} mission publishes its interim report before election day"
         )
+    polls_open_at = cmd.polls_open_at or now
+    grace = cmd.check_in_grace_minutes * 60
+    due = polls_open_at + timedelta(seconds=grace)
     return [
         ev.ElectionDayOpened(
             opened_at=now,
-            polls_open_at=cmd.polls_open_at or now,
-            check_in_grace_seconds=cmd.check_in_grace_minutes * 60,
+            polls_open_at=polls_open_at,
+            check_in_grace_seconds=grace,
+            # Polls that opened (plus the grace) before election day was opened here, as
+            # for a mission entered after the fact: nobody is alerted for what is past.
+            check_ins_watched=state.time_zone is None or due > now,
         )
     ]
 
 
 def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Event]:
     _unique([cmd.visit_id], state.visits, "visit")
-    _check_visit_dates(cmd, _election_day(state))
+    _check_visit_dates(cmd, _election_day(state), state.time_zone)
     if cmd.team_id not in state.teams:
         raise e.UnknownReference(f"no team {cmd.team_id!r} has been formed")
     if not state.active_members(cmd.team_id):
@@ -312,21 +390,41 @@ def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Eve
     return events
 
 
-def _check_visit_dates(cmd: c.RecordStationVisit, election_day: date) -> None:
+def _stations(state: Mission, cmd: c.RegisterPollingStations, now: datetime) -> list[Event]:
+    """Polling stations are the intake's (their own stream, read by every report): the
+    mission's rules only say when they may be registered; the intake records them."""
+    return []
+
+
+def _check_visit_dates(
+    cmd: c.RecordStationVisit, election_day: date, time_zone: str | None
+) -> None:
     check_on_election_day(
         f"visit {cmd.visit_id!r}",
         cmd.arrived_at,
         cmd.departed_at,
         counting_only=all(cl.phase in (Phase.counting, Phase.tabulation) for cl in cmd.checklists),
         election_day=election_day,
+        time_zone=time_zone,
     )
 
 
 def check_on_election_day(
-    what: str, start: datetime, end: datetime, *, counting_only: bool, election_day: date
+    what: str,
+    start: datetime,
+    end: datetime,
+    *,
+    counting_only: bool,
+    election_day: date,
+    time_zone: str | None,
 ) -> None:
-    """The date guard of everything observed at a station: it happens on election day;
-    counting may run into the next morning (and, counting only, begin there)."""
+    """The date guard of everything observed at a station: it happens on election day
+    in the station's local time (``time_zone``; ``None`` reads times as written, for
+    records made before missions named a zone); counting may run into the next morning
+    (and, counting only, begin there). Raises ``VisitTimesInverted`` or
+    ``VisitNotOnElectionDay``."""
+    if time_zone is not None:
+        start, end = local(start, time_zone), local(end, time_zone)
     if end < start:
         raise e.VisitTimesInverted(f"{what} ends at {end} before it starts at {start}")
     morning_after = election_day + timedelta(days=1)
@@ -340,9 +438,11 @@ def check_on_election_day(
         span = (
             start.isoformat() if start == end else f"from {start.isoformat()} to {end.isoformat()}"
         )
+        where = f" in {time_zone}" if time_zone is not None else ""
         raise e.VisitNotOnElectionDay(
-            f"{what} is dated {start.date()} ({span}), but election day is {election_day}; "
-            f"counting may run until {COUNTING_GRACE.strftime('%H:%M')} on {morning_after}"
+            f"{what} is dated {start.date()}{where} ({span}), but election day is "
+            f"{election_day}; counting may run until {COUNTING_GRACE.strftime('%H:%M')} on "
+            f"{morning_after}"
         )
 
 
@@ -393,6 +493,18 @@ def check_ins_missed(state: Mission, teams: list[str], *, due_at: datetime) -> l
         ev.CheckInMissed(team_id=team, phase=Phase.opening, due_at=due_at)
         for team in sorted(set(teams))
         if team not in state.missed_check_ins
+    ]
+
+
+def check_ins_cleared(state: Mission, still_missing: list[str]) -> list[Event]:
+    """Teams alerted for a missing opening report that have sent one since (they are not
+    in ``still_missing``): each alert is cleared."""
+    if state.stage is not Stage.election_day:
+        return []
+    return [
+        ev.CheckInCleared(team_id=team, phase=Phase.opening)
+        for team in sorted(state.missed_check_ins)
+        if team not in still_missing
     ]
 
 
@@ -518,6 +630,7 @@ def _send(state: Mission, cmd: c.SendRecommendations, now: datetime) -> list[Eve
             sent_on=cmd.sent_on,
             acknowledge_by=cmd.acknowledge_by,
             ladder=cmd.ladder,
+            reminders=cmd.reminders,
         )
     ]
 
@@ -579,7 +692,12 @@ def _request_nominations(state: Mission, cmd: c.RequestNominations, now: datetim
         )
     waiting = [ms for ms in state.member_states if not state.answered(DeadlineKind.nomination, ms)]
     return [
-        ev.NominationsRequested(member_states=waiting, deadline=cmd.deadline, ladder=cmd.ladder)
+        ev.NominationsRequested(
+            member_states=waiting,
+            deadline=cmd.deadline,
+            ladder=cmd.ladder,
+            reminders=cmd.reminders,
+        )
     ]
 
 
@@ -648,6 +766,7 @@ def _request_evidence(state: Mission, cmd: c.RequestEvidence, now: datetime) -> 
             member_states=cmd.member_states,
             deadline=cmd.deadline,
             ladder=cmd.ladder,
+            reminders=cmd.reminders,
         )
     ]
 
@@ -704,6 +823,10 @@ _STAGES: dict[type, tuple[set[Stage], str]] = {
     c.PublishInterimReport: ({_S.pre_election}, "publish the interim report"),
     c.OpenElectionDay: ({_S.pre_election}, "open election day"),
     c.RecordStationVisit: ({_S.election_day}, "record a station visit"),
+    c.RegisterPollingStations: (
+        {_S.invited, _S.forming, _S.pre_election, _S.election_day, _S.statement, _S.follow_up},
+        "register polling stations",
+    ),
     c.CloseElectionDay: ({_S.election_day}, "close election day"),
     c.DraftStatement: (set(_OPEN), "draft the statement"),
     c.ApproveStatement: (set(_OPEN), "approve the statement"),
@@ -762,6 +885,7 @@ _HANDLERS: dict[type, Callable[[Mission, Any, datetime], list[Event]]] = {
     c.PublishInterimReport: _interim,
     c.OpenElectionDay: _open_election_day,
     c.RecordStationVisit: _visit,
+    c.RegisterPollingStations: _stations,
     c.CloseElectionDay: _close_election_day,
     c.DraftStatement: _statement_step(_draft, "draft the statement"),
     c.ApproveStatement: _statement_step(_approve, "approve the statement"),

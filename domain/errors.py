@@ -77,6 +77,20 @@ MeetingOutsideMissionWindow = _rule(
 MeetingNotBeforeElectionDay = _rule(
     "meeting_not_before_election_day", "Pre-election meetings are held before election day."
 )
+TimeZoneRequired = _rule(
+    "time_zone_required",
+    "A host with several time zones in the time-zone database names the mission's zone.",
+)
+TimeZoneNotInHost = _rule(
+    "time_zone_not_in_host", "A mission's (or polling station's) zone is one of the host's zones."
+)
+DeadlinePassed = _rule(
+    "deadline_passed",
+    "A deadline already past when it is set is refused, unless recorded without reminders.",
+)
+StationElsewhere = _rule(
+    "station_elsewhere", "A visit names the locality its polling station is registered in."
+)
 VisitNotOnElectionDay = _rule(
     "visit_not_on_election_day",
     "A station visit is dated election day; counting may run into the next morning.",

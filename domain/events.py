@@ -53,6 +53,9 @@ class InvitationRegistered(EventBase):
     profile: Profile
     role_quotas: dict[ObserverRole, PositiveInt]
     registered_at: datetime
+    time_zone: str | None = None
+    """The host's IANA time zone (recorded since missions name one; an earlier record's
+    zone is the one its host implies, see ``Mission.time_zone``)."""
 
 
 class NeedsAssessmentRecorded(EventBase):
@@ -125,6 +128,9 @@ class ElectionDayOpened(EventBase):
     polls_open_at: datetime | None = None
     """When the polls open; teams report opening by then plus the check-in grace."""
     check_in_grace_seconds: float | None = None
+    check_ins_watched: bool = True
+    """Whether teams' opening reports are awaited: not when the polls opened (plus the
+    grace) before election day was opened in eom, as for a mission entered after the fact."""
 
 
 class IntakeProgressed(EventBase):
@@ -142,6 +148,14 @@ class CheckInMissed(EventBase):
     team_id: Identifier
     phase: Phase
     due_at: datetime
+
+
+class CheckInCleared(EventBase):
+    """A team alerted for a missing opening report has sent it: the alert is cleared."""
+
+    type: Literal["CheckInCleared"] = "CheckInCleared"
+    team_id: Identifier
+    phase: Phase
 
 
 class StationVisitRecorded(EventBase):
@@ -233,6 +247,8 @@ class RecommendationsSent(EventBase):
     sent_on: date
     acknowledge_by: datetime | None = None
     ladder: ReminderLadder | None = None
+    reminders: bool = True
+    """False: recorded without reminders (an acknowledgement date already past)."""
 
 
 class RecommendationsAcknowledged(EventBase):
@@ -246,6 +262,8 @@ class NominationsRequested(EventBase):
     member_states: list[CountryCode]
     deadline: datetime
     ladder: ReminderLadder | None
+    reminders: bool = True
+    """False: recorded without reminders (a deadline already past when it was set)."""
 
 
 class NominationDeclined(EventBase):
@@ -297,6 +315,8 @@ class EvidenceRequested(EventBase):
     member_states: list[CountryCode]
     deadline: datetime
     ladder: ReminderLadder | None
+    reminders: bool = True
+    """False: recorded without reminders (a cycle whose dates are past)."""
 
 
 class EvidenceSubmitted(EventBase):
@@ -360,6 +380,7 @@ Event = Annotated[
     | ElectionDayOpened
     | IntakeProgressed
     | CheckInMissed
+    | CheckInCleared
     | StationVisitRecorded
     | StationReportsConflicted
     | ElectionDayClosed

@@ -11,6 +11,7 @@ from typing import Any
 
 from domain import events as ev
 from domain.events import Event
+from domain.host_time import UTC_ZONE, country_zones, implied_zone
 from domain.state import (
     Approval,
     Delivery,
@@ -57,7 +58,13 @@ def _fields(event: Any, *exclude: str) -> dict[str, Any]:
 def _changes(state: Mission, event: Event) -> dict[str, Any]:
     match event:
         case ev.InvitationRegistered():
-            return {**_fields(event), "stage": Stage.invited}
+            zone, note = registered_zone(event)
+            return {
+                **_fields(event),
+                "stage": Stage.invited,
+                "time_zone": zone,
+                "time_zone_note": note,
+            }
         case ev.NeedsAssessmentRecorded():
             return {"needs_assessment_on": event.conducted_on}
         case ev.HeadOfMissionAppointed():
@@ -96,11 +103,18 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
                 "stage": Stage.election_day,
                 "polls_open_at": event.polls_open_at,
                 "check_in_grace_seconds": event.check_in_grace_seconds,
+                "check_ins_watched": event.check_ins_watched,
             }
         case ev.IntakeProgressed():
             return {"intake": event.progress}
         case ev.CheckInMissed():
             return {"missed_check_ins": {**state.missed_check_ins, event.team_id: event.due_at}}
+        case ev.CheckInCleared():
+            return {
+                "missed_check_ins": {
+                    k: v for k, v in state.missed_check_ins.items() if k != event.team_id
+                }
+            }
         case ev.StationVisitRecorded():
             visit = StationVisit(**_fields(event))
             return {"visits": {**state.visits, visit.visit_id: visit}}
@@ -195,6 +209,23 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
                 "cancellation_reason": event.reason,
             }
     raise TypeError(f"evolve has no branch for {type(event).__name__}")
+
+
+def registered_zone(event: ev.InvitationRegistered) -> tuple[str, str | None]:
+    """The mission's time zone and, for a record made before missions named one, a note
+    on how it was inferred: the zone the host implies (its only one), or UTC where the
+    host has several zones (its election-day times were then judged as written)."""
+    if event.time_zone is not None:
+        return event.time_zone, None
+    implied = implied_zone(event.host_country)
+    if implied is not None:
+        return implied, None
+    zones = country_zones(event.host_country)
+    return UTC_ZONE, (
+        f"registered before missions named their time zone; {event.host_country} has "
+        f"{len(zones) or 'no'} zones in the time-zone database"
+        f"{' (' + ', '.join(zones) + ')' if zones else ''}, so its times are read in UTC"
+    )
 
 
 def _observer_status(

@@ -163,6 +163,11 @@ class Mission(Frozen):
     member_states: list[CountryCode] = Field(default_factory=list)
     role_quotas: dict[ObserverRole, int] = Field(default_factory=dict)
     registered_at: datetime | None = None
+    time_zone: str | None = None
+    """The host's IANA time zone, in which election-day rules read instants. A mission
+    registered before missions named one has the zone its host implies (the host's only
+    zone), or UTC where the host has several (``time_zone_note`` says so)."""
+    time_zone_note: str | None = None
     needs_assessment_on: date | None = None
     head_of_mission: HeadOfMission | None = None
     observers: dict[str, Observer] = Field(default_factory=dict)
@@ -174,6 +179,7 @@ class Mission(Frozen):
     conflicting_stations: dict[str, list[str]] = Field(default_factory=dict)
     polls_open_at: datetime | None = None
     check_in_grace_seconds: float | None = None
+    check_ins_watched: bool = True
     intake: IntakeProgress | None = None
     """Election-day intake in aggregate, once the mission has heard of it."""
     missed_check_ins: dict[str, datetime] = Field(default_factory=dict)
@@ -311,7 +317,11 @@ class Mission(Frozen):
     @property
     def check_in_due_at(self) -> datetime | None:
         """When teams' opening reports are due (polls open plus the grace)."""
-        if self.polls_open_at is None or self.check_in_grace_seconds is None:
+        if (
+            self.polls_open_at is None
+            or self.check_in_grace_seconds is None
+            or not self.check_ins_watched
+        ):
             return None
         return self.polls_open_at + timedelta(seconds=self.check_in_grace_seconds)
 

@@ -20,16 +20,17 @@ from pydantic import Field, TypeAdapter
 from domain import errors as e
 from domain import events as ev
 from domain.decide import check_on_election_day
+from domain.host_time import aware, country_zones
 from domain.state import Mission
 from domain.values import (
     Finding,
     FindingCategory,
     Frozen,
     Identifier,
-    Instant,
-    Line,
+    Moment,
     Phase,
     PhaseChecklist,
+    PollingStation,
     Stage,
     Text,
 )
@@ -53,8 +54,10 @@ class StationVisitReport(_SubmissionBase):
     """A team's visit to a polling station: its checklist answers per phase, its findings."""
 
     kind: Literal["station_visit"] = "station_visit"
-    arrived_at: Instant
-    departed_at: Instant
+    arrived_at: Moment
+    """With its UTC offset, or a local time at the station (the station's zone, else the
+    mission's)."""
+    departed_at: Moment
     checklists: list[PhaseChecklist] = Field(min_length=1, max_length=8)
     findings: list[Finding] = Field(default_factory=list, max_length=200)
 
@@ -63,12 +66,14 @@ class IncidentReport(_SubmissionBase):
     """Something a team saw at a station that the mission must know about now."""
 
     kind: Literal["incident"] = "incident"
-    observed_at: Instant
+    observed_at: Moment
     phase: Phase
     category: FindingCategory
     serious: bool = False
     description: Text
 
+
+__all__ = ["PollingStation"]  # defined with the values; stations are registered here
 
 Submission = Annotated[StationVisitReport | IncidentReport, Field(discriminator="kind")]
 SUBMISSION_ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)
@@ -91,12 +96,6 @@ def phases(submission: StationVisitReport | IncidentReport) -> list[Phase]:
 # -- polling stations ----------------------------------------------------------------------
 
 
-class PollingStation(Frozen):
-    station_id: Identifier
-    locality: Line
-    name: Line | None = None
-
-
 class PollingStationsRegistered(ev.EventBase):
     """Polling stations the mission may report from (in the stream ``<mission>/stations``)."""
 
@@ -105,16 +104,26 @@ class PollingStationsRegistered(ev.EventBase):
 
 
 def register_stations(
-    registered: Mapping[str, PollingStation], stations: Sequence[PollingStation]
+    registered: Mapping[str, PollingStation],
+    stations: Sequence[PollingStation],
+    *,
+    host_country: str | None = None,
 ) -> PollingStationsRegistered | None:
     """The stations of ``stations`` not registered yet, or ``None`` when all are.
 
     Registering a station again as it is changes nothing; registering it elsewhere (another
-    locality or name) is refused: reports already counted under it would move."""
+    locality, name or zone) is refused: reports already counted under it would move. A
+    station's own zone is one of ``host_country``'s (``TimeZoneNotInHost``)."""
     if not stations:
         raise e.StationsInvalid("the polling-station list is empty")
+    zones = country_zones(host_country) if host_country else ()
     seen: dict[str, PollingStation] = {}
     for station in stations:
+        if station.time_zone is not None and zones and station.time_zone not in zones:
+            raise e.TimeZoneNotInHost(
+                f"station {station.station_id!r} names time_zone {station.time_zone}, which "
+                f"is not a zone of {host_country} ({', '.join(zones)})"
+            )
         if station.station_id in seen and seen[station.station_id] != station:
             raise e.StationsInvalid(f"station {station.station_id!r} is listed twice, differently")
         seen[station.station_id] = station
@@ -192,12 +201,17 @@ class IntakeContext(Frozen):
     teams: frozenset[str]
     """Teams with at least one accepted observer."""
     stations: dict[str, PollingStation]
+    time_zone: str | None = None
+    """The mission's zone, in which station times are read (unless a station has its own)."""
+    host_country: str | None = None
 
     @classmethod
     def of(cls, mission: Mission, stations: Iterable[PollingStation]) -> IntakeContext:
         return cls(
             mission_id=mission.mission_id or "",
             stage=mission.stage,
+            time_zone=mission.time_zone,
+            host_country=mission.host_country,
             election_day=mission.election.date if mission.election else None,
             teams=frozenset(t for t in mission.teams if mission.active_members(t)),
             stations={s.station_id: s for s in stations},
@@ -248,10 +262,16 @@ def admit(
             f"{what} names polling station {submission.station_id!r}, which mission "
             f"{context.mission_id!r} has not registered"
         )
+    time_zone = station.time_zone or context.time_zone
     if isinstance(submission, StationVisitReport):
-        start, end = submission.arrived_at, submission.departed_at
+        times = {
+            "arrived_at": aware(submission.arrived_at, time_zone),
+            "departed_at": aware(submission.departed_at, time_zone),
+        }
+        start, end = times["arrived_at"], times["departed_at"]
     else:
-        start = end = submission.observed_at
+        times = {"observed_at": aware(submission.observed_at, time_zone)}
+        start = end = times["observed_at"]
     counting = {Phase.counting, Phase.tabulation}
     check_on_election_day(
         what,
@@ -259,10 +279,12 @@ def admit(
         end,
         counting_only=set(phases(submission)) <= counting,
         election_day=context.election_day,
+        time_zone=time_zone,
     )
     if submission.corrects is not None:
         _check_correction(submission, corrected)
-    fields = submission.model_dump(exclude={"kind"})
+    # The record holds instants: a local time is stored with the station's offset.
+    fields = {**submission.model_dump(exclude={"kind"}), **times}
     if isinstance(submission, StationVisitReport):
         return StationVisitReported(**fields, locality=station.locality)
     return IncidentReported(**fields, locality=station.locality)

@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from domain.host_time import check_zone
+
 RECORDED: Final[dict[str, Any]] = {"recorded": True}
 """Validation context for facts already recorded (see the module's docstring)."""
 
@@ -208,7 +210,16 @@ Day = Annotated[date, AfterValidator(_check_day)]
 Instant = Annotated[AwareDatetime, AfterValidator(_check_day)]
 """A moment with its UTC offset, between ``FIRST_DAY`` and ``LAST_DAY``."""
 Moment = Annotated[datetime, AfterValidator(_check_day)]
-"""A moment with its UTC offset, or a local time, between ``FIRST_DAY`` and ``LAST_DAY``."""
+"""A moment with its UTC offset, or a local time (read in the host's time zone), between
+``FIRST_DAY`` and ``LAST_DAY``."""
+
+
+def _check_time_zone(value: str, info: ValidationInfo) -> str:
+    return value if recorded(info) else check_zone(value)
+
+
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_time_zone)]
+"""An IANA time zone name (``Asia/Almaty``), as the time-zone database holds it."""
 
 MAX_LADDER_SECONDS = 2**31 - 1
 """Reminder offsets and escalation delays, in seconds: at most about 68 years (the
@@ -519,3 +530,13 @@ class IntakeProgress(Frozen):
     @property
     def localities_visited(self) -> int:
         return len(self.localities) if self.locality_count is None else self.locality_count
+
+
+class PollingStation(Frozen):
+    """A polling station the mission may report from."""
+
+    station_id: Identifier
+    locality: Line
+    name: Line | None = None
+    time_zone: TimeZone | None = None
+    """The station's own IANA zone, where the host spans several; else the mission's."""

@@ -81,6 +81,14 @@ async def _apply(conn: Connection, event: RecordedEvent) -> None:
                 data.get("submission_ids") or data.get("visit_ids") or [],
                 event.global_position,
             )
+        case "CheckInCleared":
+            await conn.execute(
+                "DELETE FROM coverage_alerts WHERE mission_id = $1 AND team_id = $2 "
+                "AND phase = $3",
+                event.stream_id,
+                event.data["team_id"],
+                event.data["phase"],
+            )
         case "CheckInMissed":
             data = event.data
             await conn.execute(
@@ -193,6 +201,9 @@ class Coverage(_Row):
     corrections: int
     stations_visited: int
     stations_registered: int
+    stations_unregistered: int = 0
+    """Stations visited that the mission never registered (visits recorded by command
+    before visits went through the intake's rules)."""
     localities: list[LocalityPhase]
     teams: list[TeamCoverage]
     findings: list[FindingCount]
@@ -216,7 +227,12 @@ async def coverage(pool: asyncpg.Pool, mission_id: str) -> Coverage:
                    count(DISTINCT station_id) FILTER (WHERE kind = 'station_visit'
                                                        AND {_STANDING}) AS stations_visited,
                    (SELECT count(*) FROM polling_stations WHERE mission_id = $1)
-                       AS stations_registered
+                       AS stations_registered,
+                   count(DISTINCT station_id) FILTER (
+                       WHERE kind = 'station_visit' AND {_STANDING} AND NOT EXISTS (
+                           SELECT 1 FROM polling_stations AS p
+                           WHERE p.mission_id = $1 AND p.station_id = coverage_reports.station_id
+                       )) AS stations_unregistered
             FROM coverage_reports WHERE mission_id = $1
             """,
             mission_id,

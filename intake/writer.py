@@ -69,7 +69,7 @@ from domain.submissions import (
     register_stations,
 )
 from domain.values import RECORDED, Stage
-from eventstore.models import EventMetadata, NewEvent
+from eventstore.models import AppendResult, EventMetadata, NewEvent
 from eventstore.store import (
     Alongside,
     Connection,
@@ -140,6 +140,9 @@ class StationsRegistered(_Model):
     mission_id: str
     added: int
     registered: int
+    event_ids: list[UUID] = []
+    """The registration's event (none when every station was registered already)."""
+    global_positions: list[int] = []
 
 
 @dataclass
@@ -662,27 +665,31 @@ class Intake:
         self, mission_id: str, stations: Sequence[PollingStation]
     ) -> PollingStationsRegistered | None:
         """What ``register_stations`` would record now; nothing is recorded."""
-        await self._stations_open(mission_id)
+        context = await self._stations_open(mission_id)
         async with self.store.connection() as conn:
-            return register_stations(await _stations_on(conn, mission_id), stations)
+            return register_stations(
+                await _stations_on(conn, mission_id), stations, host_country=context.host_country
+            )
 
-    async def _stations_open(self, mission_id: str) -> None:
+    async def _stations_open(self, mission_id: str) -> IntakeContext:
         context = await self.context(mission_id, refresh=True)
         if context.stage is None:
             raise e.MissionNotRegistered(f"no mission {mission_id!r} is registered")
         if context.stage in (Stage.closed, Stage.cancelled):
             raise e.MissionClosed(f"mission {mission_id!r} is {context.stage.value}")
+        return context
 
     async def register_stations(
         self, mission_id: str, stations: Sequence[PollingStation], *, actor: str
     ) -> StationsRegistered:
         """Register polling stations (an event in ``<mission>/stations`` and their rows, in
         one transaction); stations registered already, unchanged, are skipped."""
-        await self._stations_open(mission_id)
+        context = await self._stations_open(mission_id)
+        appended: list[AppendResult] = []
         async with self.store.connection() as conn, conn.transaction():
             heads = await lock_heads_on(conn, [stations_stream(mission_id)])
             registered = await _stations_on(conn, mission_id)
-            event = register_stations(registered, stations)
+            event = register_stations(registered, stations, host_country=context.host_country)
             if event is not None:
                 new = NewEvent.of(
                     event,
@@ -690,15 +697,24 @@ class Intake:
                     occurred_at=datetime.now(UTC),
                     metadata=EventMetadata(actor=actor, command_type="register_stations"),
                 )
-                await append_at_heads_on(conn, heads, [(stations_stream(mission_id), [new])])
+                appended = await append_at_heads_on(
+                    conn, heads, [(stations_stream(mission_id), [new])]
+                )
                 await conn.executemany(
-                    "INSERT INTO polling_stations (mission_id, station_id, locality, name) "
-                    "VALUES ($1, $2, $3, $4)",
-                    [(mission_id, s.station_id, s.locality, s.name) for s in event.stations],
+                    "INSERT INTO polling_stations (mission_id, station_id, locality, name, "
+                    "time_zone) VALUES ($1, $2, $3, $4, $5)",
+                    [
+                        (mission_id, s.station_id, s.locality, s.name, s.time_zone)
+                        for s in event.stations
+                    ],
                 )
         added = len(event.stations) if event else 0
         return StationsRegistered(
-            mission_id=mission_id, added=added, registered=len(registered) + added
+            mission_id=mission_id,
+            added=added,
+            registered=len(registered) + added,
+            event_ids=[new.event_id] if appended else [],
+            global_positions=[p for a in appended for p in a.global_positions],
         )
 
 
@@ -833,7 +849,7 @@ class IntakeUnavailable(Exception):
 
 async def _stations_on(conn: Connection, mission_id: str) -> dict[str, PollingStation]:
     rows = await conn.fetch(
-        "SELECT station_id, locality, name FROM polling_stations WHERE mission_id = $1",
+        "SELECT station_id, locality, name, time_zone FROM polling_stations WHERE mission_id = $1",
         mission_id,
     )
     return {r["station_id"]: PollingStation.model_validate(dict(r), context=RECORDED) for r in rows}

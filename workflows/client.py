@@ -33,7 +33,9 @@ from domain.decide import intake_progressed
 from domain.values import DeadlineKind, RecipientKind, Stage
 from eventstore.models import RecordedEvent
 from eventstore.store import EventStore
+from intake import commands as intake_commands
 from intake.progress import progress
+from intake.writer import Intake
 from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
 from workflows.messages import (
     CommandRequest,
@@ -43,7 +45,7 @@ from workflows.messages import (
     MissionStart,
     MissionTiming,
 )
-from workflows.mission import MissionWorkflow, check_carried, workflow_id
+from workflows.mission import INTAKE_COMMANDS, MissionWorkflow, check_carried, workflow_id
 from workflows.reminders import ReminderLadderWorkflow, ladder_workflow_id
 
 UPDATES_IN_FLIGHT = 8
@@ -308,7 +310,9 @@ class Missions:
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 
-    async def check(self, mission_id: str, command: Command) -> list[Event]:
+    async def check(
+        self, mission_id: str, command: Command
+    ) -> list[Event] | list[intake_commands.IntakeEvent]:
         """What ``command`` would record now, without recording it (a dry run against the
         stored history, deciding as the workflow would: closing election day counts what
         the intake holds first); ``CommandRefused`` if the rules refuse it."""
@@ -320,6 +324,12 @@ class Missions:
                 state = fold(counted, state)
             events = counted + decide(state, command, now=datetime.now(UTC))
             check_carried(state, events)
+            if isinstance(command, INTAKE_COMMANDS):
+                # Recorded by the intake, under its rules (registered stations, dates in
+                # the station's time, conflicts): checked there as they would be.
+                return await intake_commands.check(
+                    Intake(self.store, flushers=0), mission_id, command
+                )
             return events
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None

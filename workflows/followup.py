@@ -35,6 +35,8 @@ class FollowUpWorkflow:
 
     @workflow.run
     async def run(self, start: FollowUpStart) -> FollowUpStatus:
+        if start.counted_from is not None:
+            return await self._on_the_record_clock(start, start.counted_from)
         timing = start.timing
         while not self._stopped:
             self._cycles_done += 1
@@ -53,18 +55,7 @@ class FollowUpWorkflow:
                     lambda: self._stopped or bool(self._pending),
                     timeout=timedelta(seconds=timing.follow_up_interval_seconds),
                 )
-            while self._pending:
-                reopen = self._pending.pop(0)
-                if reopen.new_mission_id in self._reopened:
-                    continue
-                self._reopened.append(reopen.new_mission_id)
-                await self._tell_mission(
-                    ReopenReview(
-                        new_mission_id=reopen.new_mission_id,
-                        reason=f"a new election in {reopen.host_country} was registered",
-                    ),
-                    f"reopen-{reopen.new_mission_id}",
-                )
+            await self._reopen_pending()
             if not self._stopped and (
                 workflow.info().is_continue_as_new_suggested()
                 or workflow.info().get_current_history_length() >= timing.follow_up_history_events
@@ -77,6 +68,77 @@ class FollowUpWorkflow:
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
+
+    async def _on_the_record_clock(
+        self, start: FollowUpStart, counted_from: datetime
+    ) -> FollowUpStatus:
+        """Cycle n opens ``follow_up_interval`` after cycle n-1, counted from when the
+        recommendations went out (``counted_from``), and is due ``evidence_window`` after
+        it opens. A mission entered after the fact records its first cycle at once, without
+        reminders if its deadline is past; cycles that would have opened and closed before
+        the mission was entered are not invented (nobody was asked); a cycle still open now
+        is recorded with its reminders."""
+        timing = start.timing
+        interval = timedelta(seconds=timing.follow_up_interval_seconds)
+        window = timedelta(seconds=timing.evidence_window_seconds)
+        opening = start.next_opening or counted_from
+        while not self._stopped:
+            self._next_due = opening
+            delay = (opening - workflow.now()).total_seconds()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._stopped or bool(self._pending),
+                        timeout=timedelta(seconds=delay),
+                    )
+            await self._reopen_pending()
+            if self._stopped:
+                break
+            if workflow.now() < opening:
+                continue  # woken by a reopening: the cycle is not due yet
+            self._cycles_done += 1
+            deadline = opening + window
+            await self._tell_mission(
+                RequestEvidence(
+                    cycle=self._cycles_done,
+                    member_states=start.member_states,
+                    deadline=deadline,
+                    ladder=start.ladder,
+                    reminders=deadline > workflow.now(),
+                ),
+                f"cycle-{self._cycles_done}",
+            )
+            opening = _next_opening(counted_from, opening, interval, window, workflow.now())
+            if not self._stopped and (
+                workflow.info().is_continue_as_new_suggested()
+                or workflow.info().get_current_history_length() >= timing.follow_up_history_events
+            ):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    start.model_copy(
+                        update={
+                            "cycles_done": self._cycles_done,
+                            "reopened_for": self._reopened,
+                            "next_opening": opening,
+                        }
+                    )
+                )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    async def _reopen_pending(self) -> None:
+        while self._pending:
+            reopen = self._pending.pop(0)
+            if reopen.new_mission_id in self._reopened:
+                continue
+            self._reopened.append(reopen.new_mission_id)
+            await self._tell_mission(
+                ReopenReview(
+                    new_mission_id=reopen.new_mission_id,
+                    reason=f"a new election in {reopen.host_country} was registered",
+                ),
+                f"reopen-{reopen.new_mission_id}",
+            )
 
     async def _tell_mission(self, command: RequestEvidence | ReopenReview, key: str) -> None:
         """The mission workflow records it (and starts the ladders): it alone writes."""
@@ -112,3 +174,16 @@ class FollowUpWorkflow:
             reopened_for=self._reopened,
             stopped=self._stopped,
         )
+
+
+def _next_opening(
+    origin: datetime, last: datetime, interval: timedelta, window: timedelta, now: datetime
+) -> datetime:
+    """The opening after ``last`` on the grid ``origin + k * interval``, skipping openings
+    whose whole cycle (opening plus ``window``) is already past at ``now``."""
+    following = last + interval
+    if following + window > now:
+        return following
+    # The first k with origin + k * interval + window > now.
+    k = (now - window - origin) // interval + 1
+    return origin + k * interval

@@ -68,6 +68,19 @@ class CommandRequest(_Message):
     causation_id: str | None = None
 
 
+class IntakeCommandRequest(_Message):
+    """A mission command the intake records (polling stations, a visit by command)."""
+
+    mission_id: str
+    request: CommandRequest
+
+
+class IntakeCommandResult(_Message):
+    event_ids: list[UUID]
+    event_types: list[str]
+    global_positions: list[int]
+
+
 class CommandResult(_Message):
     mission_id: str
     command_id: str
@@ -143,6 +156,12 @@ class FollowUpStart(_Message):
     timing: MissionTiming = MissionTiming()
     cycles_done: int = 0
     reopened_for: list[str] = Field(default_factory=list)
+    counted_from: datetime | None = None
+    """When the recommendations went out, per the record: evidence cycles open every
+    ``follow_up_interval`` from then. Unset in runs recorded before (counted from when
+    the follow-up started)."""
+    next_opening: datetime | None = None
+    """When the next cycle opens (carried over continue-as-new)."""
 
 
 class FollowUpStatus(_Message):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -21,8 +21,15 @@ from temporalio.workflow import ExternalWorkflowHandle, ParentClosePolicy
 
 from domain import DomainError, Event, Mission, decide, errors, evolve, fold, load_event
 from domain import events as ev
-from domain.commands import CloseElectionDay, Command, PublishStatement
-from domain.decide import check_ins_missed, intake_progressed
+from domain.commands import (
+    CloseElectionDay,
+    Command,
+    PublishStatement,
+    RecordStationVisit,
+    RegisterPollingStations,
+)
+from domain.decide import check_ins_cleared, check_ins_missed, intake_progressed
+from domain.host_time import sent_instant
 from domain.values import DeadlineKind, IntakeProgress, RecipientKind, ReminderLadder, Stage
 from eventstore.models import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
@@ -34,6 +41,8 @@ from workflows.messages import (
     FoldedStream,
     FollowUpsQuery,
     FollowUpStart,
+    IntakeCommandRequest,
+    IntakeCommandResult,
     IntakeDrained,
     IntakeQuery,
     LadderQuery,
@@ -57,6 +66,10 @@ EDGE_RULES_PATCH = "repeated-acts-refused"
 """The patch of the rules added at the edge (the id of its first rule, kept so that the
 runs that recorded it replay)."""
 FOLDED_READS_PATCH = "state-folded-by-activity"
+INTAKE_COMMANDS = (RecordStationVisit, RegisterPollingStations)
+ONE_RECORD_PATCH = "host-time-one-record"
+"""Election-day times read in the host's zone, deadlines already past refused, visits by
+command recorded through the intake (one record of visits), check-in alerts cleared."""
 
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
@@ -129,6 +142,7 @@ class MissionWorkflow:
         self._automation_on: bool | None = None
         self._intake_on: bool | None = None
         self._edge_rules_on: bool | None = None
+        self._one_record_on: bool | None = None
         self._check_ins_done = False
         self._results = {r.command_id: r for r in start.recent_results}
         # Temporal admits at most 2,000 updates to one run; this run continues as new
@@ -161,12 +175,21 @@ class MissionWorkflow:
             self._edge_rules_on = workflow.patched(EDGE_RULES_PATCH)
         return self._edge_rules_on
 
+    @property
+    def _one_record(self) -> bool:
+        """Host time, past deadlines refused, visits through the intake and check-in
+        alerts cleared came after the first missions ran: their histories replay without."""
+        if self._one_record_on is None:
+            self._one_record_on = workflow.patched(ONE_RECORD_PATCH)
+        return self._one_record_on
+
     def _decide(self, state: Mission, command: Command, **flags: bool) -> list[Event]:
         events = decide(
             state,
             command,
             now=workflow.now(),
             repeats_refused=self._edge_rules_on is not False,
+            host_time=self._one_record_on is not False,
             **flags,
         )
         if self._edge_rules_on is not False:
@@ -178,6 +201,7 @@ class MissionWorkflow:
         _ = self._automation  # decided once, at the start, for the predicates below
         _ = self._intake
         _ = self._edge_rules
+        _ = self._one_record
         if not self._ready:
             await self._catch_up()
             self._ready = True
@@ -269,6 +293,16 @@ class MissionWorkflow:
                 schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
             )
             events += check_ins_missed(state, missing, due_at=due)
+        elif self._state.missed_check_ins and self._one_record:
+            alerted = sorted(self._state.missed_check_ins)
+            still: list[str] = await workflow.execute_activity_method(
+                IntakeActivities.missing_check_ins,
+                CheckInQuery(mission_id=self._start.mission_id, teams=alerted),
+                retry_policy=STORE_RETRY,
+                start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+            )
+            events += check_ins_cleared(fold(events, self._state), still)
         if events:
             await self._record_events(
                 events, EventMetadata(actor="eom", command_type="follow_intake")
@@ -332,7 +366,45 @@ class MissionWorkflow:
             except DomainError as error:
                 # The state moved since validation (an earlier command in the queue).
                 raise refusal(error) from None
+            if isinstance(command, INTAKE_COMMANDS) and self._one_record:
+                return await self._through_intake(request)
             return await self._record(request, events)
+
+    async def _through_intake(self, request: CommandRequest) -> CommandResult:
+        """Polling stations and visits recorded by command are the intake's: the same
+        rules and the same record as observers' reports (the mission's rules, stage and
+        team, were checked by ``decide``)."""
+        try:
+            recorded = await workflow.execute_activity(
+                "intake_command",
+                IntakeCommandRequest(mission_id=self._start.mission_id, request=request),
+                result_type=IntakeCommandResult,
+                retry_policy=STORE_RETRY,
+                start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=STORE_TOTAL_TIMEOUT,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                raise ApplicationError(
+                    cause.message, cause.type, type=cause.type, non_retryable=True
+                ) from None
+            raise ApplicationError(
+                f"the intake did not confirm the command ({cause or error}); send it again "
+                "(a visit recorded meanwhile is answered as recorded)",
+                type="event_store_unavailable",
+                non_retryable=True,
+            ) from None
+        answer = CommandResult(
+            mission_id=self._start.mission_id,
+            command_id=request.command_id,
+            stage=self._state.stage or Stage.invited,
+            version=self._state.version,
+            event_ids=recorded.event_ids,
+            event_types=recorded.event_types,
+            global_positions=recorded.global_positions,
+        )
+        return self._remember(answer)
 
     async def _drain_intake(self, command: CloseElectionDay) -> list[Event]:
         """Election day closes on everything the intake acknowledged: drain and count it
@@ -415,7 +487,12 @@ class MissionWorkflow:
             event_types=[e.type for e in events],
             global_positions=result.global_positions,
         )
-        self._results[request.command_id] = answer
+        return self._remember(answer)
+
+    def _remember(self, answer: CommandResult) -> CommandResult:
+        """Keep the answer for this command id (the most recent ones, carried over
+        continue-as-new): the same command again gets it."""
+        self._results[answer.command_id] = answer
         while len(self._results) > RECENT_RESULTS:
             del self._results[next(iter(self._results))]
         return answer
@@ -524,6 +601,8 @@ class MissionWorkflow:
         state = self._state
         for event in events:
             match event:
+                case ev.NominationsRequested() | ev.EvidenceRequested() if not event.reminders:
+                    continue  # recorded without reminders: its dates are past
                 case ev.NominationsRequested():
                     ladder = event.ladder or await self._ladder(DeadlineKind.nomination)
                     for member_state in event.member_states:
@@ -535,7 +614,7 @@ class MissionWorkflow:
                         DeadlineKind.nomination, event.member_state, 0, "answered"
                     )
                 case ev.RecommendationsSent():
-                    if event.acknowledge_by is not None:
+                    if event.acknowledge_by is not None and event.reminders:
                         ladder = event.ladder or await self._ladder(DeadlineKind.acknowledgement)
                         for recipient in event.recipients:
                             if recipient.kind is not RecipientKind.international_organisation:
@@ -545,7 +624,7 @@ class MissionWorkflow:
                                     event.acknowledge_by,
                                     ladder,
                                 )
-                    await self._start_follow_up()
+                    await self._start_follow_up(event.sent_on)
                 case ev.RecommendationsAcknowledged():
                     await self._signal_ladder(
                         DeadlineKind.acknowledgement, event.recipient.name, 0, "answered"
@@ -622,10 +701,13 @@ class MissionWorkflow:
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
 
-    async def _start_follow_up(self) -> None:
+    async def _start_follow_up(self, sent_on: date) -> None:
         state = self._state
         parent = workflow.info().workflow_id
         states = sorted({*state.member_states, state.host_country or ""} - {""})
+        counted_from = (
+            sent_instant(sent_on, state.time_zone, workflow.now()) if self._one_record else None
+        )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(
                 FollowUpWorkflow.run,
@@ -634,6 +716,7 @@ class MissionWorkflow:
                     mission_workflow_id=parent,
                     member_states=states,
                     timing=self._start.timing,
+                    counted_from=counted_from,
                 ),
                 id=follow_up_workflow_id(parent),
                 parent_close_policy=ParentClosePolicy.ABANDON,

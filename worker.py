@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import gc
 import logging
@@ -46,6 +47,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.delivery import DeliveryActivities, DeliverySettings
 from activities.event_store import EventStoreActivities
@@ -268,6 +270,21 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         )
 
 
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=dataclasses.replace(
+        SandboxRestrictions.default,
+        # Election-day rules read instants in the host's zone: ``zoneinfo.ZoneInfo(name)``
+        # reads the tz database installed with eom (the ``tzdata`` package), the same
+        # data on every worker of one release. The sandbox otherwise hands workflows a
+        # proxy of the class that ``datetime`` does not take as a tzinfo.
+        invalid_module_members=SandboxRestrictions.invalid_module_members_default.with_child_unrestricted(
+            "zoneinfo", "ZoneInfo"
+        ),
+    )
+)
+"""How eom's workflows run: Temporal's sandbox, with ``zoneinfo.ZoneInfo`` usable."""
+
+
 def build_worker(
     client: Client,
     store: EventStore,
@@ -285,6 +302,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
+        workflow_runner=WORKFLOW_RUNNER,
         workflows=[MissionWorkflow, ReminderLadderWorkflow, FollowUpWorkflow],
         activities=[
             events.append_events,

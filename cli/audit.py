@@ -30,7 +30,7 @@ from domain.values import FIRST_DAY, LAST_DAY, SAFE_INTEGER
 from eventstore.chain import verify_chain
 from eventstore.models import ChainCheck, RecordedEvent, StoredEvent
 from eventstore.store import EventStore, read_chain_on, read_stream_data_on
-from worker import Settings, configure_logging, data_converter
+from worker import WORKFLOW_RUNNER, Settings, configure_logging, data_converter
 from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
 from workflows.reminders import ReminderLadderWorkflow
@@ -282,6 +282,7 @@ def workflows(
         replayer = Replayer(
             workflows=[MissionWorkflow, ReminderLadderWorkflow, FollowUpWorkflow],
             data_converter=data_converter,
+            workflow_runner=WORKFLOW_RUNNER,
         )
         histories = [load_history(path) for path in files or []]
         if from_server:

@@ -83,8 +83,7 @@ async def _apply(conn: Connection, event: RecordedEvent) -> None:
             )
         case "CheckInCleared":
             await conn.execute(
-                "DELETE FROM coverage_alerts WHERE mission_id = $1 AND team_id = $2 "
-                "AND phase = $3",
+                "DELETE FROM coverage_alerts WHERE mission_id = $1 AND team_id = $2 AND phase = $3",
                 event.stream_id,
                 event.data["team_id"],
                 event.data["phase"],

@@ -221,7 +221,7 @@ async def test_mission_commands_from_options_and_files(
         "inviting_authority: Central Election Commission of Kazakhstan\n"
         "election: {name: Mazhilis and Maslikhats, type: parliamentary, date: 2021-01-10}\n"
         "mission_window: {start: 2021-01-06, end: 2021-01-10}\n"
-        "member_states: [AZ, KG, TR, UZ]\n",
+        "member_states: [AZ, KG, TR, UZ]\ntime_zone: Asia/Almaty\n",
         encoding="utf-8",
     )
     registered = await eom(
@@ -324,7 +324,8 @@ async def test_audit_verify_catches_tampering_and_replays_at_a_version(
         '{"organisation": "Turkic Council", "host_country": "KZ",'
         ' "inviting_authority": "CEC", "member_states": ["AZ"],'
         ' "election": {"name": "Mazhilis", "type": "parliamentary", "date": "2021-01-10"},'
-        ' "mission_window": {"start": "2021-01-06", "end": "2021-01-10"}}',
+        ' "mission_window": {"start": "2021-01-06", "end": "2021-01-10"},'
+        ' "time_zone": "Asia/Almaty"}',
         encoding="utf-8",
     )
     for args in (
@@ -358,7 +359,8 @@ async def test_audit_diff_workflows_and_projection_rebuild(
     invitation.write_text(
         "organisation: Turkic Council\nhost_country: KZ\ninviting_authority: CEC\n"
         "election: {name: Mazhilis, type: parliamentary, date: 2021-01-10}\n"
-        "mission_window: {start: 2021-01-06, end: 2021-01-10}\nmember_states: [AZ]\n",
+        "mission_window: {start: 2021-01-06, end: 2021-01-10}\nmember_states: [AZ]\n"
+        "time_zone: Asia/Almaty\n",
         encoding="utf-8",
     )
     registered = await eom(
@@ -391,7 +393,9 @@ async def test_election_day_from_the_coordinators_desk(
     )
     imported = await eom("stations", "import", mission_id, str(listing), env=service_env)
     assert imported.code == 0, imported.err
-    assert "2 station(s) registered" in imported.out and "4 in all" in imported.out
+    # The seed registers its own stations; the fixture two more; the file two more.
+    assert "2 station(s) registered" in imported.out
+    assert f"{seed.STATIONS + 4} in all" in imported.out
     broken = tmp_path / "broken.csv"
     broken.write_text("station,where\nX,Y\n", encoding="utf-8")
     refused = await eom("stations", "import", mission_id, str(broken), env=service_env)
@@ -435,4 +439,4 @@ async def test_election_day_from_the_coordinators_desk(
     assert "accessibility" in shown.out and "voter_influence" in shown.out
     as_json = await eom("coverage", mission_id, "--json", env=service_env)
     found = json.loads(as_json.out)
-    assert (found["visits"], found["stations_registered"]) == (1, 4)
+    assert (found["visits"], found["stations_registered"]) == (1, seed.STATIONS + 4)

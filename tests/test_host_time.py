@@ -120,9 +120,7 @@ def test_records_made_before_zones_upcast_to_the_implied_zone_or_utc_with_a_note
 def test_times_without_offset_are_host_local_in_the_record() -> None:
     """Polls opening at 07:00 are 07:00 in Almaty (01:00Z); the record holds the instant."""
     state = _run(_until(c.OpenElectionDay))
-    [opened] = decide(
-        state, c.OpenElectionDay(polls_open_at=datetime(2021, 1, 10, 7, 0)), now=NOW
-    )
+    [opened] = decide(state, c.OpenElectionDay(polls_open_at=datetime(2021, 1, 10, 7, 0)), now=NOW)
     assert isinstance(opened, ev.ElectionDayOpened)
     assert opened.polls_open_at == datetime(2021, 1, 10, 1, 0, tzinfo=UTC)
     assert shown(opened.polls_open_at, "Asia/Almaty") == "2021-01-10T07:00:00+06:00"
@@ -210,3 +208,13 @@ def test_registering_stations_checks_their_zone_against_the_host() -> None:
             [PollingStation(station_id="X", locality="Y", time_zone="Europe/Berlin")],
             host_country="KZ",
         )
+
+
+def test_a_short_interval_entered_late_opens_one_cycle_not_one_per_missed_step() -> None:
+    """Seconds-long cycles counted from 2021: the next opening is now's, not 2021's."""
+    origin = datetime(2021, 1, 14, 18, 0, tzinfo=UTC)
+    now = datetime(2026, 11, 30, 12, 0, 0, 500_000, tzinfo=UTC)
+    interval, window = timedelta(seconds=1), timedelta(days=60)
+    following = _next_opening(origin, origin, interval, window, now)
+    assert now - interval < following <= now
+    assert _next_opening(origin, following, interval, window, now) > now

@@ -179,11 +179,12 @@ class FollowUpWorkflow:
 def _next_opening(
     origin: datetime, last: datetime, interval: timedelta, window: timedelta, now: datetime
 ) -> datetime:
-    """The opening after ``last`` on the grid ``origin + k * interval``, skipping openings
-    whose whole cycle (opening plus ``window``) is already past at ``now``."""
+    """The opening after ``last`` on the grid ``origin + k * interval``: the next one, or,
+    when that is past already (a mission entered after the fact), the latest one past if
+    its cycle is still open (its deadline, opening plus ``window``, ahead), else the first
+    one ahead. Cycles wholly missed are not invented; nor is one opened per missed step."""
     following = last + interval
-    if following + window > now:
+    if following > now:
         return following
-    # The first k with origin + k * interval + window > now.
-    k = (now - window - origin) // interval + 1
-    return origin + k * interval
+    latest = origin + ((now - origin) // interval) * interval
+    return latest if latest + window > now else latest + interval

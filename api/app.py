@@ -49,11 +49,11 @@ from api.tokens import Principal, TokenStore
 from domain import DomainError
 from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenReview
 from domain.errors import RULES
-from domain.state import Delivery, Mission, StationVisit
+from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
 from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
 from eventstore.models import RecordedEvent
-from intake.visits import mission_visits
+from intake.visits import RecordedVisit, mission_visits
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
@@ -417,7 +417,7 @@ def create_app(
             yield ServerSentEvent(data={"reason": ended[0] if ended else "ended"}, event="end")
 
     @app.get("/v1/missions/{mission_id}/visits", name="list_visits")
-    async def list_visits(mission_id: MissionId, caller: Caller) -> list[StationVisit]:
+    async def list_visits(mission_id: MissionId, caller: Caller) -> list[RecordedVisit]:
         """Polling-station visits; an observer sees their own team's."""
         await guarded("list_visits", caller, mission_id)
         registered = await missions.registered(mission_id)

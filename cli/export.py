@@ -43,10 +43,11 @@ from cli.services import NotRunning, open_missions
 from domain import events as ev
 from domain import evolve, fold, load_event, text_sha256
 from domain.events import Event
-from domain.state import Mission, ReminderTrack
+from domain.state import Mission, ReminderTrack, StationVisit
 from domain.values import Assessment, DeadlineKind, DeliveryPurpose, FindingCategory, Stage
 from eventstore.models import ChainBreak, ChainCheck, RecordedEvent
 from eventstore.store import EventStore
+from intake.visits import RecordedVisit, mission_visits
 from worker import Settings, configure_logging
 
 # -- the report ------------------------------------------------------------------------------
@@ -61,6 +62,9 @@ class Figure(_Model):
 
     value: int
     versions: list[int]
+    positions: list[int] = []
+    """Global log positions of the events outside the mission's stream it is counted from
+    (reports recorded by the intake, in the polling stations' streams)."""
 
 
 class StageChange(_Model):
@@ -155,6 +159,7 @@ class VisitEntry(_Model):
     concerns: int
     """Findings assessed as a concern or serious at this visit."""
     versions: list[int]
+    positions: list[int] = []
 
 
 class LocalityCoverage(_Model):
@@ -162,6 +167,7 @@ class LocalityCoverage(_Model):
     stations: list[str]
     visits: int
     versions: list[int]
+    positions: list[int] = []
 
 
 class ConflictEntry(_Model):
@@ -169,6 +175,7 @@ class ConflictEntry(_Model):
     visit_ids: list[str]
     team_ids: list[str]
     versions: list[int]
+    positions: list[int] = []
 
 
 class CoverageReport(_Model):
@@ -188,6 +195,7 @@ class FindingCount(_Model):
     count: int
     stations: int
     versions: list[int]
+    positions: list[int] = []
 
 
 class DraftEntry(_Model):
@@ -327,8 +335,15 @@ class AuditReport(_Model):
     chain: ChainVerdict
 
 
-def build_report(state: Mission, events: list[RecordedEvent], chain: ChainCheck) -> AuditReport:
-    """The report on ``state``, which must be the fold of ``events``.
+def build_report(
+    state: Mission,
+    events: list[RecordedEvent],
+    chain: ChainCheck,
+    visits: Sequence[RecordedVisit] | None = None,
+) -> AuditReport:
+    """The report on ``state``, which must be the fold of ``events``; ``visits`` are the
+    mission's station visits however they were recorded (``intake.visits``), else those
+    of its own stream.
 
     Values come from the state (what ``evolve`` made of the history); the versions beside
     them come from the events. Folding again here is cheap and guards the one thing that
@@ -379,8 +394,8 @@ def build_report(state: Mission, events: list[RecordedEvent], chain: ChainCheck)
             )
             for m in sorted(state.meetings.values(), key=lambda m: (m.held_on, m.meeting_id))
         ],
-        coverage=_coverage(state, index),
-        findings=_findings(state, index),
+        coverage=_coverage(_visits(state, index, visits)),
+        findings=_findings(_visits(state, index, visits)),
         statement=statement,
         recommendations=_recommendations(state, index),
         reminders=_reminders(state, index),
@@ -521,37 +536,68 @@ def _observer_versions(index: _Index, observer_id: str) -> list[int]:
     )
 
 
-def _coverage(state: Mission, index: _Index) -> CoverageReport:
-    visit_version = {e.visit_id: v for v, e in index.of(ev.StationVisitRecorded)}
-    visits = sorted(state.visits.values(), key=lambda v: (v.arrived_at, v.visit_id))
-    all_versions = sorted(visit_version[v.visit_id] for v in visits)
+def _visits(state: Mission, index: _Index, visits: Sequence[RecordedVisit] | None) -> list[Cited]:
+    """Each standing visit with what cites it: its mission-stream version (records made
+    before visits went through the intake) or its global log position (the intake's)."""
+    if visits is None:
+        version_of = {e.visit_id: v for v, e in index.of(ev.StationVisitRecorded)}
+        return [(v, [version_of[v.visit_id]], []) for v in state.visits.values()]
+    return [
+        (v, [v.stream_version], [])
+        if v.stream_id == state.mission_id
+        else (v, [], [v.global_position])
+        for v in visits
+    ]
+
+
+Cited = tuple[StationVisit, list[int], list[int]]
+"""A visit, the mission-stream versions and the global log positions that cite it."""
+
+
+def _coverage(cited: list[Cited]) -> CoverageReport:
+    cited = sorted(cited, key=lambda c: (c[0].arrived_at, c[0].visit_id))
+    visits = [v for v, _, _ in cited]
+
+    def versions(rows: Iterable[Cited]) -> list[int]:
+        return sorted(n for _, vs, _ in rows for n in vs)
+
+    def positions(rows: Iterable[Cited]) -> list[int]:
+        return sorted(n for _, _, ps in rows for n in ps)
+
+    def figure(value: int) -> Figure:
+        return Figure(value=value, versions=versions(cited), positions=positions(cited))
+
     localities = []
-    for locality in state.localities:
-        here = [v for v in visits if v.locality == locality]
+    for locality in sorted({v.locality for v in visits}):
+        here = [c for c in cited if c[0].locality == locality]
         localities.append(
             LocalityCoverage(
                 locality=locality,
-                stations=sorted({v.station_id for v in here}),
+                stations=sorted({v.station_id for v, _, _ in here}),
                 visits=len(here),
-                versions=sorted(visit_version[v.visit_id] for v in here),
+                versions=versions(here),
+                positions=positions(here),
             )
         )
-    conflicts = [
-        ConflictEntry(
-            station_id=station,
-            visit_ids=list(visit_ids),
-            team_ids=sorted({state.visits[v].team_id for v in visit_ids if v in state.visits}),
-            versions=[
-                v for v, e in index.of(ev.StationReportsConflicted) if e.station_id == station
-            ],
-        )
-        for station, visit_ids in state.conflicting_stations.items()
-    ]
+    conflicts = []
+    for station in sorted({v.station_id for v in visits}):
+        here = [c for c in cited if c[0].station_id == station]
+        teams = sorted({v.team_id for v, _, _ in here})
+        if len(teams) > 1:
+            conflicts.append(
+                ConflictEntry(
+                    station_id=station,
+                    visit_ids=[v.visit_id for v, _, _ in here],
+                    team_ids=teams,
+                    versions=versions(here),
+                    positions=positions(here),
+                )
+            )
     concern = {Assessment.concern, Assessment.serious}
     return CoverageReport(
-        stations_visited=Figure(value=len(state.stations_visited), versions=all_versions),
-        visits=Figure(value=len(state.visits), versions=all_versions),
-        teams=Figure(value=len({v.team_id for v in visits}), versions=all_versions),
+        stations_visited=figure(len({v.station_id for v in visits})),
+        visits=figure(len(visits)),
+        teams=figure(len({v.team_id for v in visits})),
         localities=localities,
         conflicting_stations=conflicts,
         visit_list=[
@@ -564,23 +610,25 @@ def _coverage(state: Mission, index: _Index) -> CoverageReport:
                 departed_at=v.departed_at,
                 phases=[c.phase.value for c in v.checklists],
                 concerns=sum(f.assessment in concern for f in v.findings),
-                versions=[visit_version[v.visit_id]],
+                versions=vs,
+                positions=ps,
             )
-            for v in visits
+            for v, vs, ps in cited
         ],
     )
 
 
-def _findings(state: Mission, index: _Index) -> list[FindingCount]:
-    visit_version = {e.visit_id: v for v, e in index.of(ev.StationVisitRecorded)}
+def _findings(cited: list[Cited]) -> list[FindingCount]:
     counts: Counter[tuple[FindingCategory, Assessment]] = Counter()
     versions: dict[tuple[FindingCategory, Assessment], set[int]] = {}
+    positions: dict[tuple[FindingCategory, Assessment], set[int]] = {}
     stations: dict[tuple[FindingCategory, Assessment], set[str]] = {}
-    for visit in state.visits.values():
+    for visit, vs, ps in cited:
         for finding in visit.findings:
             key = (finding.category, finding.assessment)
             counts[key] += 1
-            versions.setdefault(key, set()).add(visit_version[visit.visit_id])
+            versions.setdefault(key, set()).update(vs)
+            positions.setdefault(key, set()).update(ps)
             stations.setdefault(key, set()).add(visit.station_id)
     categories, assessments = list(FindingCategory), list(Assessment)
     return [
@@ -590,6 +638,7 @@ def _findings(state: Mission, index: _Index) -> list[FindingCount]:
             count=counts[category, assessment],
             stations=len(stations[category, assessment]),
             versions=sorted(versions[category, assessment]),
+            positions=sorted(positions[category, assessment]),
         )
         for category, assessment in sorted(
             counts, key=lambda k: (categories.index(k[0]), assessments.index(k[1]))
@@ -1010,6 +1059,15 @@ def _minute(moment: datetime) -> str:
     return _time(moment)[:-3]
 
 
+def cited(item: Figure | VisitEntry | LocalityCoverage | ConflictEntry | FindingCount) -> str:
+    """What cites a figure: its mission-stream versions, and the global log positions of
+    the intake's reports it rests on (``v3–5; log 120, 133–140``)."""
+    parts = [versions_label(item.versions)] if item.versions else []
+    if item.positions:
+        parts.append("log " + versions_label(item.positions).replace("v", ""))
+    return "; ".join(parts) or "—"
+
+
 def versions_label(versions: Iterable[int]) -> str:
     """``v3, v5–9``: provenance compressed into runs, so that a figure resting on fourteen
     consecutive visits does not need fourteen numbers."""
@@ -1250,23 +1308,23 @@ def _meeting_rows(report: AuditReport) -> list[tuple[str, ...]]:
 
 def _coverage_rows(report: AuditReport) -> list[tuple[str, ...]]:
     c = report.coverage
-    rows = [
-        ("polling stations visited", str(c.stations_visited.value), c.stations_visited.versions),
-        ("visits", str(c.visits.value), c.visits.versions),
-        ("teams that visited", str(c.teams.value), c.teams.versions),
+    rows: list[tuple[str, ...]] = [
+        ("polling stations visited", str(c.stations_visited.value), cited(c.stations_visited)),
+        ("visits", str(c.visits.value), cited(c.visits)),
+        ("teams that visited", str(c.teams.value), cited(c.teams)),
     ]
-    rows += [(f"stations in {x.locality}", str(len(x.stations)), x.versions) for x in c.localities]
+    rows += [(f"stations in {x.locality}", str(len(x.stations)), cited(x)) for x in c.localities]
     rows += [
         (
             f"conflicting reports at {x.station_id}",
             f"{', '.join(x.visit_ids)} by {', '.join(x.team_ids)}",
-            x.versions,
+            cited(x),
         )
         for x in c.conflicting_stations
     ]
     if not c.conflicting_stations:
-        rows.append(("conflicting reports", "none", []))
-    return [(a, b, versions_label(v)) for a, b, v in rows]
+        rows.append(("conflicting reports", "none", "—"))
+    return rows
 
 
 def _visit_rows(report: AuditReport) -> list[tuple[str, ...]]:
@@ -1279,7 +1337,7 @@ def _visit_rows(report: AuditReport) -> list[tuple[str, ...]]:
             _minute(v.departed_at),
             ", ".join(v.phases),
             str(v.concerns),
-            versions_label(v.versions),
+            cited(v),
         )
         for v in report.coverage.visit_list
     ]
@@ -1292,7 +1350,7 @@ def _finding_rows(report: AuditReport) -> list[tuple[str, ...]]:
             f.assessment.value,
             str(f.count),
             str(f.stations),
-            versions_label(f.versions),
+            cited(f),
         )
         for f in report.findings
     ]
@@ -1405,6 +1463,7 @@ def _jinja() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["versions"] = versions_label
+    environment.filters["cited"] = cited
     environment.filters["time"] = _time
     environment.filters["minute"] = _minute
     environment.filters["label"] = _label
@@ -1771,7 +1830,8 @@ async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> 
         return to_csv(events).encode(), len(events)
     try:
         state = fold(load_event(e.data) for e in events)
-        report = build_report(state, events, check)
+        visits = await mission_visits(store, mission, time_zone=state.time_zone)
+        report = build_report(state, events, check, visits)
     except (ValueError, ValidationError) as error:
         first = str(error).splitlines()[0]
         raise InputError(

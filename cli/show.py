@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,13 +64,13 @@ def mission_view(
     state: Mission,
     events: list[RecordedEvent],
     chain: ChainCheck,
-    visits: list[StationVisit] | None = None,
+    visits: Sequence[StationVisit] | None = None,
 ) -> Group:
     """The mission as a person reads it; ``visits`` is the mission's visits however they
     came (``intake.visits``), else those of its own stream. Times are in the host's zone."""
     election = state.election
     zone = state.time_zone
-    visits = list(state.visits.values()) if visits is None else visits
+    visits = list(state.visits.values()) if visits is None else list(visits)
     stations = {v.station_id for v in visits}
     localities = sorted({v.locality for v in visits})
     window = state.mission_window
@@ -144,7 +145,7 @@ def print_mission(
     state: Mission,
     events: list[RecordedEvent],
     chain: ChainCheck,
-    visits: list[StationVisit] | None = None,
+    visits: Sequence[StationVisit] | None = None,
 ) -> None:
     console.print(mission_view(state, events, chain, visits))
 

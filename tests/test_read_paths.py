@@ -1,0 +1,215 @@
+"""One answer to every question: visits recorded by command and reports through the intake
+are the mission's visits alike, and every read path gives the same figures as a direct SQL
+count of the event store (against the real services: API, CLI, intake, projection, export).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from conftest import RunningApi
+from test_cli import base_env, eom
+from test_reminders import eventually
+
+from api.tokens import Role
+from cli import seed
+from cli.export import build_report
+from domain import commands as c
+from domain import events as ev
+from domain import fold, load_event
+from eventstore.projections import Projector
+from eventstore.store import EventStore
+from intake import progress
+from intake.coverage import COVERAGE, coverage
+from intake.visits import mission_visits
+from workflows.client import Missions
+from workflows.messages import MissionTiming
+
+# Standing visits straight from the event store: the intake's reports (less those a
+# correction replaced) and the mission stream's own StationVisitRecorded events.
+DIRECT = """
+WITH reports AS MATERIALIZED (
+    SELECT data FROM events
+    WHERE stream_id LIKE $1 || '/stations/%' AND event_type = 'StationVisitReported'
+), standing AS (
+    SELECT data FROM reports WHERE data->>'submission_id' NOT IN (
+        SELECT data->>'corrects' FROM reports WHERE data->>'corrects' IS NOT NULL)
+    UNION ALL
+    SELECT data FROM events WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
+)
+SELECT count(*) AS visits, count(DISTINCT data->>'station_id') AS stations,
+       count(DISTINCT data->>'team_id') AS teams
+FROM standing
+"""
+
+
+def _report(
+    submission_id: str, mission_id: str, station: str, team: str, **extra: object
+) -> dict[str, object]:
+    return {
+        "kind": "station_visit",
+        "submission_id": submission_id,
+        "mission_id": mission_id,
+        "station_id": station,
+        "team_id": team,
+        # Written in UTC: 09:00-10:00 in Almaty.
+        "arrived_at": "2021-01-10T03:00:00Z",
+        "departed_at": "2021-01-10T04:00:00Z",
+        "checklists": [{"phase": "voting", "answers": {"secrecy_ensured": True}}],
+        **extra,
+    }
+
+
+async def test_every_read_path_counts_the_same_visits(
+    running_api: RunningApi,
+    pool: asyncpg.Pool,
+    store: EventStore,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    api, missions = running_api.http, running_api.missions
+    mission_id = f"reads-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    for command in commands[: opening + 1]:
+        await missions.execute(mission_id, command, actor="coordinator")
+    coordinator = {"Authorization": f"Bearer {await running_api.token(Role.coordinator)}"}
+
+    # Four visits by command, through the API: the first teams' opening visits.
+    for n in range(1, 5):
+        visit = seed.station_visit(n, team=n).model_dump(mode="json", exclude={"type"})
+        answer = await api.post(
+            f"/v1/missions/{mission_id}/record-station-visit", json=visit, headers=coordinator
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["event_types"][0] == "StationVisitReported"
+    # A visit by command follows the intake's rules: an unregistered station is refused.
+    stray = seed.station_visit(5, team=1).model_copy(update={"station_id": "NS-999"})
+    refused = await api.post(
+        f"/v1/missions/{mission_id}/record-station-visit",
+        json=stray.model_dump(mode="json", exclude={"type"}),
+        headers=coordinator,
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "unknown_station"
+    # ... and the same visit again is the same visit, recorded once.
+    again = await api.post(
+        f"/v1/missions/{mission_id}/record-station-visit",
+        json=seed.station_visit(1, team=1).model_dump(mode="json", exclude={"type"}),
+        headers=coordinator,
+    )
+    assert again.status_code == 200, again.text
+
+    # Reports through the intake: a new station, a second team at a station visited by
+    # command (a conflict across paths), and a report corrected once.
+    token = await running_api.token(Role.observer, mission_id=mission_id, team_id="team-2")
+    observer = {"Authorization": f"Bearer {token}"}
+    batch = [
+        _report("r-1", mission_id, "NS-105", "team-2"),
+        _report("r-2", mission_id, "NS-101", "team-2"),
+        _report("r-3", mission_id, "NS-106", "team-2"),
+        _report("r-3-fix", mission_id, "NS-106", "team-2", corrects="r-3"),
+    ]
+    sent = await api.post(
+        f"/v1/missions/{mission_id}/reports", json={"reports": batch}, headers=observer
+    )
+    assert sent.status_code in (200, 201), sent.text
+    assert any(r["conflict"] for r in sent.json()["receipts"])
+
+    direct = await pool.fetchrow(DIRECT, mission_id)
+    assert direct is not None
+    expected = (direct["visits"], direct["stations"])
+    assert expected == (7, 6)  # 4 by command, 3 standing reports; NS-101 twice
+
+    # The API: all visits to a coordinator, a team's own to its observer.
+    listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
+    assert (len(listed), len({v["station_id"] for v in listed})) == expected
+    assert listed[0]["arrived_at"] == "2021-01-10T06:45:00+06:00"  # host time, with offset
+    own = (await api.get(f"/v1/missions/{mission_id}/visits", headers=observer)).json()
+    assert {v["team_id"] for v in own} == {"team-2"} and len(own) == 4
+
+    # The intake's aggregate, which closing election day and the statement draft record.
+    counted = await progress.progress(store, mission_id)
+    assert (counted.visits, counted.stations_visited) == expected
+    assert counted.conflicts == 1
+
+    # The coverage read model (projection).
+    await Projector(store, COVERAGE).run_once()
+    found = await coverage(pool, mission_id)
+    assert (found.visits, found.stations_visited) == expected
+    assert found.stations_unregistered == 0
+    assert [x.station_id for x in found.conflicts] == ["NS-101"]
+
+    # Election day closed and a statement drafted: its coverage is the same.
+    await missions.execute(mission_id, c.CloseElectionDay(), actor="coordinator")
+    draft = next(cmd for cmd in commands if isinstance(cmd, c.DraftStatement))
+    await missions.execute(mission_id, draft, actor="coordinator")
+    events = await store.read_stream(mission_id)
+    drafted = next(load_event(e.data) for e in events if e.event_type == "StatementDrafted")
+    assert isinstance(drafted, ev.StatementDrafted)
+    assert (drafted.coverage.visits, drafted.coverage.stations_visited) == expected
+
+    # The auditor's report (exports) and the CLI's view of the mission.
+    state = fold(load_event(e.data) for e in events)
+    visits = await mission_visits(store, mission_id, time_zone=state.time_zone)
+    report = build_report(state, events, await store.verify_stream(mission_id), visits)
+    assert (report.coverage.visits.value, report.coverage.stations_visited.value) == expected
+    assert [x.station_id for x in report.coverage.conflicting_stations] == ["NS-101"]
+    assert report.coverage.visits.positions and not report.coverage.visits.versions
+    env = {**base_env(tmp_path), "DATABASE_URL": database_url}
+    shown = await eom("mission", "show", mission_id, env=env)
+    assert shown.code == 0, shown.err
+    line = re.search(r"station visits: (\d+) at (\d+) stations", shown.out)
+    assert line is not None and (int(line[1]), int(line[2])) == expected
+    assert "time zone: Asia/Almaty" in shown.out
+    exported = await eom("audit", "export", mission_id, "--format", "md", env=env)
+    assert exported.code == 0, exported.err
+    assert f"| visits | {expected[0]} |" in exported.out
+
+
+async def test_a_check_in_alert_is_cleared_by_the_teams_opening_report(
+    running_api: RunningApi, store: EventStore
+) -> None:
+    """Polls open now with a short grace: the teams that sent nothing are alerted; one
+    team's opening report then clears its alert, the others stay."""
+    base = running_api.missions
+    missions = Missions(
+        client=base.client,
+        store=store,
+        task_queue=base.task_queue,
+        timing=MissionTiming(intake_poll_seconds=1),
+    )
+    mission_id = f"checkin-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    for command in commands[:opening]:
+        await missions.execute(mission_id, command, actor="coordinator")
+    await missions.execute(
+        mission_id,
+        c.OpenElectionDay(polls_open_at=datetime.now(UTC), check_in_grace_minutes=0.02),
+        actor="coordinator",
+    )
+
+    async def alerted() -> set[str]:
+        return set((await missions.state(mission_id)).missed_check_ins)
+
+    async def any_alerted() -> bool:
+        return bool(await alerted())
+
+    await eventually(any_alerted, within=30, what="check-in alerts")
+    teams = await alerted()
+    assert "team-1" in teams
+    # The opening report of team 1 (a paper form typed in: election day was 2021-01-10).
+    await missions.execute(mission_id, seed.station_visit(1, team=1), actor="coordinator")
+
+    async def cleared() -> bool:
+        return "team-1" not in await alerted()
+
+    await eventually(cleared, within=30, what="team-1's alert cleared")
+    assert (await alerted()) == teams - {"team-1"}
+    kinds = [e.event_type for e in await store.read_stream(mission_id)]
+    assert "CheckInMissed" in kinds and "CheckInCleared" in kinds

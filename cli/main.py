@@ -44,6 +44,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
+from domain.commands import Command
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
@@ -517,7 +518,7 @@ def show(
     _run(main())
 
 
-def _send(mission_id: str, command: Any, actor: str) -> None:
+def _send(mission_id: str, command: Command, actor: str) -> None:
     try:
         actor = check_text(actor, multiline=False, max_length=200)
     except ValueError as error:
@@ -558,3 +559,7 @@ def run() -> None:
     except NotRunning as error:
         errors.print(f"error: {error}", highlight=False)
         sys.exit(3)
+
+
+if __name__ == "__main__":
+    run()

@@ -105,6 +105,10 @@ CODE_LISTS = frozenset({"member_states"})
 HIDDEN = frozenset({("publish_statement", "history_fingerprint")})
 """Fields the CLI does not offer: the workflow sets them, whatever a caller says."""
 
+BY_DRAFT = frozenset({"approve_statement", "publish_statement"})
+"""Commands that name a draft by id and its text by sha256: the sha256 may be left out,
+and is then the named draft's own (``draft_sha256``)."""
+
 
 def _one_of(values: type[Enum]) -> str:
     return ", ".join(str(v.value) for v in values)
@@ -201,7 +205,10 @@ FORMS: dict[str, Form] = {
     ),
     "arrived_at": Form(f"a date and time ({_LOCAL})", ("2021-01-10T07:40",)),
     "departed_at": Form(f"a date and time ({_LOCAL})", ("2021-01-10T08:15",)),
-    "text_sha256": Form("the sha256 of the draft's text, 64 hex digits"),
+    "text_sha256": Form(
+        "the sha256 of the draft's text, 64 hex digits, as draft-statement prints it; "
+        "left out, the named draft's own (the text is still exactly that draft's)"
+    ),
     "check_in_grace_minutes": Form(
         "minutes after the polls open before a team without an opening report is reported missing",
         ("90",),
@@ -366,9 +373,13 @@ def build_command(
 
 
 Send = Callable[[str, Command, str], None]
+DraftSha256 = Callable[[str, str], str]
+"""``(mission_id, draft_id) -> the sha256 of that draft's text``, or ``InputError``."""
 
 
-def _subcommand(command_type: str, model: type[BaseModel], send: Send) -> Callable[..., None]:
+def _subcommand(
+    command_type: str, model: type[BaseModel], send: Send, draft_sha256: DraftSha256
+) -> Callable[..., None]:
     fields = {
         n: f
         for n, f in model.model_fields.items()
@@ -387,6 +398,16 @@ def _subcommand(command_type: str, model: type[BaseModel], send: Send) -> Callab
             values[name] = option_value(name, fields[name], value)
             options.add(name)
         typed = frozenset(options)
+        if command_type in BY_DRAFT and not values.get("text_sha256"):
+            # Every other field is checked before the mission is read (a well-formed
+            # stand-in for the sha256); the command sent carries the draft's own.
+            build_command(
+                command_type,
+                {**values, "text_sha256": "0" * 64},
+                mission_id=mission_id,
+                options=typed,
+            )
+            values["text_sha256"] = draft_sha256(mission_id, values["draft_id"])
         command = build_command(command_type, values, mission_id=mission_id, options=typed)
         send(mission_id, command, actor)
 
@@ -421,8 +442,11 @@ def _subcommand(command_type: str, model: type[BaseModel], send: Send) -> Callab
     return callback
 
 
-def add_subcommands(app: typer.Typer, send: Send) -> None:
+def add_subcommands(app: typer.Typer, send: Send, *, draft_sha256: DraftSha256) -> None:
     """Register ``eom mission <command-type>`` for every domain command; ``send`` carries
-    a validated command to the mission."""
+    a validated command to the mission, ``draft_sha256`` looks a draft's text hash up for
+    approve-statement and publish-statement given a draft id alone."""
     for command_type, model in COMMAND_TYPES.items():
-        app.command(command_type.replace("_", "-"))(_subcommand(command_type, model, send))
+        app.command(command_type.replace("_", "-"))(
+            _subcommand(command_type, model, send, draft_sha256)
+        )

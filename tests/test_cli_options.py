@@ -1,8 +1,9 @@
 """What `eom mission` options take: dates and times as typed, structured values with their
-form and an example in the help."""
+form and an example in the help, the statement approved and published by its draft's id."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -245,14 +246,15 @@ async def test_help_shows_each_structured_option_with_an_example(tmp_path: Path)
     assert StakeholderType.parliament.value in meeting.out
 
 
-async def test_a_mission_by_plain_options(
+async def test_a_mission_by_plain_options_and_its_statement_by_draft_id(
     tmp_path: Path,
     service_env: dict[str, str],  # noqa: F811 (the fixture)
     client: Client,
     store: EventStore,
 ) -> None:
-    """Registered with plain forms (YAML's inline form, START..END, codes separated by
-    commas), and a meeting with a parliament committee recorded."""
+    """Registered with plain forms, a meeting with a parliament committee recorded, and
+    the statement drafted (its full sha256 printed), approved and published by its draft
+    id alone: the text approved and published is exactly that draft's."""
     mission_id = f"options-{uuid.uuid4().hex[:8]}"
     expected = seed.registration(mission_id)
     assert expected.election is not None
@@ -287,6 +289,7 @@ async def test_a_mission_by_plain_options(
 
     commands = seed.mission(mission_id)[1:]
     opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    drafting = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.DraftStatement))
     for command in commands[:opening]:
         await missions.execute(mission_id, command, actor="coordinator")
     meeting = await eom(
@@ -306,5 +309,67 @@ async def test_a_mission_by_plain_options(
         env=service_env,
     )
     assert meeting.code == 0, meeting.err
+    for command in commands[opening:drafting]:
+        await missions.execute(mission_id, command, actor="coordinator")
+
+    text = "The elections were held in a calm atmosphere.\n\nFundamental freedoms were limited."
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    drafted = await eom(
+        "mission",
+        "draft-statement",
+        mission_id,
+        "--draft-id",
+        "statement-cli",
+        "--title",
+        "Preliminary statement",
+        "--text",
+        text,
+        env=service_env,
+    )
+    assert drafted.code == 0, drafted.err
+    assert f"draft statement-cli: text sha256 {sha}" in drafted.out
+    assert "approve-statement" in drafted.out
+
+    unknown = await eom(
+        "mission",
+        "approve-statement",
+        mission_id,
+        "--draft-id",
+        "statement-2",
+        "--approved-by",
+        seed.HEAD_OF_MISSION,
+        env=service_env,
+    )
+    assert unknown.code == 2
+    assert unknown.err.strip() == (
+        f"error: --draft-id: mission {mission_id} has no draft 'statement-2' "
+        "(drafts: statement-cli)"
+    )
+    approved = await eom(
+        "mission",
+        "approve-statement",
+        mission_id,
+        "--draft-id",
+        "statement-cli",
+        "--approved-by",
+        seed.HEAD_OF_MISSION,
+        env=service_env,
+    )
+    assert approved.code == 0, approved.err
+    assert sha in approved.out
+    published = await eom(
+        "mission",
+        "publish-statement",
+        mission_id,
+        "--draft-id",
+        "statement-cli",
+        "--published-on",
+        "2021-01-11",
+        env=service_env,
+    )
+    assert published.code == 0, published.err
+
     state = await missions.state(mission_id)
+    assert state.publication is not None and state.publication.text_sha256 == sha
+    assert state.drafts["statement-cli"].text == text
     assert state.meetings["mazhilis-committee"].stakeholder_type is StakeholderType.parliament

@@ -533,13 +533,31 @@ class DeliveryActivities:
 
 
 async def outbox(
-    pool: asyncpg.Pool, *, mission_id: str | None = None, limit: int = 200
+    pool: asyncpg.Pool,
+    *,
+    mission_id: str | None = None,
+    member_state: str | None = None,
+    kind: DeadlineKind | None = None,
+    purpose: DeliveryPurpose | None = None,
+    status: Literal["sent", "failed"] | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
 ) -> list[OutboxEntry]:
-    """The latest ``limit`` messages (of one mission, or all), most recent attempt first."""
+    """The latest ``limit`` messages that match every filter given, most recent attempt
+    first: of one mission, to one member state (ISO code), of one deadline kind, of one
+    purpose, with one status, whose latest attempt was at or after ``since`` (aware)."""
     rows = await pool.fetch(
-        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE $1::text IS NULL OR mission_id = $1 "
-        "ORDER BY updated_at DESC, message_id LIMIT $2",
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox "
+        "WHERE ($1::text IS NULL OR mission_id = $1) AND ($2::text IS NULL OR member_state = $2)"
+        " AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR purpose = $4)"
+        " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR updated_at >= $6)"
+        " ORDER BY updated_at DESC, message_id LIMIT $7",
         mission_id,
+        member_state,
+        kind.value if kind else None,
+        purpose.value if purpose else None,
+        status,
+        since,
         limit,
     )
     return [OutboxEntry.model_validate(dict(r)) for r in rows]

@@ -1809,9 +1809,9 @@ class ExportFormat(StrEnum):
     pdf = "pdf"
 
     @property
-    def to_file(self) -> bool:
-        """Formats that go to ``<mission>.<format>`` unless told otherwise (not a terminal's)."""
-        return self in (ExportFormat.html, ExportFormat.pdf)
+    def binary(self) -> bool:
+        """Formats no terminal can show: refused there unless ``--output`` names a file."""
+        return self is ExportFormat.pdf
 
 
 async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> tuple[bytes, int]:
@@ -1851,16 +1851,11 @@ async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> 
 
 
 def output_path(mission: str, fmt: ExportFormat, output: Path | None) -> Path | None:
-    """Where the export goes (``None``: stdout), refusing before any work is done a place
-    that cannot be written."""
-    if output is not None and str(output) == "-":
+    """Where the export goes: ``None`` (stdout) unless ``--output`` names a file; a file
+    is never written where nobody asked for one. Refuses, before any work is done, a
+    place that cannot be written."""
+    if output is None or str(output) == "-":
         return None
-    if output is None:
-        if not fmt.to_file:
-            return None
-        output = Path.cwd() / f"{mission}.{fmt.value}"
-        if output.name != f"{mission}.{fmt.value}" or mission.startswith("."):
-            raise InputError(f"{mission!r} is not a usable file name; give --output")
     if output.is_dir():
         raise InputError(f"--output {output} is a directory; name a file in it")
     if not output.parent.is_dir():
@@ -1899,17 +1894,21 @@ def export_command(
         typer.Option(
             "--output",
             "-o",
-            help="file to write ('-' for stdout); default stdout for jsonl, csv and md, "
-            "<mission>.html or <mission>.pdf in the current directory",
+            help="file to write; default stdout ('-' alike), where a PDF goes only when "
+            "it is not a terminal (a pipe, a redirection)",
         ),
     ] = None,
 ) -> None:
     """Export a mission's record from the event store alone (no Temporal): the raw events
     (jsonl, csv) or a report for a reader (md, html, pdf) in which every figure names the
-    versions of the events behind it and the hash chain's verdict is stated."""
+    versions of the events behind it and the hash chain's verdict is stated. It goes to
+    stdout unless ``-o`` names a file; a PDF is refused on a terminal."""
     target = output_path(mission, format, output)
-    if target is None and format is ExportFormat.pdf and sys.stdout.isatty():
-        raise InputError("not writing a PDF to a terminal; give --output FILE")
+    if target is None and format.binary and sys.stdout.isatty():
+        raise InputError(
+            f"not writing a PDF to the terminal: give -o {mission}.pdf (or another file), "
+            "or redirect stdout"
+        )
 
     async def main() -> tuple[bytes, int]:
         async with open_missions(_settings(), need_temporal=False) as missions:

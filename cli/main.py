@@ -44,6 +44,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
+from domain.commands import Command, DraftStatement
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
@@ -519,7 +520,7 @@ def show(
     _run(main())
 
 
-def _send(mission_id: str, command: Any, actor: str) -> None:
+def _send(mission_id: str, command: Command, actor: str) -> None:
     try:
         actor = check_text(actor, multiline=False, max_length=200)
     except ValueError as error:
@@ -528,16 +529,55 @@ def _send(mission_id: str, command: Any, actor: str) -> None:
     async def main() -> None:
         async with open_missions(_settings()) as missions:
             result = await missions.execute(mission_id, command, actor=actor)
+            recorded = await missions.store.read_stream(
+                mission_id,
+                from_version=result.version - len(result.event_types) + 1,
+                to_version=result.version,
+            )
         console.print(
             f"{command.type} recorded: mission {result.mission_id} v{result.version}, "
             f"stage {result.stage.value}; events {', '.join(result.event_types)}",
             highlight=False,
         )
+        for event in recorded:
+            if event.event_type in ("StatementDrafted", "StatementApproved", "StatementPublished"):
+                # In full: approve-statement and publish-statement name the text by it.
+                console.print(
+                    f"draft {event.data['draft_id']}: text sha256 {event.data['text_sha256']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        if isinstance(command, DraftStatement):
+            console.print(
+                f"approve it: eom mission approve-statement {mission_id} --draft-id "
+                f"{command.draft_id} --approved-by NAME",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     _run(main())
 
 
-add_subcommands(mission_app, _send)
+def _draft_sha256(mission_id: str, draft_id: str) -> str:
+    """The sha256 of a draft's text, as the mission's history records it."""
+
+    async def main() -> str:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            state = await missions.state(mission_id)
+        if state.stage is None:
+            raise NotRunning(f"no mission {mission_id!r} in the event store")
+        draft = state.drafts.get(draft_id)
+        if draft is None:
+            drafts = ", ".join(state.drafts) or "none yet"
+            raise InputError(
+                f"--draft-id: mission {mission_id} has no draft {draft_id!r} (drafts: {drafts})"
+            )
+        return draft.text_sha256
+
+    return _run(main())
+
+
+add_subcommands(mission_app, _send, draft_sha256=_draft_sha256)
 
 
 def run() -> None:
@@ -560,3 +600,7 @@ def run() -> None:
     except NotRunning as error:
         errors.print(f"error: {error}", highlight=False)
         sys.exit(3)
+
+
+if __name__ == "__main__":
+    run()

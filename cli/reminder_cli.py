@@ -8,15 +8,20 @@ import it, which would be circular).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Coroutine
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from activities.delivery import OutboxEntry, outbox
@@ -29,9 +34,9 @@ from activities.directory import (
     MemberStateDirectory,
     check_contact,
 )
-from cli.commands import InputError
+from cli.options import InputError, format_offset, parse_offset, parse_offsets, parse_since
 from cli.services import open_missions
-from domain.values import MAX_LADDER_SECONDS, DeadlineKind
+from domain.values import DeadlineKind, DeliveryPurpose
 from worker import Settings, configure_logging
 
 T = TypeVar("T")
@@ -59,38 +64,6 @@ def _settings() -> Settings:
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
-
-
-_DURATION = re.compile(r"\s*([0-9]{1,12})\s*([dhms]?)\s*")
-_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-
-
-def parse_offset(text: str, option: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``45s``, or ``0``."""
-    match = _DURATION.fullmatch(text)
-    if not match or (not match[2] and int(match[1]) != 0):
-        raise InputError(f"{option}: {text!r} is not a duration like 7d, 12h, 30m, 45s or 0")
-    seconds = int(match[1]) * _UNITS.get(match[2], 0)
-    if seconds > MAX_LADDER_SECONDS:
-        raise InputError(f"{option}: {text!r} is longer than {MAX_LADDER_SECONDS} seconds")
-    return timedelta(seconds=seconds)
-
-
-def parse_offsets(text: str, option: str = "--offsets") -> list[timedelta]:
-    """A comma-separated list of durations: ``7d,2d,0``."""
-    parts = [part for part in text.split(",") if part.strip()]
-    return [parse_offset(part, option) for part in parts]
-
-
-def format_offset(value: timedelta) -> str:
-    """The largest unit that divides it exactly: ``7d``, ``36h``, ``0``."""
-    seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "0"
-    for unit, size in _UNITS.items():
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    raise AssertionError("every whole number of seconds has a unit")
 
 
 @member_state_app.command("add")
@@ -253,47 +226,126 @@ def ladder_show(organisation: Annotated[str, typer.Option(help="whose ladders")]
     console.print(table)
 
 
-def _when(entry: OutboxEntry) -> str:
-    moment: datetime = entry.sent_at or entry.updated_at
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+class OutboxStatus(StrEnum):
+    sent = "sent"
+    failed = "failed"
 
 
-def _status(entry: OutboxEntry) -> str:
-    tries = "1 attempt" if entry.attempts == 1 else f"{entry.attempts} attempts"
-    text = f"{entry.status} ({tries})"
-    if entry.status == "failed" and entry.error:
-        text += f": {entry.error[:120]}"
-    return text
+_CODE = re.compile(r"[A-Za-z]{2}")
 
 
 def outbox_command(
     mission: Annotated[str | None, typer.Option(help="only this mission's messages")] = None,
+    member_state: Annotated[
+        str | None,
+        typer.Option(
+            "--member-state",
+            "--recipient",
+            help="only those to this state, by ISO code (a member state, or the host asked "
+            "for evidence); e.g. AZ",
+        ),
+    ] = None,
+    kind: Annotated[DeadlineKind | None, typer.Option(help="only this kind of request")] = None,
+    purpose: Annotated[
+        DeliveryPurpose | None, typer.Option(help="only requests, reminders or escalations")
+    ] = None,
+    status: Annotated[OutboxStatus | None, typer.Option(help="only sent, or only failed")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="only those last tried since: a duration back (2d, 12h) or a day or date "
+            "and time, UTC without an offset; e.g. 2d or 2021-01-05 or 2021-01-05T10:00+06:00"
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=100_000, help="at most this many, the latest")
     ] = 200,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print them as a JSON array, bodies included")
+    ] = False,
 ) -> None:
-    """Messages to member states: sent, or failed so far (with the last error)."""
+    """Messages to member states, oldest first: when, to whom, what, by which channel and
+    address, and whether it was sent or failed so far (with the last error). Times are UTC."""
+    if member_state is not None and not _CODE.fullmatch(member_state.strip()):
+        raise InputError(f"--member-state: {member_state!r} is not an ISO 3166-1 alpha-2 code")
+    code = member_state.strip().upper() if member_state else None
+    after = parse_since(since, "--since", now=datetime.now(UTC)) if since else None
 
     async def main() -> list[OutboxEntry]:
         async with open_missions(_settings(), need_temporal=False) as missions:
-            return await outbox(missions.store.pool, mission_id=mission, limit=limit)
+            return await outbox(
+                missions.store.pool,
+                mission_id=mission,
+                member_state=code,
+                kind=kind,
+                purpose=purpose,
+                status=status.value if status else None,
+                since=after,
+                limit=limit,
+            )
 
-    entries = _run(main())
-    table = Table(title="Outbox" + (f" of {mission}" if mission else ""))
-    for column in ("time", "mission", "member state", "kind", "purpose", "channel", "address"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("status", min_width=len("failed (99 attempts)"))
-    table.add_column("subject")
-    for entry in reversed(entries):  # oldest first, as a log reads
-        table.add_row(
-            _when(entry),
-            entry.mission_id,
-            entry.member_state,
-            entry.kind.value,
-            entry.purpose.value,
-            entry.channel.value if entry.channel else "",
-            entry.address or "",
-            _status(entry),
-            entry.subject or "",
+    entries = list(reversed(_run(main())))  # oldest first, as a log reads
+    if as_json:
+        typer.echo(
+            json.dumps([e.model_dump(mode="json") for e in entries], indent=2, ensure_ascii=False)
         )
-    console.print(table)
+        return
+    filters = [
+        f"mission {mission}" if mission else "",
+        f"to {code}" if code else "",
+        " ".join(x.value for x in (kind, purpose, status) if x is not None),
+        f"since {after:%Y-%m-%d %H:%M:%S %Z}" if after else "",
+    ]
+    console.print(
+        escape(
+            outbox_listing(
+                entries, filters=[f for f in filters if f], limit=limit, by_mission=not mission
+            )
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def outbox_listing(
+    entries: list[OutboxEntry], *, filters: list[str], limit: int, by_mission: bool = True
+) -> str:
+    """The outbox for a person, in lines that fit the terminal (``COLUMNS`` if set, else
+    the terminal's width, else the console's; never fewer than 60 columns). Per message a
+    line with when (UTC), mission (unless ``by_mission`` is false: the filters name it),
+    state, kind and purpose, and status; then, indented, the channel and address (never
+    broken), the subject, the last error."""
+    width = max(shutil.get_terminal_size((console.width, 24)).columns, 60)
+    heading = f"Outbox{' (' + ', '.join(filters) + ')' if filters else ''}: "
+    heading += f"{len(entries)} message{'' if len(entries) == 1 else 's'}"
+    if len(entries) == limit:
+        heading += f", the latest {limit} (--limit for more)"
+    lines = [heading + (", oldest first; times UTC" if entries else "")]
+    missions = max((len(e.mission_id) + 2 for e in entries if by_mission), default=0)
+    what = max((len(f"{e.kind.value} {e.purpose.value}") for e in entries), default=0)
+    for entry in entries:
+        moment = (entry.sent_at or entry.updated_at).astimezone(UTC)
+        tries = "1 attempt" if entry.attempts == 1 else f"{entry.attempts} attempts"
+        lines.append(
+            f"{moment:%Y-%m-%d %H:%M:%S}  {entry.mission_id if by_mission else '':<{missions}}"
+            f"{entry.member_state}  {entry.kind.value + ' ' + entry.purpose.value:<{what}}  "
+            f"{entry.status} ({tries})"
+        )
+        details = [
+            f"{entry.channel.value} {entry.address}"
+            if entry.channel and entry.address
+            else "no channel yet (not in the directory when tried)",
+            entry.subject or "",
+            f"error: {entry.error}" if entry.status == "failed" and entry.error else "",
+        ]
+        for detail in details:
+            if detail:
+                lines += textwrap.wrap(
+                    detail,
+                    width=width,
+                    initial_indent="    ",
+                    subsequent_indent="      ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+    return "\n".join(lines)

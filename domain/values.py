@@ -340,7 +340,11 @@ class DateWindow(Frozen):
 
 
 class StakeholderType(StrEnum):
+    """Whom a pre-election meeting was held with."""
+
     foreign_ministry = "foreign_ministry"
+    parliament = "parliament"
+    """A chamber of parliament, a senate, or one of their committees."""
     central_election_commission = "central_election_commission"
     regional_election_commission = "regional_election_commission"
     local_administration = "local_administration"

@@ -839,3 +839,74 @@ async def test_cli_directory_ladder_and_outbox(
         "member-state", "remove", "--organisation", organisation, "--code", "uz", env=env
     )
     assert code == 2 and "no member state UZ" in err
+
+
+async def test_outbox_reads_at_100_columns_filters_and_prints_json(
+    tmp_path: Path, database_url: str, pool: asyncpg.Pool, sink: SmtpSink, organisation: str
+) -> None:
+    """`eom outbox` at 100 columns: a message is a line of when, mission, state, kind and
+    status, then its channel and address, subject and error, no line wider than 100;
+    `--json` gives every field, oldest first; the filters (member state or its alias
+    --recipient, kind, purpose, status, since) combine; a bad filter is one line, exit 2."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("TEMPORAL_ADDRESS", "EOM_LOG_LEVEL")},
+        "DATABASE_URL": database_url,
+        "EOM_DATA_DIR": str(tmp_path / "eom-data"),
+        "COLUMNS": "100",
+    }
+    mission_id = f"outbox-{uuid.uuid4().hex[:8]}"
+    await MemberStateDirectory(pool).upsert(contact(organisation, "AZ"))
+    activities = DeliveryActivities(pool, delivery_settings(sink.port))
+    await deliver(activities, request(organisation, "AZ", mission_id=mission_id))
+    with pytest.raises(ApplicationError):  # not in the directory: failed, for good
+        await deliver(activities, request(organisation, "KG", mission_id=mission_id))
+    acknowledgement = request(
+        organisation,
+        "AZ",
+        mission_id=mission_id,
+        message_id=f"m-{uuid.uuid4().hex[:8]}.acknowledgement.0.AZ.0",
+        kind="acknowledgement",
+        purpose="request",
+        step=0,
+    )
+    await deliver(activities, acknowledgement)
+
+    code, out, err = await cli("outbox", "--mission", mission_id, env=env)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Outbox (mission {mission_id}): 3 messages, oldest first")
+    assert max(len(line) for line in lines) <= 100, out
+    headers = [line for line in lines[1:] if not line.startswith(" ")]
+    assert len(headers) == 3 and len(lines) <= 1 + 3 * 4, out
+    assert mission_id not in "".join(headers), "the heading names the mission, once"
+    assert "nomination reminder" in headers[0] and "sent (1 attempt)" in headers[0]
+    assert " KG " in headers[1] and "failed (1 attempt)" in headers[1]
+    assert "acknowledgement request" in headers[2]
+    assert "    email focal-point.az@mfa.example.org" in lines
+    assert any(line.startswith("    error: ") and "KG" in line for line in lines)
+
+    async def listed(*filters: str) -> list[dict[str, object]]:
+        code, out, err = await cli("outbox", "--mission", mission_id, "--json", *filters, env=env)
+        assert code == 0, err
+        found: list[dict[str, object]] = json.loads(out)
+        return found
+
+    everything = await listed()
+    assert [e["member_state"] for e in everything] == ["AZ", "KG", "AZ"]
+    assert {"message_id", "channel", "address", "subject", "body", "status", "error"} <= set(
+        everything[0]
+    )
+    assert [e["status"] for e in await listed("--recipient", "kg")] == ["failed"]
+    assert [e["kind"] for e in await listed("--member-state", "AZ")] == [
+        "nomination",
+        "acknowledgement",
+    ]
+    assert [e["purpose"] for e in await listed("--kind", "acknowledgement")] == ["request"]
+    assert [e["member_state"] for e in await listed("--status", "failed")] == ["KG"]
+    assert len(await listed("--purpose", "reminder", "--status", "sent")) == 1
+    assert len(await listed("--since", "1h")) == 3
+    assert await listed("--since", "2199-01-01") == []
+
+    for bad, option in (("--member-state", "AZE"), ("--since", "yesterday")):
+        code, out, err = await cli("outbox", bad, option, env=env)
+        assert code == 2 and err.strip().count("\n") == 0 and bad in err, err

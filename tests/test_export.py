@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -440,14 +441,14 @@ async def test_a_stream_that_is_no_mission_exports_raw_only(store: EventStore) -
 
 
 def test_where_each_format_goes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """stdout for jsonl, csv and md; <mission>.html/.pdf here; '-' is stdout; bad paths refused."""
+    """Every format goes to stdout unless --output names a file ('-' is stdout too);
+    nothing is written in the current directory unasked; bad paths are refused."""
     monkeypatch.chdir(tmp_path)
-    for fmt in (ExportFormat.jsonl, ExportFormat.csv, ExportFormat.md):
+    for fmt in ExportFormat:
         assert output_path("m-1", fmt, None) is None
-    assert output_path("m-1", ExportFormat.html, None) == tmp_path / "m-1.html"
-    assert output_path("m-1", ExportFormat.pdf, None) == tmp_path / "m-1.pdf"
-    assert output_path("m-1", ExportFormat.pdf, Path("-")) is None
+        assert output_path("m-1", fmt, Path("-")) is None
     assert output_path("m-1", ExportFormat.md, Path("r.md")) == Path("r.md")
+    assert output_path("m-1", ExportFormat.pdf, tmp_path / "r.pdf") == tmp_path / "r.pdf"
     with pytest.raises(InputError, match="is a directory"):
         output_path("m-1", ExportFormat.csv, tmp_path)
     with pytest.raises(InputError, match="no directory"):
@@ -457,8 +458,9 @@ def test_where_each_format_goes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 async def test_the_command_writes_files_and_stdout(
     seeded: Seeded, database_url: str, tmp_path: Path
 ) -> None:
-    """Run as a process: html lands in <mission>.html in the current directory, jsonl on
-    stdout, and an unknown mission fails with the store's answer."""
+    """Run as a process: html and pdf go to stdout when it is a pipe, and a file is written
+    only where -o names one (announced on stderr); jsonl on stdout; an unknown mission
+    fails with the store's answer. Nothing is left in the current directory."""
     env = {**os.environ, "DATABASE_URL": database_url, "EOM_DATA_DIR": str(tmp_path / "data")}
     program = "import typer; from cli.export import export_command; typer.run(export_command)"
 
@@ -474,9 +476,18 @@ async def test_the_command_writes_files_and_stdout(
 
     html = await run(seeded.mission_id, "--format", "html")
     assert html.returncode == 0, html.stderr.decode()
-    page = (tmp_path / f"{seeded.mission_id}.html").read_text(encoding="utf-8")
-    assert "14 polling stations in Nur-Sultan" in page
-    assert f"{len(seeded.events)} events" in html.stderr.decode()
+    assert "14 polling stations in Nur-Sultan" in html.stdout.decode()
+    pdf = await run(seeded.mission_id, "--format", "pdf")
+    assert pdf.returncode == 0, pdf.stderr.decode()
+    assert pdf.stdout.startswith(b"%PDF-")
+    written = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
+    assert written == [], "nothing written unasked"
+
+    named = await run(seeded.mission_id, "--format", "html", "-o", "report.html")
+    assert named.returncode == 0, named.stderr.decode()
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "14 polling stations in Nur-Sultan" in page and not named.stdout
+    assert f"{len(seeded.events)} events, html written to report.html" in named.stderr.decode()
 
     jsonl = await run(seeded.mission_id, "-f", "jsonl")
     assert jsonl.returncode == 0, jsonl.stderr.decode()
@@ -489,3 +500,39 @@ async def test_the_command_writes_files_and_stdout(
     assert "no mission 'no-such-mission' in the event store" in missing.stderr.decode()
     written = await asyncio.to_thread(lambda: [p.name for p in tmp_path.iterdir()])
     assert not [name for name in written if name.startswith("no-such-mission")]
+
+
+async def test_a_pdf_is_not_written_to_a_terminal(
+    seeded: Seeded, database_url: str, tmp_path: Path
+) -> None:
+    """`eom audit export --format pdf` with a terminal for stdout and no -o: one line
+    naming -o, exit 2, no file anywhere, no byte of PDF on the terminal."""
+    env = {**os.environ, "DATABASE_URL": database_url, "EOM_DATA_DIR": str(tmp_path / "data")}
+    terminal, side = pty.openpty()
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "cli.main", "audit", "export", seeded.mission_id, "-f", "pdf"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=side,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+        os.set_blocking(terminal, False)
+        try:
+            shown = os.read(terminal, 65536)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(side)
+        os.close(terminal)
+    error = done.stderr.decode()
+    assert done.returncode == 2, error
+    assert error.strip() == (
+        f"error: not writing a PDF to the terminal: give -o {seeded.mission_id}.pdf (or "
+        "another file), or redirect stdout"
+    )
+    assert b"%PDF" not in shown
+    assert not await asyncio.to_thread(lambda: list(tmp_path.glob("*.pdf")))

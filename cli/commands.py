@@ -214,6 +214,19 @@ FORMS: dict[str, Form] = {
         ("90",),
         then="default 60",
     ),
+    "stations": Form(
+        "[{station_id, locality, name, time_zone}]: name and time_zone optional (the "
+        "station's own IANA zone where the host spans several)",
+        (
+            "[{station_id: NS-101, locality: Nur-Sultan}, "
+            "{station_id: AQ-7, locality: Aqtobe, time_zone: Asia/Aqtobe}]",
+        ),
+    ),
+    "time_zone": Form(
+        "the host's IANA time zone, in which election-day times are read; required where "
+        "the host has several zones",
+        ("Asia/Almaty",),
+    ),
     "participants": Form("repeat for each person"),
     "topics": Form("repeat for each topic"),
     "observer_ids": Form("repeat for each observer", ("obs-az-1",)),

@@ -73,6 +73,8 @@ async def record(
     for command in commands:
         now = datetime.now(UTC)
         events = decide(state, command, now=now)
+        if not events:  # polling stations: the intake's, not the mission stream's
+            continue
         await store.append(
             stream_id=mission_id,
             expected_version=state.version,

@@ -276,6 +276,8 @@ async def test_a_mission_by_plain_options_and_its_statement_by_draft_id(
         "AZ,KG",
         "--member-states",
         "TR,UZ",
+        "--time-zone",
+        "Asia/Almaty",
         env=service_env,
     )
     assert registered.code == 0, registered.err

@@ -161,7 +161,8 @@ def stop_process(
 ) -> None:
     """Send ``first``; each ``(seconds, signal)`` of ``then`` follows if the process is
     still there that many seconds after the one before; wait ``grace`` seconds after the
-    last. A process already gone is left alone."""
+    last. A process already gone (or a zombie: ended, not yet reaped by its parent) is
+    left alone."""
     signals = [first, *(sig for _, sig in then)]
     waits = [*(seconds for seconds, _ in then), grace]
     for sig, seconds in zip(signals, waits, strict=True):
@@ -169,13 +170,27 @@ def stop_process(
             process.send_signal(sig)
         except (ProcessLookupError, psutil.NoSuchProcess):
             return
+        if _ended(process, within=seconds):
+            return
+
+
+def _ended(process: psutil.Process | subprocess.Popen[Any], *, within: float) -> bool:
+    if isinstance(process, subprocess.Popen):
         try:
-            process.wait(seconds)
-            return
+            process.wait(within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
         except psutil.NoSuchProcess:
-            return
-        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
-            continue
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _wait_until(

@@ -15,9 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import psutil
+
+from cli.stack import free_port
 
 EOM = str(Path(sys.executable).with_name("eom"))
 READY_SECONDS = 180.0
@@ -198,3 +201,51 @@ def test_an_interrupted_demo_can_be_run_again(tmp_path: Path) -> None:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def test_what_an_earlier_eom_left_running_is_stopped_before_the_next_starts(
+    tmp_path: Path,
+) -> None:
+    """A dev server still running on the data directory's SQLite file and a PostgreSQL
+    daemonised on its cluster (as an eom from before this change left them after a
+    `kill -9`) are stopped by the next `eom up` before it starts its own, instead of a
+    second dev server sharing the file."""
+    directory, output = tmp_path / "eom-data", tmp_path / "up.txt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, about XDG_RUNTIME_DIR
+        import pgserver
+
+    directory.mkdir()
+    # pg_ctl daemonises the postmaster: it is no child of this process.
+    postmaster = pgserver.get_server(directory / "postgres", cleanup_mode=None).get_pid()
+    stray = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("temporal")),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--db-filename",
+            str(directory / "temporal.db"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    up = start_up(directory, output)
+    try:
+        runtime = wait_ready(directory, up, output)
+        assert stray.wait(30) is not None
+        assert not psutil.pid_exists(postmaster)
+        postmasters = [p for p in processes_using(directory) if "postgres -D" in p]
+        assert len(postmasters) == 1 and str(postmaster) not in postmasters[0]
+        assert runtime["database_url"]
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0, output.read_text()
+        assert left_behind(directory) == []
+    finally:
+        stop_all([up, stray])

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 import time
 import uuid
@@ -229,6 +230,8 @@ async def serving(
 async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
+    # A closed terminal stops eom as Ctrl-C does (its children would end with it anyway).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
     eom = eom_command()
     directory = data_dir()
     started = False
@@ -245,7 +248,11 @@ async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
             console.print(f"HTTP API: [cyan]{service.api_url}/v1[/]")
             console.print(f"OpenAPI docs: [cyan]{service.api_url}/v1/docs[/]")
             if service.mail:
-                console.print(f"Mail: kept in {service.mail}; `{eom} outbox` lists it")
+                console.print(
+                    f"Mail: kept in {service.mail}; `{eom} outbox` lists it",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             console.print(
                 "PostgreSQL: "
                 + ("embedded (pgserver)" if service.stack.postgres else "DATABASE_URL")

@@ -108,7 +108,8 @@ def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
 def test_kill_9_of_eom_up_leaves_no_process_and_the_next_up_works(tmp_path: Path) -> None:
     """`kill -9` of `eom up` takes its Temporal dev server and its PostgreSQL with it
     (the kernel signals them); a new `eom up` on the same data directory starts, serves
-    a command, and stops on Ctrl-C leaving nothing either."""
+    a command, and stops on Ctrl-C leaving nothing either; a read with eom stopped opens
+    the embedded database itself, says which, and leaves nothing."""
     directory, output = tmp_path / "eom-data", tmp_path / "up.txt"
     first = start_up(directory, output)
     started = [first]
@@ -131,6 +132,11 @@ def test_kill_9_of_eom_up_leaves_no_process_and_the_next_up_works(tmp_path: Path
         assert left_behind(directory) == []
         assert "Traceback" not in output.read_text()
         assert not (directory / "runtime.json").exists()
+
+        offline = eom("missions", directory=directory)
+        assert offline.returncode == 0, offline.stderr
+        assert f"reading the embedded database in {directory / 'postgres'}" in offline.stderr
+        assert left_behind(directory) == []
     finally:
         stop_all(started)
 

@@ -345,8 +345,10 @@ async def _demo(
     settings: Settings, *, embedded: bool, via: Via, mission_id: str | None, pace: float
 ) -> None:
     if not embedded:
-        runtime = await asyncio.to_thread(running_service, appear_within=APPEAR_WITHIN_SECONDS)
-        if runtime is None and not (settings.database_url and settings.temporal_address):
+        configured = bool(settings.database_url and settings.temporal_address)
+        appear = 0.0 if configured else APPEAR_WITHIN_SECONDS
+        runtime = await asyncio.to_thread(running_service, appear_within=appear)
+        if runtime is None and not configured:
             raise NotRunning(
                 "eom is not running: start it with `eom up`, or run `eom demo --embedded`"
             )

@@ -10,15 +10,18 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from importlib.resources import files
 from typing import Annotated, Any
 
 import asyncpg
 import structlog
-from fastapi import Depends, FastAPI, Header, Path, Query, Security
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
 from limits import parse as parse_rate
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
@@ -167,10 +170,11 @@ def create_app(
         summary="Election observation missions: commands, state, timelines, live events.",
         version="1",
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # served by _serve_docs, without a CDN
         redoc_url=None,
         responses=_ERRORS,
     )
+    _serve_docs(app)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if cors_origins:
@@ -643,6 +647,32 @@ def create_app(
 
 
 CommandRoute = Callable[..., Awaitable[JSONResponse]]
+
+
+DOCS_URL = "/v1/docs"
+DOCS_ASSETS_URL = "/v1/docs/assets"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/v1/docs``, its script, stylesheet and icon served from
+    ``/v1/docs/assets`` out of the installed ``fastapi-offline`` package (a copy of
+    swagger-ui-dist 5), so the page works without internet; FastAPI's default page loads
+    them from a CDN. Starlette routes, outside the OpenAPI document and the ``/v1`` API
+    routes."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="eom API",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    app.add_route(DOCS_URL, docs, include_in_schema=False)
 
 
 def _command_endpoint(

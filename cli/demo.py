@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from rich.console import Console
+from rich.markup import escape
 
 from activities.directory import MemberStateDirectory
 from api.tokens import Role, TokenStore
@@ -23,6 +23,19 @@ from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
 
 DEMO_ACTOR = "demo-coordinator@turkic-council"
+SEED_MISSION_ID = "tc-kz-2021"
+"""The first seed mission's id (the README's examples use it); later runs take
+``tc-kz-2021-2``, ``-3``, ..."""
+
+
+async def seed_mission_id(store: EventStore) -> str:
+    """The first of ``tc-kz-2021``, ``tc-kz-2021-2``, ... that no stream uses: an
+    interrupted demo leaves its mission where it stopped, and the next run starts anew."""
+    candidate, number = SEED_MISSION_ID, 1
+    while await store.stream_version(candidate) > 0:
+        number += 1
+        candidate = f"{SEED_MISSION_ID}-{number}"
+    return candidate
 
 
 def describe(command: Command) -> str:
@@ -93,13 +106,16 @@ async def run_demo(
     *,
     mission_id: str | None = None,
     pace: float = 4.0,
+    eom: str = "eom",
 ) -> str:
-    """Drive the seed mission through every stage; return its id.
+    """Drive the seed mission through every stage; return its id (``mission_id``, else
+    ``seed_mission_id``).
 
     Member states are asked to nominate observers with a reminder ladder ``pace`` seconds
     apart; they answer one after another (the first at once, the last after the second
-    reminder), so each ladder can be seen stopping when its state answers."""
-    mission_id = mission_id or f"tc-kz-2021-{uuid.uuid4().hex[:6]}"
+    reminder), so each ladder can be seen stopping when its state answers. The closing
+    hints name the CLI as ``eom`` (how this one is run: ``eom_command``)."""
+    mission_id = mission_id or await seed_mission_id(store)
     await ensure_directory(store.pool, console)
     console.print(
         f"[bold]Seed mission[/]: Turkic Council observes Kazakhstan's parliamentary "
@@ -141,8 +157,18 @@ async def run_demo(
         f"[bold]Mission {mission_id} closed[/]: {check.events} events in PostgreSQL, "
         f"hash chain {chain}, head {check.head_hash[:16]}; its follow-up goes on"
     )
-    console.print(f"See its timeline: [cyan]eom mission show {mission_id}[/]")
-    console.print(f"Reminders: [cyan]eom reminders {mission_id}[/]; messages: [cyan]eom outbox[/]")
+    # Printed whole (no wrapping), to be copied as they are.
+    eom = escape(eom)
+    console.print(
+        f"See its timeline: [cyan]{eom} mission show {mission_id}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"Reminders: [cyan]{eom} reminders {mission_id}[/]; messages: [cyan]{eom} outbox[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
     return mission_id
 
 

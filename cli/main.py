@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import logging.handlers
 import os
+import signal
 import sys
 import time
 import uuid
@@ -12,9 +15,11 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import httpx
+import structlog
 import typer
 import uvloop
 from rich.console import Console
@@ -30,15 +35,16 @@ from cli.demo import direct, run_demo, through_api
 from cli.election_day import coverage_command, report_app, stations_app
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
+    APPEAR_WITHIN_SECONDS,
     NotRunning,
     Runtime,
     Serving,
-    clear_runtime,
+    eom_command,
+    invoked_as,
     open_missions,
-    read_runtime,
     resolve,
+    running_service,
     start_stack,
-    write_runtime,
 )
 from cli.show import followup_table, missions_table, print_mission, reminders_table
 from cli.simulate import simulate_app
@@ -82,6 +88,57 @@ def _settings(*, quiet: bool = True) -> Settings:
     return settings
 
 
+class _WithoutColorMessage(logging.Filter):
+    """uvicorn puts an ANSI-coloured copy of each message in ``color_message``; eom's
+    renderers colour on their own, and the copy would be printed as one more field."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
+def _service_logging(settings: Settings, *, log_file: Path | None = None) -> None:
+    """Logging for the commands that run eom (``up``, ``worker``, ``api``).
+
+    With ``log_file`` (``eom up``): every record at the configured level goes there as
+    JSON lines, and the terminal shows the narrative and warnings only, unless
+    ``EOM_LOG_LEVEL`` is set (then records at that level are shown too). The local SMTP
+    sink's protocol chatter (aiosmtpd's ``mail.log``, a dozen lines per message) is kept
+    to warnings; the sink logs one line per stored message itself."""
+    configure_logging(settings)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(_WithoutColorMessage())
+        if log_file is not None and "EOM_LOG_LEVEL" not in os.environ:
+            handler.setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))
+    if log_file is None:
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.handlers.RotatingFileHandler(
+        log_file, maxBytes=20_000_000, backupCount=2, encoding="utf-8"
+    )
+    # The same processors as worker.configure_logging's, always rendered as JSON.
+    to_file.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    to_file.addFilter(_WithoutColorMessage())
+    root.addHandler(to_file)
+
+
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="run the seed mission once the service is up")] = False,
@@ -89,18 +146,31 @@ def up(
 ) -> None:
     """Run the service: the worker and the HTTP API, plus any embedded service the
     environment does not point at (PostgreSQL from pgserver, the Temporal dev server).
-    Ctrl-C stops everything it started."""
-    _run(_up(_settings(quiet=False), demo=demo, ui=ui))
+    Ctrl-C stops everything it started; so does its end by any other means (the
+    embedded services end with it). One `eom up` per data directory: a second is
+    refused at once. Logs go to <data dir>/eom.log; the terminal shows warnings."""
+    settings = Settings()
+    _service_logging(settings, log_file=data_dir() / "eom.log")
+    _run(_up(settings, demo=demo, ui=ui))
 
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, *, ui: bool, api: bool, stop: asyncio.Event, reuse_running: bool
+    settings: Settings,
+    *,
+    ui: bool,
+    api: bool,
+    stop: asyncio.Event,
+    reuse_running: bool,
+    command: str,
 ) -> AsyncIterator[Serving]:
     """Embedded services as needed (or those of a running ``eom up``, with
     ``reuse_running``), the worker, and (with ``api``) the HTTP API on the configured
-    port, or a free one if that is taken; all stopped on exit."""
-    stack = await start_stack(resolve(settings) if reuse_running else settings, ui=ui)
+    port, or a free one if that is taken; all stopped on exit. Unless it reuses a running
+    service, it holds the data directory (``cli.services.claim``) under ``command``."""
+    if reuse_running:
+        settings = await asyncio.to_thread(resolve, settings)
+    stack = await start_stack(settings, ui=ui, command=command, hold=not reuse_running)
     tasks: list[asyncio.Task[None]] = []
     sink: SmtpSink | None = None
     try:
@@ -129,6 +199,19 @@ async def serving(
             if not ready.done():
                 await api_task  # it failed: let its error through
             api_url = ready.result()
+        assert settings.database_url and settings.temporal_address
+        stack.publish(
+            Runtime(
+                pid=os.getpid(),
+                database_url=settings.database_url,
+                temporal_address=settings.temporal_address,
+                temporal_namespace=settings.temporal_namespace,
+                task_queue=settings.task_queue,
+                ui_url=stack.temporal.ui_url if stack.temporal else None,
+                api_url=api_url,
+                command=command,
+            )
+        )
         yield Serving(
             settings=settings,
             stack=stack,
@@ -147,54 +230,58 @@ async def serving(
 
 
 async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
-    running = read_runtime()
-    if running is not None and running.pid != os.getpid():
-        raise NotRunning(f"eom is already running (pid {running.pid}); stop it first")
     stop = asyncio.Event()
     install_stop_signals(stop)
+    # A closed terminal stops eom as Ctrl-C does (its children would end with it anyway).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
+    eom = eom_command()
+    directory = data_dir()
+    started = False
     try:
-        async with serving(settings, ui=ui, api=True, stop=stop, reuse_running=False) as service:
+        async with serving(
+            settings, ui=ui, api=True, stop=stop, reuse_running=False, command="eom up"
+        ) as service:
+            started = True
             settings = service.settings
-            assert settings.database_url and settings.temporal_address
             ui_url = service.stack.temporal.ui_url if service.stack.temporal else None
-            write_runtime(
-                Runtime(
-                    pid=os.getpid(),
-                    database_url=settings.database_url,
-                    temporal_address=settings.temporal_address,
-                    temporal_namespace=settings.temporal_namespace,
-                    task_queue=settings.task_queue,
-                    ui_url=ui_url,
-                    api_url=service.api_url,
-                )
-            )
             console.print(f"[bold]eom is up[/] — Temporal at {settings.temporal_address}")
             if ui_url:
                 console.print(f"Temporal Web UI: [cyan]{ui_url}[/]")
             console.print(f"HTTP API: [cyan]{service.api_url}/v1[/]")
             console.print(f"OpenAPI docs: [cyan]{service.api_url}/v1/docs[/]")
             if service.mail:
-                console.print(f"Mail: kept in {service.mail}; `eom outbox` lists it")
+                console.print(
+                    f"Mail: kept in {service.mail}; `{eom} outbox` lists it",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             console.print(
                 "PostgreSQL: "
                 + ("embedded (pgserver)" if service.stack.postgres else "DATABASE_URL")
-                + f"; task queue {settings.task_queue}. Ctrl-C stops everything."
+                + f"; task queue {settings.task_queue}",
+                highlight=False,
+            )
+            console.print(
+                f"Data: {directory}; logs in {directory / 'eom.log'}. Ctrl-C stops everything.",
+                highlight=False,
+                soft_wrap=True,
             )
             if demo:
                 async with open_missions(settings) as missions:
-                    await run_demo(direct(missions), missions.store, console)
+                    await run_demo(direct(missions), missions.store, console, eom=eom)
                 if ui_url:
                     console.print(f"Temporal Web UI: [cyan]{ui_url}[/] (Ctrl-C to stop)")
             await stop.wait()
     finally:
-        clear_runtime()
-        console.print("eom stopped")
+        if started:
+            console.print("eom stopped")
 
 
 @app.command()
 def worker() -> None:
     """Run only the worker, against DATABASE_URL and TEMPORAL_ADDRESS."""
-    settings = _settings(quiet=False)
+    settings = Settings()
+    _service_logging(settings)
     if not settings.database_url or not settings.temporal_address:
         raise NotRunning("the worker needs DATABASE_URL and TEMPORAL_ADDRESS")
 
@@ -210,7 +297,8 @@ def worker() -> None:
 def api() -> None:
     """Run only the HTTP API (EOM_API_HOST:EOM_API_PORT), against DATABASE_URL and
     TEMPORAL_ADDRESS; workers run elsewhere."""
-    settings = _settings(quiet=False)
+    settings = Settings()
+    _service_logging(settings)
     if not settings.database_url or not settings.temporal_address:
         raise NotRunning("the API needs DATABASE_URL and TEMPORAL_ADDRESS")
 
@@ -241,13 +329,17 @@ def demo(
     via: Annotated[
         Via, typer.Option(help="send commands straight to the workflows, or through the API")
     ] = Via.direct,
-    mission_id: Annotated[str | None, typer.Option(help="id for the seed mission")] = None,
+    mission_id: Annotated[
+        str | None,
+        typer.Option(help="id for the seed mission (default: tc-kz-2021, else -2, -3...)"),
+    ] = None,
     pace: Annotated[
         float, typer.Option(min=1, help="seconds between the nomination reminders")
     ] = 4,
 ) -> None:
     """Drive the seed mission (Turkic Council, Kazakhstan 2021) through every stage,
-    with nomination reminders to the member states stopping as each answers."""
+    with nomination reminders to the member states stopping as each answers. An
+    interrupted demo leaves its mission where it was; the next run starts another."""
     _run(_demo(_settings(), embedded=embedded, via=via, mission_id=mission_id, pace=pace))
 
 
@@ -255,13 +347,25 @@ async def _demo(
     settings: Settings, *, embedded: bool, via: Via, mission_id: str | None, pace: float
 ) -> None:
     if not embedded:
-        runtime = read_runtime()
+        configured = bool(settings.database_url and settings.temporal_address)
+        appear = 0.0 if configured else APPEAR_WITHIN_SECONDS
+        runtime = await asyncio.to_thread(running_service, appear_within=appear)
+        if runtime is None and not configured:
+            raise NotRunning(
+                "eom is not running: start it with `eom up`, or run `eom demo --embedded`"
+            )
+        settings = resolve(settings)
         api_url = os.environ.get("EOM_API_URL") or (runtime.api_url if runtime else None)
         await _demo_on(settings, via=via, api_url=api_url, mission_id=mission_id, pace=pace)
         return
     stop = asyncio.Event()
     async with serving(
-        settings, ui=False, api=via is Via.api, stop=stop, reuse_running=True
+        settings,
+        ui=False,
+        api=via is Via.api,
+        stop=stop,
+        reuse_running=True,
+        command=invoked_as(),
     ) as service:
         await _demo_on(
             service.settings, via=via, api_url=service.api_url, mission_id=mission_id, pace=pace
@@ -271,17 +375,23 @@ async def _demo(
 async def _demo_on(
     settings: Settings, *, via: Via, api_url: str | None, mission_id: str | None, pace: float
 ) -> None:
+    eom = eom_command()
     async with open_missions(settings) as missions:
         if via is Via.direct:
             await run_demo(
-                direct(missions), missions.store, console, mission_id=mission_id, pace=pace
+                direct(missions),
+                missions.store,
+                console,
+                mission_id=mission_id,
+                pace=pace,
+                eom=eom,
             )
             return
         if not api_url:
             raise NotRunning("no API to send to: start eom with `eom up` or set EOM_API_URL")
         async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
             send = through_api(ApiClient(http), TokenStore(missions.store.pool))
-            await run_demo(send, missions.store, console, mission_id=mission_id, pace=pace)
+            await run_demo(send, missions.store, console, mission_id=mission_id, pace=pace, eom=eom)
 
 
 reminders_app = typer.Typer(

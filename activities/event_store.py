@@ -86,7 +86,9 @@ class EventStoreActivities:
                 "SELECT head_hash FROM streams WHERE stream_id = $1", request.stream_id
             )
         state = fold(load_event_json(d) for d in data)
-        return FoldedStream(state=state.for_decisions(), head_hash=head if data else None)
+        return FoldedStream(
+            state=state.for_decisions(visits=request.visits), head_hash=head if data else None
+        )
 
     @activity.defn(name="missions_hosted_by")
     async def missions_hosted_by(self, query: FollowUpsQuery) -> list[str]:

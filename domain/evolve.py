@@ -148,6 +148,9 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
                 "deliveries": {**state.deliveries, **sent},
                 "acknowledge_by": event.acknowledge_by or state.acknowledge_by,
                 "acknowledgement_ladder": event.ladder or state.acknowledgement_ladder,
+                "acknowledgement_reminders": event.reminders
+                if event.acknowledge_by
+                else state.acknowledgement_reminders,
             }
         case ev.RecommendationsAcknowledged():
             key = event.recipient.key
@@ -156,7 +159,11 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
             )
             return {"deliveries": {**state.deliveries, key: delivery}}
         case ev.NominationsRequested():
-            return {"nomination_deadline": event.deadline, "nomination_ladder": event.ladder}
+            return {
+                "nomination_deadline": event.deadline,
+                "nomination_ladder": event.ladder,
+                "nomination_reminders": event.reminders,
+            }
         case ev.NominationDeclined():
             return {"declined": {**state.declined, event.member_state: event.reason}}
         case ev.ReminderSent() | ev.DeliveryFailed() | ev.DeadlineEscalated():
@@ -167,6 +174,7 @@ def _changes(state: Mission, event: Event) -> dict[str, Any]:
                 member_states=list(event.member_states),
                 deadline=event.deadline,
                 ladder=event.ladder,
+                reminders=event.reminders,
             )
             return {"evidence_cycles": {**state.evidence_cycles, event.cycle: cycle}}
         case ev.EvidenceSubmitted():

@@ -133,6 +133,7 @@ class EvidenceCycle(Frozen):
     deadline: datetime
     ladder: ReminderLadder | None = None
     submitted: dict[str, list[EvidenceItem]] = Field(default_factory=dict)
+    reminders: bool = True
 
 
 class RatingEntry(Frozen):
@@ -193,9 +194,11 @@ class Mission(Frozen):
     postponements: int = 0
     nomination_deadline: datetime | None = None
     nomination_ladder: ReminderLadder | None = None
+    nomination_reminders: bool = True
     declined: dict[str, str] = Field(default_factory=dict)
     acknowledge_by: datetime | None = None
     acknowledgement_ladder: ReminderLadder | None = None
+    acknowledgement_reminders: bool = True
     reminders: dict[str, ReminderTrack] = Field(default_factory=dict)
     evidence_cycles: dict[int, EvidenceCycle] = Field(default_factory=dict)
     ratings: dict[str, list[RatingEntry]] = Field(default_factory=dict)
@@ -269,12 +272,14 @@ class Mission(Frozen):
         """Station visits through any path: the intake's count covers the mission's own."""
         return self.intake.visits if self.intake is not None else len(self.visits)
 
-    def for_decisions(self) -> Mission:
+    def for_decisions(self, *, visits: bool = True) -> Mission:
         """This state without the free texts no rule reads (meeting summaries, visits'
         checklists and findings, statement texts, reports, recommendations' texts,
         evidence, reasons): what the mission's workflow holds and carries over
         continue-as-new, whatever the texts add up to. ``decide`` gives the same verdicts
-        on it; readers fold the full state from the event store."""
+        on it; readers fold the full state from the event store. ``visits`` false leaves
+        out the visits of the mission's own stream too (where visits go through the
+        intake, whose rules and counts hold them)."""
         return self.model_copy(
             update={
                 "observers": {
@@ -292,7 +297,10 @@ class Mission(Frozen):
                 "visits": {
                     k: v.model_copy(update={"checklists": [], "findings": []})
                     for k, v in self.visits.items()
-                },
+                }
+                if visits
+                else {},
+                "conflicting_stations": self.conflicting_stations if visits else {},
                 "interim_report": _without_summary(self.interim_report),
                 "final_report": _without_summary(self.final_report),
                 "drafts": {k: d.model_copy(update={"text": ""}) for k, d in self.drafts.items()},

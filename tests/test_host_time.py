@@ -22,7 +22,7 @@ from domain.evolve import registered_zone
 from domain.host_time import country_zones, local, sent_instant, shown
 from domain.submissions import IntakeContext, StationVisitReport, admit
 from domain.values import Phase, PhaseChecklist, PollingStation
-from workflows.followup import _next_opening
+from workflows.followup import next_cycle_opening
 
 NOW = datetime(2021, 1, 5, 12, 0, tzinfo=UTC)
 E = seed.ELECTION_DAY
@@ -191,11 +191,11 @@ def test_evidence_cycles_follow_the_date_the_recommendations_were_sent() -> None
     assert sent_instant(date(2021, 1, 15), "Asia/Almaty", today) == today
     # Entered years later: the cycles wholly past are skipped, the current one is next.
     now = origin + 5 * interval + timedelta(days=10)
-    following = _next_opening(origin, origin, interval, window, now)
+    following = next_cycle_opening(origin, origin, interval, window, now)
     assert following == origin + 5 * interval  # open for another 50 days
     assert following + window > now
     soon = origin + timedelta(days=1)
-    assert _next_opening(origin, origin, interval, window, soon) == origin + interval
+    assert next_cycle_opening(origin, origin, interval, window, soon) == origin + interval
 
 
 def test_registering_stations_checks_their_zone_against_the_host() -> None:
@@ -215,6 +215,6 @@ def test_a_short_interval_entered_late_opens_one_cycle_not_one_per_missed_step()
     origin = datetime(2021, 1, 14, 18, 0, tzinfo=UTC)
     now = datetime(2026, 11, 30, 12, 0, 0, 500_000, tzinfo=UTC)
     interval, window = timedelta(seconds=1), timedelta(days=60)
-    following = _next_opening(origin, origin, interval, window, now)
+    following = next_cycle_opening(origin, origin, interval, window, now)
     assert now - interval < following <= now
-    assert _next_opening(origin, following, interval, window, now) > now
+    assert next_cycle_opening(origin, following, interval, window, now) > now

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import WorkflowExecutionStartedEventAttributes
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
@@ -22,9 +23,11 @@ from cli import seed
 from cli.audit import differences
 from domain import Mission, Stage, decide, evolve, fold, load_event
 from domain import commands as c
+from domain import events as ev
 from domain.commands import Command
-from eventstore.models import AppendResult
+from eventstore.models import AppendResult, EventMetadata, NewEvent
 from eventstore.store import EventStore
+from intake import progress
 from intake.visits import mission_visits
 from worker import WORKFLOW_RUNNER, build_worker, data_converter
 from workflows.client import CommandRefused, Missions
@@ -444,3 +447,55 @@ async def test_a_lost_workflow_is_restored_from_its_stream(
     result = await api.execute(mission_id, commands[10], actor=ACTOR)
     assert result.version == version + 1
     assert (await store.verify_stream(mission_id)).ok
+
+
+async def test_ten_thousand_visits_by_command_carry_a_small_state_over_continue_as_new(
+    client: Client, store: EventStore, task_queue: str, running_worker: Worker
+) -> None:
+    """A mission whose stream holds 10,000 visits recorded by command (the records made
+    before visits went through the intake), its workflow lost and restored: the state the
+    workflow folds and carries over continue-as-new stays far below Temporal's 2 MB limit,
+    and every read path still counts the 10,000 visits."""
+    api = missions(client, store, task_queue, max_history_events=100)
+    mission_id = new_mission_id()
+    commands = seed.mission(mission_id)
+    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    await run_commands(api, mission_id, commands[: opening + 1])
+    await mission_handle(client, mission_id).terminate(reason="lost, as past retention")
+    template = seed.station_visit(5, team=1)
+    version = await store.stream_version(mission_id)
+    for first in range(0, 10_000, 1_000):
+        batch = [
+            NewEvent.of(
+                ev.StationVisitRecorded(
+                    **template.model_dump(exclude={"type"})
+                    | {"visit_id": f"paper-{n:05d}", "station_id": f"PS-{n:05d}"}
+                ),
+                event_id=uuid.uuid4(),
+                occurred_at=datetime.now(UTC),
+                metadata=EventMetadata(actor=ACTOR, command_type="record_station_visit"),
+            )
+            for n in range(first, first + 1_000)
+        ]
+        await store.append(stream_id=mission_id, expected_version=version, events=batch)
+        version += len(batch)
+
+    await api.restore(mission_id)
+    live = await api.live_state(mission_id)
+    assert live.version == version and live.visits == {}
+    stations = c.RegisterPollingStations(
+        stations=[{"station_id": "PS-00000", "locality": template.locality}]
+    )
+    started: WorkflowExecutionStartedEventAttributes | None = None
+    for _ in range(40):  # commands (recording nothing new) until the run moves on
+        await api.execute(mission_id, stations, actor=ACTOR)
+        history = await mission_handle(client, mission_id).fetch_history()
+        attributes = history.events[0].workflow_execution_started_event_attributes
+        if attributes.continued_execution_run_id:
+            started = attributes
+            break
+    assert started is not None, "the mission continued as new"
+    carried = sum(len(p.data) for p in started.input.payloads)
+    assert carried < 100_000, f"the carried state is {carried} bytes"
+    assert (await progress.progress(store, mission_id)).visits == 10_000
+    assert len(await mission_visits(store, mission_id)) == 10_000

@@ -27,6 +27,7 @@ from workflows.client import Missions
 from workflows.followup import follow_up_workflow_id
 from workflows.messages import MissionTiming
 from workflows.mission import workflow_id
+from workflows.reminders import ladder_workflow_id
 
 ACTOR = "coordinator:test"
 ESCALATION = "secretariat@council.example.org"
@@ -395,3 +396,45 @@ async def test_pause_and_send_now(setting: Setting) -> None:
 
 async def _paused(setting: Setting, mission_id: str) -> bool:
     return all(s.paused for s in await setting.missions.ladders(mission_id))
+
+
+async def test_a_restored_mission_restarts_its_lost_ladders_where_the_record_left_them(
+    setting: Setting,
+) -> None:
+    """The mission's workflow and its ladders are lost (terminated, as past retention).
+    Restored from the stream, the mission restarts the ladder of the state that has not
+    answered, from the step after the last one recorded: no request goes out twice, the
+    next reminder and the escalation come; the state that answered gets nothing."""
+    await setting.contact("AZ")
+    await setting.contact("KG")
+    async with setting.worker():
+        mission_id = await setting.mission(["AZ", "KG"])
+        ladder = ReminderLadder(offsets_seconds=[3], escalate_after_seconds=1)
+        await setting.request(mission_id, in_seconds=8, ladder=ladder)
+        store = setting.store
+        await eventually(has(store, mission_id, "KG", "ReminderSent:request:0"), what="KG asked")
+        await eventually(has(store, mission_id, "AZ", "ReminderSent:request:0"), what="AZ asked")
+        nomination = c.NominateObserver(
+            observer_id="az-1",
+            member_state="AZ",
+            name="AZ diplomat",
+            code_of_conduct_signed=True,
+            conflict_of_interest_declared=True,
+        )
+        await setting.missions.execute(mission_id, nomination, actor=ACTOR)
+        parent = workflow_id(mission_id)
+        for handle_id in (
+            parent,
+            ladder_workflow_id(parent, DeadlineKind.nomination, 0, "KG"),
+        ):
+            await setting.client.get_workflow_handle(handle_id).terminate(reason="lost")
+        await setting.missions.restore(mission_id)
+        await eventually(has(store, mission_id, "KG", "DeadlineEscalated"), what="KG escalated")
+        await asyncio.sleep(1)
+    assert await automation(store, mission_id, "KG") == [
+        "ReminderSent:request:0",
+        "ReminderSent:reminder:1",
+        "DeadlineEscalated",
+    ]
+    assert await automation(store, mission_id, "AZ") == ["ReminderSent:request:0"]
+    assert len(setting.mail_to("focal.kg@mfa.example.org")) == 2

@@ -265,11 +265,7 @@ class Missions:
             decide(state, command, now=datetime.now(UTC))
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
-        start = MissionStart(mission_id=command.mission_id)
-        if self.max_history_events is not None:
-            start = start.model_copy(update={"max_history_events": self.max_history_events})
-        if self.timing is not None:
-            start = start.model_copy(update={"timing": self.timing})
+        start = self._start(command.mission_id)
         # The event store says whether the mission exists (checked above, and by the
         # workflow's own rules): a run that ended without a registration leaves the id
         # free (ALLOW_DUPLICATE), and a run still waiting for one (an earlier attempt the
@@ -334,16 +330,24 @@ class Missions:
         except DomainError as error:
             raise CommandRefused(error.rule, error.message) from None
 
+    def _start(self, mission_id: str, *, restored: bool = False) -> MissionStart:
+        """A mission workflow's input, with this client's settings."""
+        start = MissionStart(mission_id=mission_id, restored=restored)
+        if self.max_history_events is not None:
+            start = start.model_copy(update={"max_history_events": self.max_history_events})
+        if self.timing is not None:
+            start = start.model_copy(update={"timing": self.timing})
+        return start
+
     async def restore(self, mission_id: str) -> str:
         """Start a fresh workflow for a mission whose workflow was lost (e.g. past the
         namespace's retention): it folds the stored stream and goes on from there, with
-        the same state and no new event. Returns the new run id."""
+        the same state and no new event, and restarts the reminder ladders and follow-up
+        lost with it. Returns the new run id."""
         state = await self.state(mission_id)
         if state.stage is None:
             raise CommandRefused("mission_not_registered", f"no mission {mission_id!r} is stored")
-        start = MissionStart(mission_id=mission_id)
-        if self.timing is not None:
-            start = start.model_copy(update={"timing": self.timing})
+        start = self._start(mission_id, restored=True)
         try:
             handle = await self.client.start_workflow(
                 MissionWorkflow.run,

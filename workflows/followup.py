@@ -108,7 +108,7 @@ class FollowUpWorkflow:
                 ),
                 f"cycle-{self._cycles_done}",
             )
-            opening = _next_opening(counted_from, opening, interval, window, workflow.now())
+            opening = next_cycle_opening(counted_from, opening, interval, window, workflow.now())
             if not self._stopped and (
                 workflow.info().is_continue_as_new_suggested()
                 or workflow.info().get_current_history_length() >= timing.follow_up_history_events
@@ -176,7 +176,7 @@ class FollowUpWorkflow:
         )
 
 
-def _next_opening(
+def next_cycle_opening(
     origin: datetime, last: datetime, interval: timedelta, window: timedelta, now: datetime
 ) -> datetime:
     """The opening after ``last`` on the grid ``origin + k * interval``: the next one, or,

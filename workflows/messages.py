@@ -56,6 +56,9 @@ class MissionStart(_Message):
     recent_results: list[CommandResult] = Field(default_factory=list)
     """The last commands' results, carried over continue-as-new: a command sent again
     with the same id (an update retried after the run changed) gets its first result."""
+    restored: bool = False
+    """A run restored from the stream after its workflow was lost: it restarts the
+    reminder ladders and the follow-up that were lost with it."""
 
 
 class CommandRequest(_Message):
@@ -106,6 +109,10 @@ class AppendRequest(_Message):
 class ReadRequest(_Message):
     stream_id: str
     after_version: int = 0
+    visits: bool = True
+    """Whether the folded state keeps the visits of the mission's own stream (records made
+    before visits went through the intake): runs that route visits to the intake leave
+    them out, so that a mission with any number of them carries a small state."""
 
 
 class FoldedStream(_Message):
@@ -128,6 +135,9 @@ class LadderStart(_Message):
     deadline: datetime
     ladder: ReminderLadder
     timing: MissionTiming = MissionTiming()
+    first_step: int = Field(default=0, ge=0)
+    """The step to start from: a ladder restarted after its workflow was lost goes on
+    after the last step the record holds, without sending the request again."""
 
 
 class LadderStatus(_Message):

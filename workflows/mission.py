@@ -30,9 +30,10 @@ from domain.commands import (
 )
 from domain.decide import check_ins_cleared, check_ins_missed, intake_progressed
 from domain.host_time import sent_instant
+from domain.state import track_key
 from domain.values import DeadlineKind, IntakeProgress, RecipientKind, ReminderLadder, Stage
 from eventstore.models import AppendResult, EventMetadata, NewEvent, RecordedEvent
-from workflows.followup import FollowUpWorkflow, follow_up_workflow_id
+from workflows.followup import FollowUpWorkflow, follow_up_workflow_id, next_cycle_opening
 from workflows.messages import (
     AppendRequest,
     CheckInQuery,
@@ -205,6 +206,9 @@ class MissionWorkflow:
         if not self._ready:
             await self._catch_up()
             self._ready = True
+        if start.restored and self._automation and self._state.stage is not None:
+            async with self._lock:
+                await self._resume_automation()
         if self._state.stage is None:
             try:
                 await workflow.wait_condition(
@@ -224,6 +228,7 @@ class MissionWorkflow:
                         "state": self._state,
                         "head_hash": self._head_hash,
                         "recent_results": list(self._results.values()),
+                        "restored": False,
                     }
                 )
             )
@@ -560,7 +565,11 @@ class MissionWorkflow:
         if workflow.patched(FOLDED_READS_PATCH):
             folded = await workflow.execute_activity(
                 "fold_stream",
-                ReadRequest(stream_id=self._start.mission_id, after_version=0),
+                ReadRequest(
+                    stream_id=self._start.mission_id,
+                    after_version=0,
+                    visits=self._one_record_on is False,
+                ),
                 result_type=FoldedStream,
                 retry_policy=STORE_RETRY,
                 start_to_close_timeout=STORE_ATTEMPT_TIMEOUT,
@@ -658,6 +667,53 @@ class MissionWorkflow:
                 case ev.InvitationRegistered():
                     await self._reopen_earlier_reviews(event)
 
+    async def _resume_automation(self) -> None:
+        """After the workflow was lost and restored from the stream: restart each ladder
+        whose deadline is still unanswered and not escalated (from the step after the last
+        one recorded, so no request goes out twice), and the follow-up if it still runs.
+        A ladder or follow-up still running is left as it is."""
+        state = self._state
+        if state.stage in (Stage.closed, Stage.cancelled) and not state.follow_up_active:
+            return
+        waiting: list[tuple[DeadlineKind, str, int, datetime, ReminderLadder | None]] = []
+        if state.nomination_deadline is not None and state.nomination_reminders:
+            waiting += [
+                (DeadlineKind.nomination, ms, 0, state.nomination_deadline, state.nomination_ladder)
+                for ms in state.member_states
+            ]
+        if state.acknowledge_by is not None and state.acknowledgement_reminders:
+            waiting += [
+                (
+                    DeadlineKind.acknowledgement,
+                    d.recipient.name,
+                    0,
+                    state.acknowledge_by,
+                    state.acknowledgement_ladder,
+                )
+                for d in state.deliveries.values()
+                if d.recipient.kind is not RecipientKind.international_organisation
+            ]
+        for cycle in state.evidence_cycles.values():
+            if cycle.reminders:
+                waiting += [
+                    (DeadlineKind.evidence, ms, cycle.cycle, cycle.deadline, cycle.ladder)
+                    for ms in cycle.member_states
+                ]
+        for kind, member_state, cycle_no, deadline, ladder in waiting:
+            track = state.reminders.get(track_key(kind, member_state, cycle_no))
+            if state.answered(kind, member_state, cycle_no) or (track and track.escalated):
+                continue
+            await self._start_ladder(
+                kind,
+                member_state,
+                deadline,
+                ladder or await self._ladder(kind),
+                cycle=cycle_no,
+                first_step=0 if track is None or track.last_step is None else track.last_step + 1,
+            )
+        if state.follow_up_active and state.deliveries:
+            await self._start_follow_up(min(d.sent_on for d in state.deliveries.values()))
+
     async def _ladder(self, kind: DeadlineKind) -> ReminderLadder:
         """The organisation's ladder for this kind of deadline, or the default one."""
         found: ReminderLadder | None = await workflow.execute_activity(
@@ -678,6 +734,7 @@ class MissionWorkflow:
         ladder: ReminderLadder,
         *,
         cycle: int = 0,
+        first_step: int = 0,
     ) -> None:
         state = self._state
         parent = workflow.info().workflow_id
@@ -696,6 +753,7 @@ class MissionWorkflow:
                     deadline=deadline,
                     ladder=ladder,
                     timing=self._start.timing,
+                    first_step=first_step,
                 ),
                 id=ladder_workflow_id(parent, kind, cycle, member_state),
                 parent_close_policy=ParentClosePolicy.ABANDON,
@@ -708,6 +766,19 @@ class MissionWorkflow:
         counted_from = (
             sent_instant(sent_on, state.time_zone, workflow.now()) if self._one_record else None
         )
+        timing = self._start.timing
+        next_opening = None
+        if counted_from is not None and state.evidence_cycles:
+            # Restarted after cycles were recorded: the next one, on the same clock.
+            window = timedelta(seconds=timing.evidence_window_seconds)
+            last_opening = state.evidence_cycles[state.last_cycle].deadline - window
+            next_opening = next_cycle_opening(
+                counted_from,
+                last_opening,
+                timedelta(seconds=timing.follow_up_interval_seconds),
+                window,
+                workflow.now(),
+            )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(
                 FollowUpWorkflow.run,
@@ -717,6 +788,8 @@ class MissionWorkflow:
                     member_states=states,
                     timing=self._start.timing,
                     counted_from=counted_from,
+                    cycles_done=state.last_cycle,
+                    next_opening=next_opening,
                 ),
                 id=follow_up_workflow_id(parent),
                 parent_close_policy=ParentClosePolicy.ABANDON,

@@ -48,7 +48,7 @@ class ReminderLadderWorkflow:
     def __init__(self, start: LadderStart) -> None:
         self._start = start
         self._deadline = start.deadline
-        self._step = 0
+        self._step = start.first_step
         self._sent = 0
         self._answered = False
         self._stopped = False

@@ -150,12 +150,15 @@ def plan_missions(events: int) -> list[tuple[str, int]]:
 
 async def append_mission(store: EventStore, mission_id: str, commands: Sequence[Command]) -> int:
     """Decide, append (one append per command, with metadata shaped like the workflow's)
-    and evolve; returns the events appended."""
+    and evolve; returns the events appended. A command that records nothing in the stream
+    (polling stations go to the intake) appends nothing, as in the workflow."""
     state = Mission()
     run_id = str(uuid.uuid4())
     for command in commands:
         now = datetime.now(UTC)
         events = decide(state, command, now=now)
+        if not events:
+            continue
         command_id = str(uuid.uuid4())
         metadata = EventMetadata(
             actor="coordinator:Bench Secretariat",

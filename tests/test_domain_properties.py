@@ -36,14 +36,18 @@ from domain.values import (
     Addressee,
     Assessment,
     DateWindow,
+    DeadlineKind,
+    DeliveryPurpose,
     Election,
     ElectionType,
+    EvidenceItem,
     Finding,
     FindingCategory,
     ObserverRole,
     Phase,
     PhaseChecklist,
     Priority,
+    Rating,
     Recipient,
     RecipientKind,
     Recommendation,
@@ -420,6 +424,98 @@ def _play(commands: list[Command]) -> tuple[Mission, list[Event]]:
     return state, events
 
 
+# The seed mission with nominations requested and acknowledgements chased (its closing
+# left to the pool), then the follow-up: what makes a stream long.
+FOLLOW_UP_SKELETON: list[Command] = [
+    cmd
+    for cmd in seed.mission(
+        MISSION_ID,
+        nominations=c.RequestNominations(deadline=datetime(2021, 1, 5, tzinfo=UTC)),
+        acknowledge_by=datetime(2021, 2, 15, tzinfo=UTC),
+    )
+    if not isinstance(cmd, c.CloseMission)
+]
+_FOLLOW_UP_STATES = ["AZ", "KG", seed.HOST]
+_DELIVERIES: st.SearchStrategy[Command] = st.builds(
+    c.RecordDelivery,
+    kind=st.sampled_from(DeadlineKind),
+    member_state=st.sampled_from(_FOLLOW_UP_STATES),
+    purpose=st.sampled_from(DeliveryPurpose),
+    step=st.integers(0, 3),
+    cycle=st.integers(0, 2),
+    message_id=st.sampled_from(["m-1", "m-2", "m-3"]),
+    delivered=st.booleans(),
+)
+_EVIDENCE: st.SearchStrategy[Command] = st.builds(
+    c.SubmitEvidence,
+    member_state=st.sampled_from(_FOLLOW_UP_STATES),
+    cycle=st.integers(1, 2),
+    evidence=st.lists(
+        st.builds(
+            EvidenceItem,
+            recommendation_id=st.sampled_from(["R1", "R2", "R3"]),
+            text=st.just("Ramps ordered."),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+_FOLLOW_UP: st.SearchStrategy[Command] = st.one_of(
+    _DELIVERIES,
+    _DELIVERIES,
+    st.builds(
+        c.RequestEvidence,
+        cycle=st.integers(1, 2),
+        member_states=st.sampled_from([["AZ", seed.HOST], ["KG", "AZ"], [seed.HOST]]),
+        deadline=st.just(datetime(2021, 7, 1, tzinfo=UTC)),
+    ),
+    _EVIDENCE,
+    _EVIDENCE,
+    st.builds(
+        c.RateImplementation,
+        recommendation_id=st.sampled_from(["R1", "R2", "R3", "R9"]),
+        rating=st.sampled_from(Rating),
+        rated_on=st.just(date(2021, 7, 2)),
+        basis=st.just("The evidence."),
+    ),
+    st.sampled_from(
+        [
+            c.DeclineNomination(member_state="AZ", reason="No budget."),
+            c.AcknowledgeRecommendations(recipient=member("AZ"), acknowledged_on=E),
+            c.AcknowledgeRecommendations(recipient=member("KG"), acknowledged_on=E),
+            c.ReopenReview(new_mission_id="kz-2025", reason="A new election."),
+            c.ReopenReview(new_mission_id="kz-2026", reason="Another election."),
+            c.SubmitEvidence(
+                member_state="AZ",
+                cycle=1,
+                evidence=[EvidenceItem(recommendation_id="R9", text="Not one of ours.")],
+            ),
+            c.CloseMission(),
+            c.EndFollowUp(reason="Review complete."),
+        ]
+    ),
+)
+
+
+@st.composite
+def _follow_up_histories(draw: st.DrawFn) -> list[Command]:
+    """``FOLLOW_UP_SKELETON`` with deliveries recorded along the way, then a run of
+    follow-up commands: deliveries, evidence cycles, ratings, reopenings, the end."""
+    during = draw(st.lists(st.tuples(st.integers(0, len(FOLLOW_UP_SKELETON)), _DELIVERIES)))
+    commands = list(FOLLOW_UP_SKELETON)
+    for at, delivery in sorted(during, key=lambda d: d[0], reverse=True):
+        commands.insert(at, delivery)
+    if draw(st.booleans()):  # the first cycle opened at once: evidence can follow
+        commands.append(
+            c.RequestEvidence(
+                cycle=1,
+                member_states=_FOLLOW_UP_STATES,
+                deadline=datetime(2021, 7, 1, tzinfo=UTC),
+            )
+        )
+    return commands + draw(st.lists(_FOLLOW_UP, min_size=5, max_size=60))
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commands=_histories())
 def test_random_histories_keep_the_invariants(commands: list[Command]) -> None:
@@ -452,6 +548,26 @@ def test_random_histories_keep_the_invariants(commands: list[Command]) -> None:
             assert state.stage is previous.stage, "closed and cancelled are terminal"
             if state is not previous:
                 assert command.type in _AFTER_THE_END, command.type
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commands=_histories() | _follow_up_histories(), cut=st.integers(0, 10_000))
+def test_fold_is_evolve_event_by_event(commands: list[Command], cut: int) -> None:
+    """``fold`` gives what ``evolve`` gives event by event, from nothing or on from a
+    state along the way; and neither changes a state it was given: every state kept
+    along the way (as replays at a version and the workflow keep them) stays as it was
+    when it was made, after later events are evolved and folded onto it."""
+    _state, events = _play(commands)
+    states, snapshots = [Mission()], [Mission().model_dump()]
+    for event in events:
+        states.append(evolve(states[-1], event))
+        snapshots.append(states[-1].model_dump())
+    at = cut % len(states)
+    assert fold(events) == states[-1]
+    assert fold(events[at:], states[at]) == states[-1]
+    assert fold(events[at:], fold(events[:at])) == states[-1]
+    assert fold([], states[at]) is states[at]
+    assert [s.model_dump() for s in states] == snapshots
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

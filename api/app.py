@@ -52,6 +52,7 @@ from api.tokens import Principal, TokenStore
 from domain import DomainError
 from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenReview
 from domain.errors import RULES
+from domain.host_time import localized
 from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
 from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
@@ -338,9 +339,11 @@ def create_app(
             int | None, Query(ge=1, le=SAFE_INTEGER, description="state as of this version")
         ] = None,
     ) -> Mission:
-        """The mission's state (folded from its events), now or as of a version."""
+        """The mission's state (folded from its events), now or as of a version; its times
+        in the host's time zone (``time_zone``), with their UTC offset."""
         await guarded("get_mission", caller, mission_id)
-        return await missions.state(mission_id, version=version)
+        state = await missions.state(mission_id, version=version)
+        return localized(state, state.time_zone)
 
     @app.get("/v1/missions/{mission_id}/timeline", name="get_timeline")
     async def get_timeline(

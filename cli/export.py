@@ -27,7 +27,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -43,6 +43,7 @@ from cli.services import NotRunning, open_missions
 from domain import events as ev
 from domain import evolve, fold, load_event, text_sha256
 from domain.events import Event
+from domain.host_time import local, localized
 from domain.state import Mission, ReminderTrack, StationVisit
 from domain.values import Assessment, DeadlineKind, DeliveryPurpose, FindingCategory, Stage
 from eventstore.models import ChainBreak, ChainCheck, RecordedEvent
@@ -87,6 +88,9 @@ class MissionHeader(_Model):
     stage: Stage
     member_states: list[str]
     registered_at: datetime | None
+    time_zone: str = "UTC"
+    """The host's IANA zone: the report's times are in it, with their UTC offset."""
+    time_zone_note: str | None = None
     deployed_on: date | None
     closed_at: datetime | None
     cancelled_at: datetime | None
@@ -374,7 +378,7 @@ def build_report(
             f"{(statement.publication.history_fingerprint or '')[:16]} no longer matches "
             f"version {statement.publication.versions[0] - 1}"
         )
-    return AuditReport(
+    report = AuditReport(
         mission=_header(state, index, stages),
         as_of_version=events[-1].stream_version,
         as_of_recorded_at=events[-1].recorded_at,
@@ -407,6 +411,8 @@ def build_report(
             fingerprint_problems=problems,
         ),
     )
+    # A person reads the report's instants in the host's time, with their offset.
+    return localized(report, state.time_zone)
 
 
 E = TypeVar("E", bound=ev.EventBase)
@@ -431,6 +437,8 @@ def _header(state: Mission, index: _Index, stages: list[StageChange]) -> Mission
         mission_id=state.mission_id,
         organisation=state.organisation or "",
         host_country=state.host_country or "",
+        time_zone=state.time_zone or "UTC",
+        time_zone_note=state.time_zone_note,
         inviting_authority=state.inviting_authority or "",
         election_name=state.election.name,
         election_type=state.election.type.value,
@@ -923,13 +931,14 @@ class TimelineRow(_Model):
     hash: str
 
 
-def timeline(events: Sequence[RecordedEvent]) -> list[TimelineRow]:
-    """One row per event, with what a person needs to recognise it."""
+def timeline(events: Sequence[RecordedEvent], time_zone: str | None = None) -> list[TimelineRow]:
+    """One row per event, with what a person needs to recognise it; times in
+    ``time_zone`` (the host's), with their offset."""
     return [
         TimelineRow(
             version=e.stream_version,
-            occurred_at=_time(e.occurred_at),
-            recorded_at=_time(e.recorded_at),
+            occurred_at=_time(local(e.occurred_at, time_zone)),
+            recorded_at=_time(local(e.recorded_at, time_zone)),
             event=e.event_type,
             actor=e.metadata.actor or "",
             summary=summarize(e),
@@ -1048,15 +1057,14 @@ def _summary(event: Event) -> str:
 
 
 def _time(moment: datetime) -> str:
-    """UTC, to the second; a naive time (as stations' visit times are) is shown as given."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """To the second, with the UTC offset it carries (the report's instants are in the
+    host's time zone); a time without an offset is shown as written."""
+    return moment.isoformat(sep=" ", timespec="seconds")
 
 
 def _minute(moment: datetime) -> str:
-    """A station visit's time: to the minute, as observers note it."""
-    return _time(moment)[:-3]
+    """A station visit's time: to the minute, as observers note it (with its offset)."""
+    return moment.isoformat(sep=" ", timespec="minutes")
 
 
 def cited(item: Figure | VisitEntry | LocalityCoverage | ConflictEntry | FindingCount) -> str:
@@ -1145,7 +1153,7 @@ def to_markdown(report: AuditReport, events: Sequence[RecordedEvent]) -> str:
         "",
         f"{_md(m.organisation)} — {_md(m.election_name)}, {m.election_date}",
         "",
-        f"As of version {report.as_of_version}, recorded {_time(report.as_of_recorded_at)} UTC.",
+        f"As of version {report.as_of_version}, recorded {_time(report.as_of_recorded_at)}.",
         f"**{_md(chain_sentence(report))}**",
         "",
         "## Mission",
@@ -1238,8 +1246,11 @@ def to_markdown(report: AuditReport, events: Sequence[RecordedEvent]) -> str:
         )
     out += ["## Timeline", ""]
     out += _md_table(
-        ("v", "occurred (UTC)", "event", "actor", "summary"),
-        [(r.version, r.occurred_at, r.event, r.actor, r.summary) for r in timeline(events)],
+        ("v", "occurred", "event", "actor", "summary"),
+        [
+            (r.version, r.occurred_at, r.event, r.actor, r.summary)
+            for r in timeline(events, report.mission.time_zone)
+        ],
     )
     out += ["## Hash chain", "", _md(chain_sentence(report)), ""]
     return "\n".join(out)
@@ -1254,6 +1265,11 @@ def _mission_rows(report: AuditReport) -> list[tuple[str, str, str]]:
     rows = [
         ("organisation", m.organisation, origin),
         ("host country", m.host_country, origin),
+        (
+            "time zone",
+            m.time_zone + (f" ({m.time_zone_note})" if m.time_zone_note else ""),
+            origin,
+        ),
         ("invited by", m.inviting_authority, origin),
         ("election", f"{m.election_name} ({m.election_type})", origin),
         ("election day", str(m.election_date), origin),
@@ -1373,7 +1389,7 @@ def _statement_rows(report: AuditReport) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 f"approved ({a.draft_id})",
-                f"by {a.approved_by} at {_time(a.approved_at)} UTC; sha256 {a.text_sha256}",
+                f"by {a.approved_by} at {_time(a.approved_at)}; sha256 {a.text_sha256}",
                 versions_label(a.versions),
             )
         )
@@ -1425,7 +1441,7 @@ def _reminder_figure_rows(report: AuditReport) -> list[tuple[str, str, str]]:
     return rows + [
         (
             f"{d.kind.value} deadline" + (f" (cycle {d.cycle})" if d.cycle else ""),
-            f"{_time(d.deadline)} UTC for {', '.join(d.member_states)}",
+            f"{_time(d.deadline)} for {', '.join(d.member_states)}",
             f"v{d.version}",
         )
         for d in r.deadlines
@@ -1479,7 +1495,7 @@ def to_html(report: AuditReport, events: Sequence[RecordedEvent]) -> str:
         .get_template("audit_report.html")
         .render(
             report=report,
-            timeline=timeline(events),
+            timeline=timeline(events, report.mission.time_zone),
             coverage=coverage_sentence(report),
             chain_line=chain_sentence(report),
             statement_rows=_statement_rows(report),
@@ -1672,7 +1688,7 @@ def to_pdf(
     pdf.para(f"{m.organisation}\n{m.election_name}, {m.election_date}", size=10)
     pdf.set_text_color(*_MUTED)
     pdf.para(
-        f"As of version {report.as_of_version}, recorded {_time(report.as_of_recorded_at)} UTC. "
+        f"As of version {report.as_of_version}, recorded {_time(report.as_of_recorded_at)}. "
         "Each figure names the stream versions (v…) of the events it rests on; "
         "the jsonl and csv exports hold those events in full.",
         size=8,
@@ -1778,8 +1794,11 @@ def to_pdf(
 
     pdf.heading("Timeline")
     pdf.grid(
-        ("v", "occurred (UTC)", "event", "actor", "summary"),
-        [(r.version, r.occurred_at, r.event, r.actor, r.summary) for r in timeline(events)],
+        ("v", "occurred", "event", "actor", "summary"),
+        [
+            (r.version, r.occurred_at, r.event, r.actor, r.summary)
+            for r in timeline(events, report.mission.time_zone)
+        ],
         (8, 33, 41, 36, 62),
         size=7,
     )

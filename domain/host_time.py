@@ -14,9 +14,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from datetime import date, datetime, time, tzinfo
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BaseModel
+
 UTC_ZONE = "UTC"
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -93,3 +98,24 @@ def shown(moment: datetime | None, zone_name: str | None) -> str:
     if moment is None:
         return "-"
     return local(moment, zone_name).isoformat()
+
+
+def localized(value: T, zone_name: str | None) -> T:
+    """``value`` with every instant in it (in models, lists, tuples and dict values) read
+    in ``zone_name``'s local time with its offset: the same instants, as a person there
+    reads them. Times without an offset are left as written."""
+    if isinstance(value, datetime):
+        return local(value, zone_name) if value.tzinfo is not None else value  # type: ignore[return-value]
+    if isinstance(value, BaseModel):
+        changes = {
+            name: localized(getattr(value, name), zone_name) for name in type(value).model_fields
+        }
+        changed = {k: v for k, v in changes.items() if v is not getattr(value, k)}
+        return value.model_copy(update=changed) if changed else value
+    if isinstance(value, list):
+        items = [localized(item, zone_name) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value  # type: ignore[return-value]
+    if isinstance(value, dict):
+        entries = {k: localized(v, zone_name) for k, v in value.items()}
+        return entries if any(entries[k] is not value[k] for k in value) else value  # type: ignore[return-value]
+    return value

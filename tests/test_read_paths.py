@@ -129,6 +129,11 @@ async def test_every_read_path_counts_the_same_visits(
     listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
     assert (len(listed), len({v["station_id"] for v in listed})) == expected
     assert listed[0]["arrived_at"] == "2021-01-10T06:45:00+06:00"  # host time, with offset
+    # The mission's times are shown in host time, with their offset.
+    mission = (await api.get(f"/v1/missions/{mission_id}", headers=coordinator)).json()
+    assert mission["time_zone"] == "Asia/Almaty"
+    assert mission["registered_at"].endswith("+06:00")
+    assert mission["polls_open_at"].endswith("+06:00")
     own = (await api.get(f"/v1/missions/{mission_id}/visits", headers=observer)).json()
     assert {v["team_id"] for v in own} == {"team-2"} and len(own) == 4
 
@@ -169,6 +174,8 @@ async def test_every_read_path_counts_the_same_visits(
     exported = await eom("audit", "export", mission_id, "--format", "md", env=env)
     assert exported.code == 0, exported.err
     assert f"| visits | {expected[0]} |" in exported.out
+    assert "| time zone | Asia/Almaty |" in exported.out
+    assert "2021-01-10 06:45+06:00" in exported.out  # the first visit, in host time
 
 
 async def test_a_check_in_alert_is_cleared_by_the_teams_opening_report(

@@ -115,9 +115,10 @@ async def _apply(conn: Connection, event: RecordedEvent) -> None:
         "SELECT state FROM mission_list WHERE mission_id = $1", event.stream_id
     )
     state = Mission.model_validate(stored, context=RECORDED) if stored else Mission()
-    # The state for decisions (ids and names, no free texts), as the workflow holds it:
-    # rewritten at every event, a full state would grow with the square of the texts.
-    state = evolve(state, load_event(event.data)).for_decisions()
+    # The state for decisions (ids and names, no free texts, nor the visits of records
+    # made before visits went through the intake), as the workflow holds it: rewritten at
+    # every event, a full state would grow with the square of the texts or the visits.
+    state = evolve(state, load_event(event.data)).for_decisions(visits=False)
     if state.stage is None or state.election is None:
         return
     await conn.execute(

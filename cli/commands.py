@@ -227,6 +227,11 @@ FORMS: dict[str, Form] = {
         "the host has several zones",
         ("Asia/Almaty",),
     ),
+    "reminders": Form(
+        "--no-reminders records the request without reminders or escalation: needed when "
+        "its deadline is already past (a mission entered after the fact)",
+        then="default: reminded",
+    ),
     "participants": Form("repeat for each person"),
     "topics": Form("repeat for each topic"),
     "observer_ids": Form("repeat for each observer", ("obs-az-1",)),

@@ -57,7 +57,7 @@ from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
 from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
 from eventstore.models import RecordedEvent
-from intake.visits import RecordedVisit, mission_visits
+from intake.visits import RecordedVisit, mission_visits, with_visits
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
 from workflows.client import CommandRefused, Missions
 from workflows.messages import CommandResult
@@ -343,7 +343,8 @@ def create_app(
         in the host's time zone (``time_zone``), with their UTC offset."""
         await guarded("get_mission", caller, mission_id)
         state = await missions.state(mission_id, version=version)
-        return localized(state, state.time_zone)
+        visits = await mission_visits(missions.store, mission_id, as_of_version=version)
+        return localized(with_visits(state, visits), state.time_zone)
 
     @app.get("/v1/missions/{mission_id}/timeline", name="get_timeline")
     async def get_timeline(

@@ -30,6 +30,7 @@ from domain.values import FIRST_DAY, LAST_DAY, SAFE_INTEGER
 from eventstore.chain import verify_chain
 from eventstore.models import ChainCheck, RecordedEvent, StoredEvent
 from eventstore.store import EventStore, read_chain_on, read_stream_data_on
+from intake.visits import mission_visits, with_visits
 from worker import WORKFLOW_RUNNER, Settings, configure_logging, data_converter
 from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
@@ -179,7 +180,13 @@ def replay(
             state = fold(load_event(e.data) for e in events)
             head = events[-1] if events else None
             check: ChainCheck = verify_chain(mission, [StoredEvent.of(e) for e in events])
-            print_mission(console, state, events, check)
+            visits = await mission_visits(
+                store,
+                mission,
+                time_zone=state.time_zone,
+                as_of_version=head.stream_version if head else 0,
+            )
+            print_mission(console, with_visits(state, visits), events, check)
             if head is not None:
                 console.print(
                     f"as of v{head.stream_version}, recorded {head.recorded_at.isoformat()}"

@@ -54,7 +54,7 @@ from domain.commands import Command, DraftStatement
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
-from intake.visits import mission_visits
+from intake.visits import mission_visits, with_visits
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -624,8 +624,10 @@ def show(
                 raise NotRunning(f"no mission {mission_id!r} in the event store")
             state = await missions.state(mission_id, version=version)
             chain = await missions.store.verify_stream(mission_id)
-            visits = await mission_visits(missions.store, mission_id, time_zone=state.time_zone)
-            print_mission(console, state, events, chain, visits)
+            visits = await mission_visits(
+                missions.store, mission_id, time_zone=state.time_zone, as_of_version=version
+            )
+            print_mission(console, with_visits(state, visits), events, chain)
 
     _run(main())
 

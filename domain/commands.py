@@ -185,14 +185,9 @@ class RecordStationVisit(CommandBase):
     departed_at: Moment
     checklists: list[PhaseChecklist] = Field(min_length=1, max_length=8)
     findings: list[Finding] = Field(default_factory=list, max_length=200)
-
-    @model_validator(mode="after")
-    def _comparable_times(self) -> RecordStationVisit:
-        if (self.arrived_at.tzinfo is None) != (self.departed_at.tzinfo is None):
-            raise ValueError(
-                "arrived_at and departed_at must both be local times or both carry a UTC offset"
-            )
-        return self
+    corrects: Identifier | None = None
+    """The id of an earlier visit of the same team that this one replaces (the earlier
+    stays in the record; counts use the latest correction)."""
 
 
 class RegisterPollingStations(CommandBase):

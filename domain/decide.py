@@ -49,6 +49,7 @@ def decide(
     intake_drained: bool = True,
     repeats_refused: bool = True,
     host_time: bool = True,
+    intake_visits: bool = False,
 ) -> list[Event]:
     """The events ``command`` causes on ``state``, or a ``DomainError`` naming the rule.
 
@@ -59,7 +60,10 @@ def decide(
     before them. ``host_time`` false judges times as they were written, for histories
     recorded before missions named their host's time zone; true reads every instant in
     the host's local time (a time without an offset is host-local) and refuses deadlines
-    already past unless recorded without reminders."""
+    already past unless recorded without reminders. ``intake_visits`` true leaves a visit
+    by command to the intake's rules (a registered station, dates in the station's own
+    zone, conflicts and corrections, ``domain.submissions.admit``), as the mission
+    workflow records it: only the mission's own rules (stage, team) are checked here."""
     if isinstance(command, c.RegisterInvitation):
         return _register(state, command, now, host_time=host_time)
     handler = _HANDLERS[type(command)]
@@ -67,11 +71,15 @@ def decide(
     _require_stage(state, stages, name)
     if isinstance(command, c.CloseElectionDay) and not intake_drained:
         return []
+    visit = isinstance(command, c.RecordStationVisit)
     if host_time:
-        command = in_host_time(command, state.time_zone)
+        if not (visit and intake_visits):  # else read in the station's zone, by the intake
+            command = in_host_time(command, state.time_zone)
         _refuse_past_deadline(command, now, state.time_zone)
     else:  # times as written: the record's zone plays no part
         state = state.model_copy(update={"time_zone": None})
+    if isinstance(command, c.RecordStationVisit) and intake_visits:
+        return _visiting_team(state, command)
     events = handler(state, command, now)
     if repeats_refused:
         _refuse_repeat(state, command)
@@ -132,7 +140,8 @@ def _refuse_past_deadline(command: Command, now: datetime, time_zone: str | None
         raise e.DeadlinePassed(
             f"{field} {shown(deadline, time_zone)} is already past (now "
             f"{shown(now, time_zone)}): reminders would go out and escalate at once; set a "
-            f"later {field}, or record it without reminders (reminders: false)"
+            f"later {field}, or record it without reminders (reminders: false; "
+            f"--no-reminders in the CLI)"
         )
 
 
@@ -372,10 +381,7 @@ def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) ->
 def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Event]:
     _unique([cmd.visit_id], state.visits, "visit")
     _check_visit_dates(cmd, _election_day(state), state.time_zone)
-    if cmd.team_id not in state.teams:
-        raise e.UnknownReference(f"no team {cmd.team_id!r} has been formed")
-    if not state.active_members(cmd.team_id):
-        raise e.TeamNotActive(f"team {cmd.team_id!r} has no accepted observer left")
+    _visiting_team(state, cmd)
     events: list[Event] = [ev.StationVisitRecorded(**cmd.model_dump(exclude={"type"}))]
     same_station = [v for v in state.visits.values() if v.station_id == cmd.station_id]
     teams = sorted({v.team_id for v in same_station} | {cmd.team_id})
@@ -393,6 +399,16 @@ def _visit(state: Mission, cmd: c.RecordStationVisit, now: datetime) -> list[Eve
 def _stations(state: Mission, cmd: c.RegisterPollingStations, now: datetime) -> list[Event]:
     """Polling stations are the intake's (their own stream, read by every report): the
     mission's rules only say when they may be registered; the intake records them."""
+    return []
+
+
+def _visiting_team(state: Mission, cmd: c.RecordStationVisit) -> list[Event]:
+    """The team of a visit is formed and has an accepted observer (the intake records the
+    visit itself: no event here)."""
+    if cmd.team_id not in state.teams:
+        raise e.UnknownReference(f"no team {cmd.team_id!r} has been formed")
+    if not state.active_members(cmd.team_id):
+        raise e.TeamNotActive(f"team {cmd.team_id!r} has no accepted observer left")
     return []
 
 

@@ -168,6 +168,7 @@ class StationVisitRecorded(EventBase):
     departed_at: datetime
     checklists: list[PhaseChecklist]
     findings: list[Finding]
+    corrects: Identifier | None = None
 
 
 class StationReportsConflicted(EventBase):

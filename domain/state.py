@@ -77,6 +77,8 @@ class StationVisit(Frozen):
     departed_at: datetime
     checklists: list[PhaseChecklist]
     findings: list[Finding]
+    corrects: str | None = None
+    """The visit this one corrects (replaces), if any."""
 
 
 class Report(Frozen):

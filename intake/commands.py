@@ -44,6 +44,7 @@ def visit_report(mission_id: str, command: RecordStationVisit) -> StationVisitRe
         departed_at=command.departed_at,
         checklists=command.checklists,
         findings=command.findings,
+        corrects=command.corrects,
     )
 
 

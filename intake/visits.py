@@ -10,9 +10,10 @@ exports list visits from here, and coverage counts the same set.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from domain.host_time import local
-from domain.state import StationVisit
+from domain.state import Mission, StationVisit
 from domain.values import RECORDED
 from eventstore.store import EventStore
 
@@ -24,12 +25,15 @@ SELECT e.data::text AS data, r.submission_id AS visit_id, e.stream_id, e.stream_
 FROM intake_receipts AS r JOIN events AS e ON e.event_id = r.event_id
 WHERE r.mission_id = $1 AND r.kind = 'station_visit'
   AND ($2::text IS NULL OR r.team_id = $2)
+  AND ($3::bigint IS NULL OR r.global_position <= $3)
   AND NOT EXISTS (SELECT 1 FROM intake_receipts AS c
-                  WHERE c.mission_id = $1 AND c.corrects = r.submission_id)
+                  WHERE c.mission_id = $1 AND c.corrects = r.submission_id
+                    AND ($3::bigint IS NULL OR c.global_position <= $3))
 UNION ALL
 SELECT data::text, data->>'visit_id', stream_id, stream_version, global_position FROM events
 WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
   AND ($2::text IS NULL OR data->>'team_id' = $2)
+  AND ($3::bigint IS NULL OR global_position <= $3)
 ORDER BY global_position
 """
 
@@ -49,10 +53,23 @@ async def mission_visits(
     *,
     team_id: str | None = None,
     time_zone: str | None = None,
+    as_of_version: int | None = None,
 ) -> list[RecordedVisit]:
     """The mission's standing visits in the order they were recorded (only ``team_id``'s
-    if given), their times in ``time_zone`` with its offset (as stored if ``None``)."""
-    rows = await store.pool.fetch(_VISITS, mission_id, team_id)
+    if given), their times in ``time_zone`` with its offset (as stored if ``None``); with
+    ``as_of_version``, as they stood when the mission's stream was at that version (the
+    reports recorded, and corrected, by then)."""
+    through = None
+    if as_of_version is not None:
+        through = await store.pool.fetchval(
+            "SELECT global_position FROM events WHERE stream_id = $1 AND stream_version <= $2 "
+            "ORDER BY stream_version DESC LIMIT 1",
+            mission_id,
+            as_of_version,
+        )
+        if through is None:
+            return []
+    rows = await store.pool.fetch(_VISITS, mission_id, team_id, through)
     visits = []
     for row in rows:
         data = json.loads(row["data"])
@@ -73,3 +90,22 @@ async def mission_visits(
             changes["departed_at"] = local(visit.departed_at, time_zone)
         visits.append(visit.model_copy(update=changes))
     return visits
+
+
+def with_visits(state: Mission, visits: Sequence[StationVisit]) -> Mission:
+    """``state`` with the mission's visits however they came (``mission_visits``) and the
+    stations reported by more than one team: what a reader of the mission is shown, so
+    that the mission's state and its visit list agree."""
+    teams: dict[str, set[str]] = {}
+    for visit in visits:
+        teams.setdefault(visit.station_id, set()).add(visit.team_id)
+    return state.model_copy(
+        update={
+            "visits": {v.visit_id: v for v in visits},
+            "conflicting_stations": {
+                station: [v.visit_id for v in visits if v.station_id == station]
+                for station, by in teams.items()
+                if len(by) > 1
+            },
+        }
+    )

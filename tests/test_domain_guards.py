@@ -802,13 +802,14 @@ def test_country_codes_are_normalised() -> None:
         nominate("az-y", "AZE")
 
 
-def test_visit_times_of_mixed_kinds_are_refused_at_the_door() -> None:
-    """One local and one offset-carrying time cannot be compared: the command is invalid."""
+def test_visit_times_of_mixed_kinds_are_read_alike() -> None:
+    """One local and one offset-carrying time: the local one is read in host time, so both
+    are instants and compare (08:30 in Almaty is 02:30Z)."""
+    state = before(c.RecordStationVisit)
     visit = seed.station_visit(1, team=1)
-    with pytest.raises(ValueError, match="both be local times or both carry a UTC offset"):
-        c.RecordStationVisit.model_validate(
-            {
-                **visit.model_dump(),
-                "departed_at": visit.departed_at.replace(tzinfo=UTC),
-            }
-        )
+    mixed = visit.model_copy(update={"departed_at": datetime(2021, 1, 10, 2, 30, tzinfo=UTC)})
+    [recorded] = events_of(state, mixed)
+    assert isinstance(recorded, ev.StationVisitRecorded)
+    assert recorded.arrived_at == datetime(2021, 1, 10, 0, 45, tzinfo=UTC)
+    late = visit.model_copy(update={"departed_at": datetime(2021, 1, 10, 0, 30, tzinfo=UTC)})
+    refuse(state, late, e.VisitTimesInverted, "'visit-01'")

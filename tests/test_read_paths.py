@@ -133,10 +133,12 @@ async def test_every_read_path_counts_the_same_visits(
     # The mission's times are shown in host time, with their offset.
     mission = (await api.get(f"/v1/missions/{mission_id}", headers=coordinator)).json()
     assert mission["time_zone"] == "Asia/Almaty"
+    assert len(mission["visits"]) == expected[0]
+    assert list(mission["conflicting_stations"]) == ["NS-101"]
     almaty = ZoneInfo("Asia/Almaty")  # +06:00 in 2021, +05:00 since March 2024
     for field in ("registered_at", "polls_open_at"):
-        shown = datetime.fromisoformat(mission[field])
-        assert shown.utcoffset() == almaty.utcoffset(shown.replace(tzinfo=None)), mission[field]
+        moment = datetime.fromisoformat(mission[field])
+        assert moment.utcoffset() == almaty.utcoffset(moment.replace(tzinfo=None)), mission[field]
     own = (await api.get(f"/v1/missions/{mission_id}/visits", headers=observer)).json()
     assert {v["team_id"] for v in own} == {"team-2"} and len(own) == 4
 
@@ -174,6 +176,12 @@ async def test_every_read_path_counts_the_same_visits(
     line = re.search(r"station visits: (\d+) at (\d+) stations", shown.out)
     assert line is not None and (int(line[1]), int(line[2])) == expected
     assert "time zone: Asia/Almaty" in shown.out
+    assert "conflicting reports: NS-101" in shown.out
+    replayed = await eom("audit", "replay", mission_id, env=env)
+    assert replayed.code == 0, replayed.err
+    assert f"station visits: {expected[0]} at {expected[1]} stations" in replayed.out
+    early = await eom("mission", "show", mission_id, "--version", "3", env=env)
+    assert "station visits: 0 at 0 stations" in early.out, early.out
     exported = await eom("audit", "export", mission_id, "--format", "md", env=env)
     assert exported.code == 0, exported.err
     assert f"| visits | {expected[0]} |" in exported.out

@@ -318,7 +318,7 @@ class Missions:
             if isinstance(command, CloseElectionDay) and state.stage is Stage.election_day:
                 counted = intake_progressed(state, await progress(self.store, mission_id))
                 state = fold(counted, state)
-            events = counted + decide(state, command, now=datetime.now(UTC))
+            events = counted + decide(state, command, now=datetime.now(UTC), intake_visits=True)
             check_carried(state, events)
             if isinstance(command, INTAKE_COMMANDS):
                 # Recorded by the intake, under its rules (registered stations, dates in

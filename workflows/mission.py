@@ -191,6 +191,7 @@ class MissionWorkflow:
             now=workflow.now(),
             repeats_refused=self._edge_rules_on is not False,
             host_time=self._one_record_on is not False,
+            intake_visits=self._one_record_on is not False,
             **flags,
         )
         if self._edge_rules_on is not False:

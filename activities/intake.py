@@ -6,7 +6,6 @@ Each is one query (or one transaction) over the intake's tables; all are safe to
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from domain import DomainError
 from domain.commands import RecordStationVisit, RegisterPollingStations
@@ -44,9 +43,10 @@ class IntakeActivities:
     @activity.defn(name="intake_command")
     async def intake_command(self, request: IntakeCommandRequest) -> IntakeCommandResult:
         """Record a mission command the intake holds (polling stations, a visit recorded
-        by command) under the intake's rules. A refusal is final (``ApplicationError``
-        of the rule's type, nothing recorded); a store failure is retried, and a retry
-        of a visit recorded meanwhile is answered as the same submission."""
+        by command) under the intake's rules. A refusal is answered (``refused_rule``,
+        nothing recorded), not raised: it is the command's answer, not the activity's
+        failure. A store failure is retried, and a retry of a visit recorded meanwhile is
+        answered as the same submission."""
         command = request.request.command
         assert isinstance(command, RecordStationVisit | RegisterPollingStations)
         async with Intake(self.store, flushers=1) as intake:
@@ -55,7 +55,5 @@ class IntakeActivities:
                     intake, request.mission_id, command, actor=request.request.actor
                 )
             except DomainError as error:
-                raise ApplicationError(
-                    error.message, error.rule, type=error.rule, non_retryable=True
-                ) from None
+                return IntakeCommandResult(refused_rule=error.rule, refused_message=error.message)
         return IntakeCommandResult(**recorded.model_dump())

@@ -134,7 +134,9 @@ def print_coverage(found: Coverage, *, trace: bool = False) -> None:
 
 
 def read_stations(path: Path) -> list[PollingStation]:
-    """A CSV with a header: ``station_id``, ``locality`` and optionally ``name``."""
+    """A CSV with a header: ``station_id``, ``locality`` and optionally ``name`` and
+    ``time_zone`` (the station's own IANA zone, where the host spans several). Another
+    column is refused (``InputError``), so that nothing typed is silently dropped."""
     try:
         # utf-8-sig: a spreadsheet's CSV export often opens with a byte-order mark.
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -146,6 +148,12 @@ def read_stations(path: Path) -> list[PollingStation]:
     missing = {"station_id", "locality"} - set(rows[0])
     if missing:
         raise InputError(f"{path} has no column {', '.join(sorted(missing))}")
+    unknown = set(rows[0]) - {"station_id", "locality", "name", "time_zone"}
+    if unknown:
+        raise InputError(
+            f"{path} has column {', '.join(sorted(map(str, unknown)))}, which a polling station "
+            "does not have (columns: station_id, locality, name, time_zone)"
+        )
     stations = []
     for line, row in enumerate(rows, start=2):
         try:
@@ -154,6 +162,7 @@ def read_stations(path: Path) -> list[PollingStation]:
                     station_id=row["station_id"],
                     locality=row["locality"],
                     name=row.get("name") or None,
+                    time_zone=row.get("time_zone") or None,
                 )
             )
         except ValidationError as error:

@@ -174,13 +174,13 @@ def reminders_table(state: Mission, live: dict[tuple[Any, int, str], LadderStatu
             kind.value,
             str(cycle or ""),
             member_state,
-            deadline.strftime("%Y-%m-%d %H:%M:%S"),
+            _moment(deadline, state.time_zone),
             str(track.sent if track else 0),
             str(track.failures if track else 0),
             "yes" if state.answered(kind, member_state, cycle) else "no",
             "yes" if track and track.escalated else "no",
             (status.next_purpose.value + paused) if status and status.next_purpose else "-",
-            status.next_due.strftime("%Y-%m-%d %H:%M:%S") if status and status.next_due else "-",
+            _moment(status.next_due, state.time_zone) if status and status.next_due else "-",
         )
     return table
 

@@ -363,9 +363,14 @@ def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) ->
         raise e.StepMissing(
             f"a {state.profile.value} mission publishes its interim report before election day"
         )
-    polls_open_at = cmd.polls_open_at or now
+    zone, election_day = state.time_zone, _election_day(state)
+    polls_open_at: datetime | None = cmd.polls_open_at or now
+    if cmd.polls_open_at is None and zone is not None and local(now, zone).date() != election_day:
+        # Opened before or after the day (a mission entered after the fact): when the
+        # polls opened is not known, and nobody is awaited now.
+        polls_open_at = None
     grace = cmd.check_in_grace_minutes * 60
-    due = polls_open_at + timedelta(seconds=grace)
+    due = polls_open_at + timedelta(seconds=grace) if polls_open_at else None
     return [
         ev.ElectionDayOpened(
             opened_at=now,
@@ -373,7 +378,7 @@ def _open_election_day(state: Mission, cmd: c.OpenElectionDay, now: datetime) ->
             check_in_grace_seconds=grace,
             # Polls that opened (plus the grace) before election day was opened here, as
             # for a mission entered after the fact: nobody is alerted for what is past.
-            check_ins_watched=state.time_zone is None or due > now,
+            check_ins_watched=zone is None or (due is not None and due > now),
         )
     ]
 

@@ -103,6 +103,11 @@ class PollingStationsRegistered(ev.EventBase):
     stations: list[PollingStation]
 
 
+def _described(station: PollingStation) -> str:
+    zone = station.time_zone or "the mission's"
+    return f"{station.locality!r}, name {station.name!r}, time zone {zone}"
+
+
 def register_stations(
     registered: Mapping[str, PollingStation],
     stations: Sequence[PollingStation],
@@ -129,10 +134,17 @@ def register_stations(
         seen[station.station_id] = station
         known = registered.get(station.station_id)
         if known is not None and known != station:
-            raise e.StationsInvalid(
-                f"station {station.station_id!r} is registered in {known.locality!r}"
-                f"{f' as {known.name!r}' if known.name else ''}; it cannot move to "
-                f"{station.locality!r}{f' as {station.name!r}' if station.name else ''}"
+            raise (
+                e.StationsInvalid(
+                    f"station {station.station_id!r} is registered as {_described(known)}; it "
+                    f"cannot become {_described(station)}: reports counted under it would move"
+                )
+                if known.locality == station.locality
+                else e.StationsInvalid(
+                    f"station {station.station_id!r} is registered in {known.locality!r}"
+                    f"{f' as {known.name!r}' if known.name else ''}; it cannot move to "
+                    f"{station.locality!r}{f' as {station.name!r}' if station.name else ''}"
+                )
             )
     new = [s for s in seen.values() if s.station_id not in registered]
     return PollingStationsRegistered(stations=new) if new else None

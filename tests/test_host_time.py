@@ -8,6 +8,7 @@ Pure: the rules of ``decide`` and ``admit`` on states folded from the seed missi
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -128,9 +129,16 @@ def test_times_without_offset_are_host_local_in_the_record() -> None:
 
 def test_polls_opened_in_the_past_raise_no_check_in_alerts() -> None:
     state = _run(_until(c.OpenElectionDay))
-    late = NOW + timedelta(days=400)
-    [opened] = decide(state, c.OpenElectionDay(), now=late)
+    on_the_day = datetime(2021, 1, 10, 1, 0, tzinfo=UTC)  # 07:00 in Almaty
+    [opened] = decide(state, c.OpenElectionDay(), now=on_the_day)
     assert isinstance(opened, ev.ElectionDayOpened) and opened.check_ins_watched
+    assert opened.polls_open_at == on_the_day
+    late = NOW + timedelta(days=400)
+    # Opened long after the day, polls not given: when they opened is not known, and
+    # nobody is awaited.
+    [entered] = decide(state, c.OpenElectionDay(), now=late)
+    assert isinstance(entered, ev.ElectionDayOpened) and not entered.check_ins_watched
+    assert entered.polls_open_at is None
     [past] = decide(
         state,
         c.OpenElectionDay(polls_open_at=datetime(2021, 1, 10, 7, 0)),
@@ -218,3 +226,38 @@ def test_a_short_interval_entered_late_opens_one_cycle_not_one_per_missed_step()
     following = next_cycle_opening(origin, origin, interval, window, now)
     assert now - interval < following <= now
     assert next_cycle_opening(origin, following, interval, window, now) > now
+
+
+def test_a_visit_by_command_is_judged_in_its_stations_zone_whichever_path() -> None:
+    """Aqtau (UTC+5 in 2021) in a mission on Almaty's time (UTC+6): counting until 11:30 in
+    Aqtau on the morning after is within the grace; the workflow's rules leave the dates
+    to the intake, which reads them in the station's zone, as it does for a report."""
+    from intake.commands import visit_report
+
+    visit = _visit(Phase.counting, "2021-01-11T11:00+05:00", "2021-01-11T11:30+05:00")
+    visit = visit.model_copy(update={"station_id": "AQ-1", "locality": "Aqtau"})
+    assert decide(ELECTION_DAY_OPEN, visit, now=NOW, intake_visits=True) == []
+    stations = [PollingStation(station_id="AQ-1", locality="Aqtau", time_zone="Asia/Aqtau")]
+    context = IntakeContext.of(ELECTION_DAY_OPEN, stations)
+    recorded = admit(context, visit_report("tc-kz-2021", visit))
+    assert local(recorded.departed_at, "Asia/Aqtau").hour == 11  # type: ignore[union-attr]
+    naive = visit.model_copy(update={"departed_at": datetime(2021, 1, 11, 11, 30)})
+    again = admit(context, visit_report("tc-kz-2021", naive))
+    assert again.departed_at == recorded.departed_at  # type: ignore[union-attr]
+    late = visit.model_copy(update={"departed_at": datetime(2021, 1, 11, 12, 30)})
+    with pytest.raises(e.VisitNotOnElectionDay, match="Asia/Aqtau"):
+        admit(context, visit_report("tc-kz-2021", late))
+
+
+def test_a_stations_file_takes_a_time_zone_column_and_refuses_unknown_ones(
+    tmp_path: Path,
+) -> None:
+    from cli.commands import InputError
+    from cli.election_day import read_stations
+
+    listing = tmp_path / "stations.csv"
+    listing.write_text("station_id,locality,time_zone\nAQ-1,Aqtau,Asia/Aqtau\n", "utf-8")
+    assert read_stations(listing)[0].time_zone == "Asia/Aqtau"
+    listing.write_text("station_id,locality,zone\nAQ-1,Aqtau,Asia/Aqtau\n", "utf-8")
+    with pytest.raises(InputError, match="zone"):
+        read_stations(listing)

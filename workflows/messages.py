@@ -79,9 +79,12 @@ class IntakeCommandRequest(_Message):
 
 
 class IntakeCommandResult(_Message):
-    event_ids: list[UUID]
-    event_types: list[str]
-    global_positions: list[int]
+    event_ids: list[UUID] = Field(default_factory=list)
+    event_types: list[str] = Field(default_factory=list)
+    global_positions: list[int] = Field(default_factory=list)
+    refused_rule: str | None = None
+    """The rule that refused the command (nothing recorded): an answer, not a failure."""
+    refused_message: str | None = None
 
 
 class CommandResult(_Message):

@@ -401,6 +401,13 @@ class MissionWorkflow:
                 type="event_store_unavailable",
                 non_retryable=True,
             ) from None
+        if recorded.refused_rule is not None:
+            raise ApplicationError(
+                recorded.refused_message or recorded.refused_rule,
+                recorded.refused_rule,
+                type=recorded.refused_rule,
+                non_retryable=True,
+            )
         answer = CommandResult(
             mission_id=self._start.mission_id,
             command_id=request.command_id,
@@ -791,6 +798,7 @@ class MissionWorkflow:
                     counted_from=counted_from,
                     cycles_done=state.last_cycle,
                     next_opening=next_opening,
+                    reopened_for=list(state.reopened_for),
                 ),
                 id=follow_up_workflow_id(parent),
                 parent_close_policy=ParentClosePolicy.ABANDON,

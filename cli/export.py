@@ -48,7 +48,7 @@ from domain.state import Mission, ReminderTrack, StationVisit
 from domain.values import Assessment, DeadlineKind, DeliveryPurpose, FindingCategory, Stage
 from eventstore.models import ChainBreak, ChainCheck, RecordedEvent
 from eventstore.store import EventStore
-from intake.visits import RecordedVisit, mission_visits
+from intake.visits import RecordedVisit, intake_events, mission_visits
 from worker import Settings, configure_logging
 
 # -- the report ------------------------------------------------------------------------------
@@ -1843,10 +1843,13 @@ async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> 
     events = await store.read_stream(mission, to_version=check.events if check.ok else None)
     if not events:
         raise NotRunning(f"no mission {mission!r} in the event store")
-    if fmt is ExportFormat.jsonl:
-        return to_jsonl(events).encode(), len(events)
-    if fmt is ExportFormat.csv:
-        return to_csv(events).encode(), len(events)
+    if fmt in (ExportFormat.jsonl, ExportFormat.csv):
+        # The raw record: the mission's stream, then its election-day streams (polling
+        # stations and their reports, visits by command included), each event as stored,
+        # so that every figure the reports cite (by version or log position) is here.
+        raw = events + await intake_events(store, mission)
+        write = to_jsonl if fmt is ExportFormat.jsonl else to_csv
+        return write(raw).encode(), len(raw)
     try:
         state = fold(load_event(e.data) for e in events)
         visits = await mission_visits(store, mission, time_zone=state.time_zone)

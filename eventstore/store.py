@@ -575,6 +575,15 @@ class EventStore:
                 conn, stream_id, from_version=from_version, to_version=to_version
             )
 
+    async def read_streams(self, stream_ids: Sequence[str]) -> list[RecordedEvent]:
+        """Every event of ``stream_ids``, in global log order."""
+        rows = await self.pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) "
+            "ORDER BY global_position",
+            list(stream_ids),
+        )
+        return _recorded(rows)
+
     async def read_all(self, *, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         """The next events of the global log after ``after``, never skipping one whose
         transaction commits late.

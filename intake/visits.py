@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from domain.host_time import local
 from domain.state import Mission, StationVisit
 from domain.values import RECORDED
+from eventstore.models import RecordedEvent
 from eventstore.store import EventStore
+from intake.writer import stations_stream
 
 # Standing visits: intake reports not replaced by a correction, and the mission stream's
 # own StationVisitRecorded events (records made before visits went through the intake).
@@ -109,3 +111,14 @@ def with_visits(state: Mission, visits: Sequence[StationVisit]) -> Mission:
             },
         }
     )
+
+
+async def intake_events(store: EventStore, mission_id: str) -> list[RecordedEvent]:
+    """The events of the mission's election-day streams, as stored, in global log order:
+    its polling stations (``<mission>/stations``) and each station's reports
+    (``<mission>/stations/<station>``), which visits by command are too."""
+    rows = await store.pool.fetch(
+        "SELECT DISTINCT stream_id FROM intake_receipts WHERE mission_id = $1", mission_id
+    )
+    streams = [stations_stream(mission_id), *(r["stream_id"] for r in rows)]
+    return await store.read_streams(streams)

@@ -239,3 +239,50 @@ async def test_a_check_in_alert_is_cleared_by_the_teams_opening_report(
     assert (await alerted()) == teams - {"team-1"}
     kinds = [e.event_type for e in await store.read_stream(mission_id)]
     assert "CheckInMissed" in kinds and "CheckInCleared" in kinds
+
+
+async def test_one_instant_one_verdict_through_the_api(running_api: RunningApi) -> None:
+    """The issue's examples on the real services, both paths (a visit by command and a
+    report through the intake), each instant in two writings: E = 2021-01-10 in Almaty."""
+    api, missions = running_api.http, running_api.missions
+    mission_id = f"zones-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    for command in commands[: opening + 1]:
+        await missions.execute(mission_id, command, actor="coordinator")
+    coordinator = {"Authorization": f"Bearer {await running_api.token(Role.coordinator)}"}
+    cases = [
+        ("opening", "2021-01-10T05:45:00+06:00", True),
+        ("opening", "2021-01-09T23:45:00Z", True),
+        ("voting", "2021-01-11T09:00:00+06:00", False),
+        ("voting", "2021-01-10T17:00:00-10:00", False),
+    ]
+    for n, (phase, written, accepted) in enumerate(cases):
+        visit = seed.station_visit(1, team=1).model_dump(mode="json", exclude={"type"}) | {
+            "visit_id": f"cmd-{n}",
+            "arrived_at": written,
+            "departed_at": written,
+            "checklists": [{"phase": phase, "answers": {}}],
+        }
+        by_command = await api.post(
+            f"/v1/missions/{mission_id}/record-station-visit", json=visit, headers=coordinator
+        )
+        report = _report(f"rep-{n}", mission_id, "NS-102", "team-2") | {
+            "arrived_at": written,
+            "departed_at": written,
+            "checklists": [{"phase": phase, "answers": {}}],
+        }
+        by_report = await api.post(
+            f"/v1/missions/{mission_id}/reports", json={"reports": [report]}, headers=coordinator
+        )
+        if accepted:
+            assert by_command.status_code == 200, (written, by_command.text)
+            assert by_report.status_code in (200, 201), (written, by_report.text)
+        else:
+            assert by_command.status_code == 409, (written, by_command.text)
+            assert by_command.json()["error"]["code"] == "visit_not_on_election_day"
+            assert by_report.status_code == 422, (written, by_report.text)
+            assert "visit_not_on_election_day" in by_report.text
+    listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
+    # Both accepted writings of 05:45 in Almaty are shown as that one local time.
+    assert {v["arrived_at"] for v in listed} == {"2021-01-10T05:45:00+06:00"}

@@ -24,6 +24,7 @@ import typer
 import uvloop
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from activities.delivery import DeliverySettings
 from api.tokens import Role, TokenError, TokenStore, parse_duration
@@ -394,23 +395,28 @@ async def _demo_on(
             await run_demo(send, missions.store, console, mission_id=mission_id, pace=pace, eom=eom)
 
 
+class _StatusByDefault(TyperGroup):
+    """``eom reminders MISSION`` is ``eom reminders status MISSION``; ``eom reminders
+    pause|resume|send-now MISSION ...`` name their command first. (An optional argument
+    on the group itself would swallow the command's name.)"""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["status", *args]
+        return super().parse_args(ctx, args)
+
+
 reminders_app = typer.Typer(
-    help="Reminder ladders to member states: status, pause, resume, send now.",
-    invoke_without_command=True,
+    cls=_StatusByDefault,
+    help="Reminder ladders to member states: status (the default), pause, resume, send now.",
+    no_args_is_help=True,
 )
 app.add_typer(reminders_app, name="reminders")
 
 
-@reminders_app.callback()
-def reminders(
-    ctx: typer.Context,
-    mission: Annotated[str | None, typer.Argument(help="the mission")] = None,
-) -> None:
+@reminders_app.command("status")
+def reminders(mission: Annotated[str, typer.Argument(help="the mission")]) -> None:
     """Per member state: what was sent and when, what is due next, escalations."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if mission is None:
-        raise InputError("name a mission: eom reminders MISSION")
 
     async def main() -> None:
         async with open_missions(_settings()) as missions:

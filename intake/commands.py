@@ -61,10 +61,12 @@ async def _check_locality(intake: Intake, mission_id: str, command: RecordStatio
 _RULE_ERRORS = {cls.rule: cls for cls in e.DomainError.__subclasses__()}
 
 
-def _refused(refused: SubmissionRefused) -> e.DomainError:
-    """The first problem of a one-report request, as the rule it breaks."""
+def _refused(refused: SubmissionRefused, visit_id: str) -> e.DomainError:
+    """The first problem of a one-report request, as the rule it breaks, naming the visit
+    as the command did."""
     problem = refused.problems[0]
-    return _RULE_ERRORS.get(problem.rule, e.DomainError)(problem.message)
+    message = problem.message.replace(f"submission {visit_id!r}", f"visit {visit_id!r}")
+    return _RULE_ERRORS.get(problem.rule, e.DomainError)(message)
 
 
 async def record(
@@ -85,7 +87,7 @@ async def record(
             mission_id, [visit_report(mission_id, command)], actor=actor
         )
     except SubmissionRefused as refused:
-        raise _refused(refused) from None
+        raise _refused(refused, command.visit_id) from None
     # A visit sent again, the same, is answered with where it was first recorded.
     types = ["StationVisitReported"] + (["SubmissionsConflicted"] if receipt.conflict else [])
     return IntakeRecorded(
@@ -104,4 +106,4 @@ async def check(intake: Intake, mission_id: str, command: IntakeCommand) -> list
     try:
         return list(await intake.check(mission_id, [visit_report(mission_id, command)]))
     except SubmissionRefused as refused:
-        raise _refused(refused) from None
+        raise _refused(refused, command.visit_id) from None

@@ -375,3 +375,14 @@ async def test_a_mission_by_plain_options_and_its_statement_by_draft_id(
     assert state.publication is not None and state.publication.text_sha256 == sha
     assert state.drafts["statement-cli"].text == text
     assert state.meetings["mazhilis-committee"].stakeholder_type is StakeholderType.parliament
+
+
+async def test_reminder_commands_are_reached_as_the_readme_writes_them(tmp_path: Path) -> None:
+    """`eom reminders send-now MISSION --member-state AZ` names its command first; the
+    status view stays `eom reminders MISSION` (nothing else is swallowed as a mission)."""
+    env = base_env(tmp_path)
+    for command, says in (("send-now", "Send the next reminder"), ("pause", "Pause")):
+        shown = await eom("reminders", command, "--help", env=env)
+        assert shown.code == 0 and says in shown.out, shown.err
+    status = await eom("reminders", "status", "--help", env=env)
+    assert status.code == 0 and "what is due next" in status.out

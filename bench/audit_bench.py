@@ -57,9 +57,7 @@ from domain.commands import Command
 from domain.values import (
     DeadlineKind,
     DeliveryPurpose,
-    EvidenceItem,
     ObserverRole,
-    Rating,
     Recipient,
     RecipientKind,
     StakeholderType,
@@ -422,22 +420,7 @@ def _long_mission_commands(events: int) -> Iterator[Command]:
                 yield _delivery(DeadlineKind.evidence, ms, step, f"e-{cycle}-{step}-{ms}", cycle)
         yield _delivery(DeadlineKind.evidence, asked[0], 4, f"e-{cycle}-f", cycle, ok=False)
         yield _delivery(DeadlineKind.evidence, asked[1], 4, f"e-{cycle}-x", cycle, escalate=True)
-        for ms in asked[2:]:
-            yield c.SubmitEvidence(
-                member_state=ms,
-                cycle=cycle,
-                evidence=[
-                    EvidenceItem(recommendation_id=r.id, text=f"Cycle {cycle}: in progress.")
-                    for r in recommendations[:2]
-                ],
-            )
-        for r in recommendations:
-            yield c.RateImplementation(
-                recommendation_id=r.id,
-                rating=Rating.partially,
-                rated_on=date(2021, 7, 1) + timedelta(days=180 * cycle),
-                basis=f"Cycle {cycle}'s evidence.",
-            )
+        yield from seed.cycle_answers(cycle, asked[2:], recommendations)
 
 
 def _delivery(

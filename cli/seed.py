@@ -9,6 +9,7 @@ values are plausible placeholders and named as such.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from activities.directory import MemberStateContact
@@ -21,6 +22,7 @@ from domain.values import (
     DateWindow,
     Election,
     ElectionType,
+    EvidenceItem,
     Finding,
     FindingCategory,
     ObserverRole,
@@ -29,6 +31,7 @@ from domain.values import (
     PollingStation,
     Priority,
     Profile,
+    Rating,
     Recipient,
     RecipientKind,
     Recommendation,
@@ -432,4 +435,34 @@ def contacts() -> list[MemberStateContact]:
             ("UZ", "Uzbekistan"),
             ("KZ", "Kazakhstan"),
         )
+    ]
+
+
+def cycle_answers(
+    cycle: int, member_states: Sequence[str], recommendations: Sequence[Recommendation]
+) -> list[c.Command]:
+    """One follow-up cycle's answers, for long-lived missions in tests and benchmarks:
+    evidence on the first two recommendations from each of ``member_states`` (in order,
+    repeats included), then a rating of every recommendation."""
+    return [
+        *(
+            c.SubmitEvidence(
+                member_state=ms,
+                cycle=cycle,
+                evidence=[
+                    EvidenceItem(recommendation_id=r.id, text=f"Cycle {cycle}: under way.")
+                    for r in recommendations[:2]
+                ],
+            )
+            for ms in member_states
+        ),
+        *(
+            c.RateImplementation(
+                recommendation_id=r.id,
+                rating=Rating.partially,
+                rated_on=date(2021, 7, 1) + timedelta(days=180 * cycle),
+                basis=f"Cycle {cycle}'s evidence.",
+            )
+            for r in recommendations
+        ),
     ]

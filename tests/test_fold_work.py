@@ -26,10 +26,8 @@ from domain.evolve import Folding
 from domain.values import (
     DeadlineKind,
     DeliveryPurpose,
-    EvidenceItem,
     IntakeProgress,
     ObserverRole,
-    Rating,
     Recipient,
     RecipientKind,
     StakeholderType,
@@ -169,22 +167,7 @@ def _steps(events: int) -> Iterator[Step]:
         yield _delivery(
             DeadlineKind.evidence, asked[1], 4, f"e-{cycle}-x", cycle, purpose=escalation
         )
-        for ms in [*asked[2:], asked[2]]:
-            yield c.SubmitEvidence(
-                member_state=ms,
-                cycle=cycle,
-                evidence=[
-                    EvidenceItem(recommendation_id=r.id, text=f"Cycle {cycle}: under way.")
-                    for r in recommendations[:2]
-                ],
-            )
-        for r in recommendations:
-            yield c.RateImplementation(
-                recommendation_id=r.id,
-                rating=Rating.partially,
-                rated_on=date(2021, 7, 1) + timedelta(days=180 * cycle),
-                basis=f"Cycle {cycle}'s evidence.",
-            )
+        yield from seed.cycle_answers(cycle, [*asked[2:], asked[2]], recommendations)
         if cycle % 10 == 0:
             yield c.ReopenReview(new_mission_id=f"next-{cycle}", reason="A new election.")
 

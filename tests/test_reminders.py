@@ -32,6 +32,14 @@ from workflows.reminders import ladder_workflow_id
 ACTOR = "coordinator:test"
 ESCALATION = "secretariat@council.example.org"
 LATER = ReminderLadder(offsets_seconds=[60])
+AZ_NOMINATION = c.NominateObserver(
+    observer_id="az-1",
+    member_state="AZ",
+    name="AZ diplomat",
+    code_of_conduct_signed=True,
+    conflict_of_interest_declared=True,
+)
+"""AZ's answer to a request for nominations: its ladder stops."""
 TIMING = MissionTiming(delivery_retry_seconds=0.5, delivery_attempts=4)
 
 
@@ -151,14 +159,7 @@ async def test_ladder_stops_on_answer_and_escalates_silence(setting: Setting) ->
         await setting.request(mission_id, in_seconds=6, ladder=ladder)
         store = setting.store
         await eventually(has(store, mission_id, "AZ", "ReminderSent:reminder:1"), what="AZ r1")
-        nomination = c.NominateObserver(
-            observer_id="az-1",
-            member_state="AZ",
-            name="AZ diplomat",
-            code_of_conduct_signed=True,
-            conflict_of_interest_declared=True,
-        )
-        await setting.missions.execute(mission_id, nomination, actor=ACTOR)
+        await setting.missions.execute(mission_id, AZ_NOMINATION, actor=ACTOR)
         await eventually(has(store, mission_id, "KG", "DeadlineEscalated"), what="KG escalated")
         await asyncio.sleep(1.5)  # room for anything that should not come
         statuses = {s.member_state: s for s in await setting.missions.ladders(mission_id)}
@@ -414,14 +415,7 @@ async def test_a_restored_mission_restarts_its_lost_ladders_where_the_record_lef
         store = setting.store
         await eventually(has(store, mission_id, "KG", "ReminderSent:request:0"), what="KG asked")
         await eventually(has(store, mission_id, "AZ", "ReminderSent:request:0"), what="AZ asked")
-        nomination = c.NominateObserver(
-            observer_id="az-1",
-            member_state="AZ",
-            name="AZ diplomat",
-            code_of_conduct_signed=True,
-            conflict_of_interest_declared=True,
-        )
-        await setting.missions.execute(mission_id, nomination, actor=ACTOR)
+        await setting.missions.execute(mission_id, AZ_NOMINATION, actor=ACTOR)
         parent = workflow_id(mission_id)
         for handle_id in (
             parent,

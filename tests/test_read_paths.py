@@ -49,6 +49,19 @@ FROM standing
 """
 
 
+async def _seeded(
+    missions: Missions, prefix: str, *, open_election_day: bool
+) -> tuple[str, list[c.Command]]:
+    """A new seed mission, recorded up to election day (opened, or about to be), and the
+    seed's commands."""
+    mission_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    commands = seed.mission(mission_id)
+    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
+    for command in commands[: opening + open_election_day]:
+        await missions.execute(mission_id, command, actor="coordinator")
+    return mission_id, commands
+
+
 def _report(
     submission_id: str, mission_id: str, station: str, team: str, **extra: object
 ) -> dict[str, object]:
@@ -74,11 +87,7 @@ async def test_every_read_path_counts_the_same_visits(
     tmp_path: Path,
 ) -> None:
     api, missions = running_api.http, running_api.missions
-    mission_id = f"reads-{uuid.uuid4().hex[:8]}"
-    commands = seed.mission(mission_id)
-    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
-    for command in commands[: opening + 1]:
-        await missions.execute(mission_id, command, actor="coordinator")
+    mission_id, commands = await _seeded(missions, "reads", open_election_day=True)
     coordinator = {"Authorization": f"Bearer {await running_api.token(Role.coordinator)}"}
 
     # Four visits by command, through the API: the first teams' opening visits.
@@ -209,11 +218,7 @@ async def test_a_check_in_alert_is_cleared_by_the_teams_opening_report(
         task_queue=base.task_queue,
         timing=MissionTiming(intake_poll_seconds=1),
     )
-    mission_id = f"checkin-{uuid.uuid4().hex[:8]}"
-    commands = seed.mission(mission_id)
-    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
-    for command in commands[:opening]:
-        await missions.execute(mission_id, command, actor="coordinator")
+    mission_id, _ = await _seeded(missions, "checkin", open_election_day=False)
     await missions.execute(
         mission_id,
         c.OpenElectionDay(polls_open_at=datetime.now(UTC), check_in_grace_minutes=0.02),
@@ -245,11 +250,7 @@ async def test_one_instant_one_verdict_through_the_api(running_api: RunningApi) 
     """The issue's examples on the real services, both paths (a visit by command and a
     report through the intake), each instant in two writings: E = 2021-01-10 in Almaty."""
     api, missions = running_api.http, running_api.missions
-    mission_id = f"zones-{uuid.uuid4().hex[:8]}"
-    commands = seed.mission(mission_id)
-    opening = next(n for n, cmd in enumerate(commands) if isinstance(cmd, c.OpenElectionDay))
-    for command in commands[: opening + 1]:
-        await missions.execute(mission_id, command, actor="coordinator")
+    mission_id, _ = await _seeded(missions, "zones", open_election_day=True)
     coordinator = {"Authorization": f"Bearer {await running_api.token(Role.coordinator)}"}
     cases = [
         ("opening", "2021-01-10T05:45:00+06:00", True),

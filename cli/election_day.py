@@ -174,7 +174,7 @@ def read_stations(path: Path) -> list[PollingStation]:
 @stations_app.command("import")
 def stations_import(
     mission: Annotated[str, typer.Argument(help="the mission")],
-    path: Annotated[Path, typer.Argument(help="CSV: station_id, locality[, name]")],
+    path: Annotated[Path, typer.Argument(help="CSV: station_id, locality[, name][, time_zone]")],
     actor: Annotated[str, typer.Option(envvar="EOM_ACTOR", help="who registers them")] = (
         "coordinator"
     ),

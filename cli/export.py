@@ -941,20 +941,21 @@ def timeline(events: Sequence[RecordedEvent], time_zone: str | None = None) -> l
             recorded_at=_time(local(e.recorded_at, time_zone)),
             event=e.event_type,
             actor=e.metadata.actor or "",
-            summary=summarize(e),
+            summary=summarize(e, time_zone),
             hash=e.hash,
         )
         for e in events
     ]
 
 
-def summarize(recorded: RecordedEvent) -> str:
-    """A line saying what one event recorded; the raw data when it cannot be read."""
+def summarize(recorded: RecordedEvent, time_zone: str | None = None) -> str:
+    """A line saying what one event recorded, its instants in ``time_zone`` (the host's)
+    with their offset; the raw data when it cannot be read."""
     try:
         event = load_event(recorded.data)
     except (ValueError, ValidationError):
         return json.dumps(recorded.data, ensure_ascii=False, sort_keys=True)[:200]
-    return _summary(event)
+    return _summary(localized(event, time_zone))
 
 
 def _summary(event: Event) -> str:

@@ -23,8 +23,9 @@ from intake.writer import stations_stream
 # own StationVisitRecorded events (records made before visits went through the intake).
 _VISITS = """
 SELECT e.data::text AS data, r.submission_id AS visit_id, e.stream_id, e.stream_version,
-       e.global_position
+       e.global_position, p.time_zone
 FROM intake_receipts AS r JOIN events AS e ON e.event_id = r.event_id
+LEFT JOIN polling_stations AS p ON p.mission_id = r.mission_id AND p.station_id = r.station_id
 WHERE r.mission_id = $1 AND r.kind = 'station_visit'
   AND ($2::text IS NULL OR r.team_id = $2)
   AND ($3::bigint IS NULL OR r.global_position <= $3)
@@ -32,7 +33,8 @@ WHERE r.mission_id = $1 AND r.kind = 'station_visit'
                   WHERE c.mission_id = $1 AND c.corrects = r.submission_id
                     AND ($3::bigint IS NULL OR c.global_position <= $3))
 UNION ALL
-SELECT data::text, data->>'visit_id', stream_id, stream_version, global_position FROM events
+SELECT data::text, data->>'visit_id', stream_id, stream_version, global_position, NULL
+FROM events
 WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
   AND ($2::text IS NULL OR data->>'team_id' = $2)
   AND ($3::bigint IS NULL OR global_position <= $3)
@@ -58,19 +60,20 @@ async def mission_visits(
     as_of_version: int | None = None,
 ) -> list[RecordedVisit]:
     """The mission's standing visits in the order they were recorded (only ``team_id``'s
-    if given), their times in ``time_zone`` with its offset (as stored if ``None``); with
-    ``as_of_version``, as they stood when the mission's stream was at that version (the
-    reports recorded, and corrected, by then)."""
+    if given), their times in their station's zone, else ``time_zone``, with the offset
+    (as stored if neither); with ``as_of_version``, as they stood while the mission's
+    stream was at that version (the reports recorded, and corrected, before its next
+    event; all of them if it is the stream's head)."""
     through = None
     if as_of_version is not None:
-        through = await store.pool.fetchval(
-            "SELECT global_position FROM events WHERE stream_id = $1 AND stream_version <= $2 "
-            "ORDER BY stream_version DESC LIMIT 1",
-            mission_id,
-            as_of_version,
-        )
-        if through is None:
+        if as_of_version < 1:
             return []
+        following = await store.pool.fetchval(
+            "SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = $2",
+            mission_id,
+            as_of_version + 1,
+        )
+        through = None if following is None else following - 1
     rows = await store.pool.fetch(_VISITS, mission_id, team_id, through)
     visits = []
     for row in rows:
@@ -87,9 +90,10 @@ async def mission_visits(
             context=RECORDED,
         )
         changes: dict[str, object] = {}
-        if time_zone is not None:
-            changes["arrived_at"] = local(visit.arrived_at, time_zone)
-            changes["departed_at"] = local(visit.departed_at, time_zone)
+        zone = row["time_zone"] or time_zone
+        if zone is not None:
+            changes["arrived_at"] = local(visit.arrived_at, zone)
+            changes["departed_at"] = local(visit.departed_at, zone)
         visits.append(visit.model_copy(update=changes))
     return visits
 

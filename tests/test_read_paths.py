@@ -190,6 +190,9 @@ async def test_every_read_path_counts_the_same_visits(
     replayed = await eom("audit", "replay", mission_id, env=env)
     assert replayed.code == 0, replayed.err
     assert f"station visits: {expected[0]} at {expected[1]} stations" in replayed.out
+    # As of the head's version: every visit recorded since that event too.
+    at_head = await eom("mission", "show", mission_id, "--version", str(state.version), env=env)
+    assert f"station visits: {expected[0]} at {expected[1]} stations" in at_head.out
     early = await eom("mission", "show", mission_id, "--version", "3", env=env)
     assert "station visits: 0 at 0 stations" in early.out, early.out
     exported = await eom("audit", "export", mission_id, "--format", "md", env=env)
@@ -287,3 +290,26 @@ async def test_one_instant_one_verdict_through_the_api(running_api: RunningApi) 
     listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
     # Both accepted writings of 05:45 in Almaty are shown as that one local time.
     assert {v["arrived_at"] for v in listed} == {"2021-01-10T05:45:00+06:00"}
+
+    # A station on its own zone (Aqtobe, UTC+5 in 2021): counting until 11:30 there on the
+    # morning after is within the grace, and is shown in the station's time.
+    aqtobe = {"station_id": "AQ-1", "locality": "Aqtobe", "time_zone": "Asia/Aqtobe"}
+    registered = await api.post(
+        f"/v1/missions/{mission_id}/stations", json={"stations": [aqtobe]}, headers=coordinator
+    )
+    assert registered.status_code == 200, registered.text
+    counting = seed.station_visit(14, team=3).model_dump(mode="json", exclude={"type"}) | {
+        "visit_id": "aq-count",
+        "station_id": "AQ-1",
+        "locality": "Aqtobe",
+        "arrived_at": "2021-01-11T11:00:00+06:00",
+        "departed_at": "2021-01-11T12:30:00+06:00",  # 11:30 in Aqtobe
+        "checklists": [{"phase": "counting", "answers": {}}],
+    }
+    recorded = await api.post(
+        f"/v1/missions/{mission_id}/record-station-visit", json=counting, headers=coordinator
+    )
+    assert recorded.status_code == 200, recorded.text
+    listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
+    [aq] = [v for v in listed if v["station_id"] == "AQ-1"]
+    assert aq["departed_at"] == "2021-01-11T11:30:00+05:00"

@@ -23,17 +23,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from cli import export, seed
+from auditreport import render as export
+from auditreport.export import ExportFormat
+from auditreport.model import build_report
+from auditreport.render import COLUMNS, MissingGlyphs, to_pdf
+from cli import seed
 from cli.commands import InputError
-from cli.export import (
-    COLUMNS,
-    ExportFormat,
-    MissingGlyphs,
-    build_report,
-    export_mission,
-    output_path,
-    to_pdf,
-)
+from cli.export import export_mission, output_path
 from cli.services import NotRunning
 from domain import Mission, decide, fold
 from domain import commands as c

@@ -18,8 +18,8 @@ from test_cli import base_env, eom
 from test_reminders import eventually
 
 from api.tokens import Role
+from auditreport.model import build_report
 from cli import seed
-from cli.export import build_report
 from domain import commands as c
 from domain import events as ev
 from domain import fold, load_event

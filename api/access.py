@@ -39,6 +39,7 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
     "get_timeline": READERS,
     "stream_events": READERS,
     "list_visits": frozenset({R.coordinator, R.head_of_mission, R.observer, R.auditor}),
+    "export_mission": READERS,
     "get_sent_to_recipient": frozenset({R.coordinator, R.member_state, R.auditor}),
     "submit_reports": frozenset({R.coordinator, R.observer}),
     "register_stations": frozenset({R.coordinator}),

@@ -49,6 +49,8 @@ from api.idempotency import (
 )
 from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
+from auditreport import export as auditreport_export
+from auditreport.export import EXPORT_MEDIA_TYPES, ExportFormat
 from domain import DomainError
 from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenReview
 from domain.errors import RULES
@@ -423,6 +425,42 @@ def create_app(
                 log.warning("live stream ended: the event store failed", error=str(error))
                 ended.append("the event store is unavailable; reconnect to resume")
             yield ServerSentEvent(data={"reason": ended[0] if ended else "ended"}, event="end")
+
+    @app.get(
+        "/v1/missions/{mission_id}/export",
+        name="export_mission",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {media: {} for media in EXPORT_MEDIA_TYPES.values()},
+                "description": "the export, in the format asked",
+            },
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def export_mission(
+        mission_id: MissionId,
+        caller: Caller,
+        format: Annotated[
+            ExportFormat,
+            Query(description="jsonl or csv (the raw record), md, html or pdf (the report)"),
+        ] = ExportFormat.md,
+    ) -> Response:
+        """The mission's record as ``eom audit export`` writes it: the raw events (jsonl,
+        csv: the mission's stream and its election-day streams, as stored) or the
+        auditor's report (md, html, pdf), every figure naming the events behind it."""
+        await guarded("export_mission", caller, mission_id)
+        try:
+            data, _ = await auditreport_export.export_mission(missions.store, mission_id, format)
+        except auditreport_export.ExportRefused as error:
+            raise ApiError(Code.invalid_input, f"query.format: {error}") from None
+        except auditreport_export.ExportUnavailable as error:
+            raise ApiError(Code.export_unavailable, str(error)) from None
+        return Response(
+            data,
+            media_type=EXPORT_MEDIA_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="{mission_id}.{format.value}"'},
+        )
 
     @app.get("/v1/missions/{mission_id}/visits", name="list_visits")
     async def list_visits(mission_id: MissionId, caller: Caller) -> list[RecordedVisit]:

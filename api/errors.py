@@ -46,6 +46,7 @@ class Code(StrEnum):
     mission_not_running = "mission_not_running"
     event_store_unavailable = "event_store_unavailable"
     intake_unavailable = "intake_unavailable"
+    export_unavailable = "export_unavailable"
     update_failed = "update_failed"
 
 
@@ -70,6 +71,7 @@ STATUS: dict[Code, int] = {
     Code.mission_not_running: 503,
     Code.event_store_unavailable: 503,
     Code.intake_unavailable: 503,
+    Code.export_unavailable: 503,
     Code.update_failed: 503,
 }
 

@@ -40,6 +40,16 @@ class ExportFormat(StrEnum):
         return self is ExportFormat.pdf
 
 
+EXPORT_MEDIA_TYPES: dict[ExportFormat, str] = {
+    ExportFormat.jsonl: "application/x-ndjson",
+    ExportFormat.csv: "text/csv; charset=utf-8",
+    ExportFormat.md: "text/markdown; charset=utf-8",
+    ExportFormat.html: "text/html; charset=utf-8",
+    ExportFormat.pdf: "application/pdf",
+}
+"""What each format is served as (IANA media types)."""
+
+
 class ExportUnavailable(Exception):
     """The export cannot be made here: no such mission stored, or no font for a PDF."""
 

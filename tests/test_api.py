@@ -37,6 +37,7 @@ EXPECTED: dict[str, set[Role]] = {
     "get_timeline": {R.coordinator, R.head_of_mission, R.auditor},
     "stream_events": {R.coordinator, R.head_of_mission, R.auditor},
     "list_visits": {R.coordinator, R.head_of_mission, R.observer, R.auditor},
+    "export_mission": {R.coordinator, R.head_of_mission, R.auditor},
     "get_sent_to_recipient": {R.coordinator, R.member_state, R.auditor},
     **{name: {R.coordinator} for name in COMMAND_TYPES},
     "approve_statement": {R.head_of_mission},

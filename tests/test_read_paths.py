@@ -313,3 +313,26 @@ async def test_one_instant_one_verdict_through_the_api(running_api: RunningApi) 
     listed = (await api.get(f"/v1/missions/{mission_id}/visits", headers=coordinator)).json()
     [aq] = [v for v in listed if v["station_id"] == "AQ-1"]
     assert aq["departed_at"] == "2021-01-11T11:30:00+05:00"
+
+
+async def test_the_api_serves_the_exports_the_cli_writes(running_api: RunningApi) -> None:
+    """GET /export gives an auditor each format, as `eom audit export` makes it; an
+    observer may not; an unknown format is refused naming the field."""
+    api, missions = running_api.http, running_api.missions
+    mission_id, _ = await _seeded(missions, "export", open_election_day=True)
+    auditor = {"Authorization": f"Bearer {await running_api.token(Role.auditor)}"}
+    report = await api.get(f"/v1/missions/{mission_id}/export", headers=auditor)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
+    assert "| time zone | Asia/Almaty |" in report.text
+    raw = await api.get(f"/v1/missions/{mission_id}/export?format=jsonl", headers=auditor)
+    assert raw.status_code == 200
+    assert [json.loads(line)["stream_version"] for line in raw.text.splitlines()][:2] == [1, 2]
+    assert f'filename="{mission_id}.jsonl"' in raw.headers["content-disposition"]
+    html = await api.get(f"/v1/missions/{mission_id}/export?format=html", headers=auditor)
+    assert html.status_code == 200 and "<html" in html.text
+    wrong = await api.get(f"/v1/missions/{mission_id}/export?format=docx", headers=auditor)
+    assert wrong.status_code == 422 and "format" in wrong.text
+    token = await running_api.token(Role.observer, mission_id=mission_id, team_id="team-1")
+    observer = {"Authorization": f"Bearer {token}"}
+    refused = await api.get(f"/v1/missions/{mission_id}/export", headers=observer)
+    assert refused.status_code == 403

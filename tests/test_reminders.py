@@ -410,8 +410,8 @@ async def test_a_restored_mission_restarts_its_lost_ladders_where_the_record_lef
     await setting.contact("KG")
     async with setting.worker():
         mission_id = await setting.mission(["AZ", "KG"])
-        ladder = ReminderLadder(offsets_seconds=[3], escalate_after_seconds=1)
-        await setting.request(mission_id, in_seconds=8, ladder=ladder)
+        ladder = ReminderLadder(offsets_seconds=[4], escalate_after_seconds=1)
+        await setting.request(mission_id, in_seconds=12, ladder=ladder)
         store = setting.store
         await eventually(has(store, mission_id, "KG", "ReminderSent:request:0"), what="KG asked")
         await eventually(has(store, mission_id, "AZ", "ReminderSent:request:0"), what="AZ asked")
@@ -425,10 +425,12 @@ async def test_a_restored_mission_restarts_its_lost_ladders_where_the_record_lef
         await setting.missions.restore(mission_id)
         await eventually(has(store, mission_id, "KG", "DeadlineEscalated"), what="KG escalated")
         await asyncio.sleep(1)
-    assert await automation(store, mission_id, "KG") == [
-        "ReminderSent:request:0",
-        "ReminderSent:reminder:1",
-        "DeadlineEscalated",
-    ]
+    kg = await automation(store, mission_id, "KG")
+    # The request is not sent again; the reminder comes unless its time passed while the
+    # mission was being restored (a ladder skips reminders already past); the escalation.
+    assert kg in (
+        ["ReminderSent:request:0", "ReminderSent:reminder:1", "DeadlineEscalated"],
+        ["ReminderSent:request:0", "DeadlineEscalated"],
+    ), kg
     assert await automation(store, mission_id, "AZ") == ["ReminderSent:request:0"]
-    assert len(setting.mail_to("focal.kg@mfa.example.org")) == 2
+    assert len(setting.mail_to("focal.kg@mfa.example.org")) == len(kg) - 1

@@ -113,7 +113,12 @@ class FollowUpWorkflow:
                 workflow.info().is_continue_as_new_suggested()
                 or workflow.info().get_current_history_length() >= timing.follow_up_history_events
             ):
+                # A reopening signalled while the cycle was being told is told before the
+                # run moves on: continue-as-new would otherwise drop it.
+                await self._reopen_pending()
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._pending:
+                    continue
                 workflow.continue_as_new(
                     start.model_copy(
                         update={

@@ -291,6 +291,44 @@ def email_message(
     return mail
 
 
+async def send_email(settings: DeliverySettings, mail: EmailMessage, *, address: str) -> None:
+    """Send ``mail`` to ``address`` through the configured SMTP relay. A refusal for good
+    (5xx) raises ``DeliveryRejected``, one worth retrying (4xx, a server down or slow,
+    eom's login refused) ``DeliveryUnavailable``: both ``ApplicationError``s, whose
+    messages name the server and the address, never the mail's content."""
+    server = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        await aiosmtplib.send(
+            mail,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            start_tls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            timeout=settings.smtp_timeout_seconds,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        refusals = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+        if all(r.code >= 500 for r in error.recipients):
+            raise _rejected(f"the mail server refused {address}: {refusals}") from None
+        raise _unavailable(f"the mail server deferred {address}: {refusals}") from None
+    except aiosmtplib.SMTPAuthenticationError as error:
+        # Our credentials, not the recipient: fixable by an operator, so retried.
+        raise _unavailable(
+            f"the mail server {server} refused eom's login ({error.code} {error.message}); "
+            "check EOM_SMTP_USERNAME and EOM_SMTP_PASSWORD"
+        ) from None
+    except aiosmtplib.SMTPResponseException as error:
+        text = f"the mail server {server} answered {error.code} {error.message}"
+        raise (_rejected(text) if error.code >= 500 else _unavailable(text)) from None
+    except (aiosmtplib.SMTPException, OSError) as error:
+        raise _unavailable(
+            f"the mail server {server} is unavailable: {type(error).__name__}: {error}"
+        ) from None
+
+
 _OUTBOX_COLUMNS = (
     "message_id, mission_id, organisation, member_state, kind, purpose, channel, address, "
     "subject, body, status, attempts, error, created_at, updated_at, sent_at"
@@ -450,37 +488,7 @@ class DeliveryActivities:
             body=message.body,
             language=message.language,
         )
-        server = f"{settings.smtp_host}:{settings.smtp_port}"
-        try:
-            await aiosmtplib.send(
-                mail,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                start_tls=settings.smtp_starttls,
-                username=settings.smtp_username,
-                password=(
-                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
-                ),
-                timeout=settings.smtp_timeout_seconds,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            refusals = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
-            if all(r.code >= 500 for r in error.recipients):
-                raise _rejected(f"the mail server refused {message.address}: {refusals}") from None
-            raise _unavailable(f"the mail server deferred {message.address}: {refusals}") from None
-        except aiosmtplib.SMTPAuthenticationError as error:
-            # Our credentials, not the recipient: fixable by an operator, so retried.
-            raise _unavailable(
-                f"the mail server {server} refused eom's login ({error.code} {error.message}); "
-                "check EOM_SMTP_USERNAME and EOM_SMTP_PASSWORD"
-            ) from None
-        except aiosmtplib.SMTPResponseException as error:
-            text = f"the mail server {server} answered {error.code} {error.message}"
-            raise (_rejected(text) if error.code >= 500 else _unavailable(text)) from None
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise _unavailable(
-                f"the mail server {server} is unavailable: {type(error).__name__}: {error}"
-            ) from None
+        await send_email(settings, mail, address=message.address)
 
     async def _post(self, request: DeliveryRequest, message: _Message) -> None:
         assert message.secret is not None

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -155,6 +156,33 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=600, validation_alias="EOM_API_BUSY_SECONDS"
     )
     """How long a command waits for a busy mission before ``503 mission_busy``."""
+    console_url: str | None = Field(default=None, validation_alias="EOM_CONSOLE_URL")
+    """The web console's address as people reach it (``https://eom.example.org``): the
+    base of the sign-in links eom sends. Unset, it is the API's own address
+    (``console_base_url``)."""
+
+    @field_validator("console_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r} must not have a query or fragment")
+        return value.strip().rstrip("/")
+
+    @property
+    def console_base_url(self) -> str:
+        """``console_url``, or else ``http://<api_host>:<api_port>`` (a wildcard host,
+        ``0.0.0.0`` or ``::``, read as this machine: 127.0.0.1)."""
+        if self.console_url:
+            return self.console_url
+        host = self.api_host if self.api_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.api_port}"
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod

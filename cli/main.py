@@ -51,6 +51,7 @@ from cli.show import followup_table, missions_table, print_mission, reminders_ta
 from cli.simulate import simulate_app
 from cli.smtp_sink import SmtpSink
 from cli.stack import data_dir, free_port
+from cli.users import user_app
 from domain.commands import Command, DraftStatement
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
@@ -566,6 +567,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(report_app, name="report")
 app.command("coverage")(coverage_command)
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(user_app, name="user")
 
 
 @projections_app.command("rebuild")

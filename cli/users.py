@@ -163,7 +163,8 @@ def user_list(
         print(json.dumps([u.model_dump(mode="json") for u in users], indent=2))
         return
     table = Table(title="Console users")
-    for column in ("email", "name", "role", "scope", "language", "added", "status"):
+    table.add_column("email", no_wrap=True)
+    for column in ("name", "role", "scope", "language", "added", "status"):
         table.add_column(column, overflow="fold")
     for user in users:
         table.add_row(*(escape(v) for v in describe(user).values()))

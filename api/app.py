@@ -1,9 +1,11 @@
 """The FastAPI application: routes under ``/v1``, each guarded by ``api.access``.
 
-Commands take the same path as from the CLI (``Missions.execute``: a Temporal update
-validated by ``decide``), with the token's principal recorded as the actor. Reads fold the
-event store. This module deliberately has no ``from __future__ import annotations``:
-routes are generated per command model, and FastAPI reads their annotations at runtime.
+Routes are thin: what they do is in ``operations`` (``app.state.operations``), the layer
+the web console calls too. Commands take the same path as from the CLI
+(``Missions.execute``: a Temporal update validated by ``decide``), with the token's
+principal recorded as the actor. Reads fold the event store. This module deliberately
+has no ``from __future__ import annotations``: routes are generated per command model,
+and FastAPI reads their annotations at runtime.
 """
 
 import math
@@ -28,18 +30,11 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from pydantic import BaseModel, Field
 
 from api import errors
-from api.access import (
-    check_body,
-    forbidden,
-    in_scope,
-    require_role,
-)
+from api.access import check_body, forbidden, in_scope, require_role
 from api.body_limit import BodyLimit
 from api.errors import ApiError, Code, ErrorResponse
 from api.feed import EventFeed
-from api.idempotency import (
-    IdempotencyStore,
-)
+from api.idempotency import IdempotencyStore
 from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
 from auditreport import export as auditreport_export
@@ -50,13 +45,7 @@ from domain.errors import RULES
 from domain.host_time import localized
 from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
-from domain.values import (
-    IDENTIFIER_PATTERN,
-    SAFE_INTEGER,
-    DeadlineKind,
-    Recommendation,
-    check_text,
-)
+from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, DeadlineKind, Recommendation, check_text
 from eventstore.models import RecordedEvent
 from intake.coverage import Coverage
 from intake.visits import RecordedVisit, mission_visits, with_visits

@@ -112,10 +112,13 @@ def problem(response: httpx.Response) -> tuple[int, str, list[str]]:
     return response.status_code, error["code"], [f["path"] for f in error.get("fields") or []]
 
 
-async def test_pause_send_now_and_resume_show_in_the_ladder_status(served: Served) -> None:
-    """A nomination ladder of AZ: its request goes out; paused, the status says so; sent
-    now, one more message is recorded and the ladder runs again; paused and resumed,
-    the status follows. Times are in the host's zone."""
+async def test_pause_send_now_and_resume_show_in_the_ladder_status(
+    served: Served, service_env: dict[str, str]
+) -> None:
+    """A nomination ladder of AZ: its request goes out; paused, the status says so (in
+    ``eom reminders`` too); sent now, one more message is recorded and the ladder runs
+    again; paused, then resumed by ``eom reminders resume``, the status follows. Times
+    are in the host's zone."""
     await served.directory.upsert(
         MemberStateContact(
             organisation=served.organisation,
@@ -176,8 +179,14 @@ async def test_pause_send_now_and_resume_show_in_the_ladder_status(served: Serve
     await eventually(lambda: shows(paused=False, sent=2))
     await told("pause")
     await eventually(lambda: shows(paused=True))
-    await told("resume")
+    status = await eom("reminders", mission_id, env=service_env)
+    assert status.code == 0, status.err
+    assert re.search(r"nomination .* AZ .* 2 .* no .* no .* reminder \(paused\)", status.out)
+    resumed = await eom("reminders", "resume", mission_id, "--member-state", "az", env=service_env)
+    assert resumed.code == 0 and "nomination ladder of AZ: resume sent" in resumed.out
     await eventually(lambda: shows(paused=False, sent=2, next_purpose="reminder"))
+    status = await eom("reminders", mission_id, env=service_env)
+    assert "(paused)" not in status.out and "reminder" in status.out
 
     # A dry run says whether the ladder runs, and tells it nothing.
     dry = await served.http.post(

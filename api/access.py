@@ -41,6 +41,16 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
     "list_visits": frozenset({R.coordinator, R.head_of_mission, R.observer, R.auditor}),
     "export_mission": READERS,
     "get_sent_to_recipient": frozenset({R.coordinator, R.member_state, R.auditor}),
+    "list_reminders": READERS,
+    "pause_reminders": frozenset({R.coordinator}),
+    "resume_reminders": frozenset({R.coordinator}),
+    "send_reminder_now": frozenset({R.coordinator}),
+    "get_coverage": READERS,
+    "verify_mission": READERS,
+    # Every stream in the store: auditors, and coordinators (one scoped to an
+    # organisation verifies its own missions' streams).
+    "verify_all": frozenset({R.coordinator, R.auditor}),
+    "replay_mission": READERS,
     "submit_reports": frozenset({R.coordinator, R.observer}),
     "register_stations": frozenset({R.coordinator}),
     # One route per command; coordinators give every command but the approval, which is

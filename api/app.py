@@ -1,15 +1,17 @@
 """The FastAPI application: routes under ``/v1``, each guarded by ``api.access``.
 
-Commands take the same path as from the CLI (``Missions.execute``: a Temporal update
-validated by ``decide``), with the token's principal recorded as the actor. Reads fold the
-event store. This module deliberately has no ``from __future__ import annotations``:
-routes are generated per command model, and FastAPI reads their annotations at runtime.
+Routes are thin: what they do is in ``operations`` (``app.state.operations``), the layer
+the web console calls too. Commands take the same path as from the CLI
+(``Missions.execute``: a Temporal update validated by ``decide``), with the token's
+principal recorded as the actor. Reads fold the event store. This module deliberately
+has no ``from __future__ import annotations``: routes are generated per command model,
+and FastAPI reads their annotations at runtime.
 """
 
 import math
 import time
-import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from datetime import datetime
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -28,40 +30,31 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from pydantic import BaseModel, Field
 
 from api import errors
-from api.access import (
-    READERS,
-    check_body,
-    forbidden,
-    in_scope,
-    require_role,
-    require_scope,
-)
+from api.access import check_body, forbidden, in_scope, require_role
 from api.body_limit import BodyLimit
-from api.errors import STATUS, ApiError, Code, ErrorBody, ErrorResponse
+from api.errors import ApiError, Code, ErrorResponse
 from api.feed import EventFeed
-from api.idempotency import (
-    IdempotencyStore,
-    KeyInUse,
-    KeyReused,
-    Stored,
-    command_id,
-    request_hash,
-)
+from api.idempotency import IdempotencyStore
 from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
 from auditreport import export as auditreport_export
 from auditreport.export import EXPORT_MEDIA_TYPES, ExportFormat
 from domain import DomainError
-from domain.commands import COMMAND_TYPES, Command, RegisterInvitation, ReopenReview
+from domain.commands import COMMAND_TYPES, Command, RegisterInvitation
 from domain.errors import RULES
 from domain.host_time import localized
 from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
-from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, Recommendation, check_text
+from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, DeadlineKind, Recommendation, check_text
 from eventstore.models import RecordedEvent
+from intake.coverage import Coverage
 from intake.visits import RecordedVisit, mission_visits, with_visits
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
-from workflows.client import CommandRefused, Missions
+from operations import CommandAnswer, DryRun, InvalidInput, Operations
+from operations.audit import Replay, Verification
+from operations.reminders import LadderAction, LadderSignalled, Reminders
+from operations.service import LADDER_ROUTES
+from workflows.client import Missions
 from workflows.messages import CommandResult
 
 log = structlog.get_logger("eom.api")
@@ -74,29 +67,6 @@ _IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 """Printable ASCII without spaces (RFC 9110 token characters and more), 1-200 long."""
 
 
-def command_refusal(refused: CommandRefused) -> ApiError:
-    """A refused command as the API answers it: a domain rule is a 409 with the rule's
-    name; data the store cannot hold, or a path and body that disagree, a 422; what the
-    service could not do now (a busy or unavailable mission), a 503 with Retry-After."""
-    if refused.rule in RULES:
-        return ApiError.refusal(refused.rule, refused.message)
-    passed_on = {c.value: c for c in _MISSIONS_CODES}
-    code = passed_on.get(refused.rule, Code.update_failed)
-    return ApiError(code, refused.message, headers=_RETRY_AFTER if STATUS[code] == 503 else None)
-
-
-_MISSIONS_CODES = (
-    Code.invalid_input,
-    Code.mission_id_mismatch,
-    Code.mission_busy,
-    Code.mission_unresponsive,
-    Code.mission_not_running,
-    Code.event_store_unavailable,
-)
-"""What ``Missions`` refuses with besides the domain's rules, passed on as it is (any
-other failure of the update is ``update_failed``)."""
-
-
 class MissionListItem(BaseModel):
     mission_id: str
     stage: str
@@ -104,29 +74,6 @@ class MissionListItem(BaseModel):
     election: str
     election_day: str
     version: int
-
-
-class DryRun(BaseModel):
-    """What a command would record now, without recording it: what the real request
-    would answer, with nothing recorded (a key already used answers as it would)."""
-
-    accepted: bool
-    event_types: list[str]
-    events: list[dict[str, Any]]
-    """The events' content: for reports, the caller's own; for commands, to those who
-    may read the mission's record (coordinators, heads of mission, auditors)."""
-    refusal: ErrorBody | None = None
-
-    @classmethod
-    def refused(cls, error: ApiError) -> "DryRun":
-        return cls(
-            accepted=False,
-            event_types=[],
-            events=[],
-            refusal=ErrorBody(
-                status=error.status, code=error.code, message=error.message, fields=error.fields
-            ),
-        )
 
 
 class ReportBatch(BaseModel):
@@ -195,6 +142,8 @@ def create_app(
     # counter per token, where the moving window keeps (and walks) every hit.
     report_limiter = FixedWindowRateLimiter(MemoryStorage())
     leases = StreamLeases(per_token=streams_per_token)
+    ops = Operations(missions, idempotency)
+    app.state.operations = ops
 
     async def principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
@@ -220,10 +169,8 @@ def create_app(
 
     async def guarded(route: str, caller: Principal, mission_id: str) -> None:
         """Whether the caller's role may call ``route`` (else 403) and the mission exists
-        within the caller's scope (else 404, the same answer either way, and as soon: the
-        scope is judged on the registration alone, whatever the mission's length)."""
-        require_role(route, caller)
-        require_scope(caller, await missions.registered(mission_id), mission_id)
+        within the caller's scope (else 404): ``Operations.guarded``."""
+        await ops.guarded(route, caller, mission_id)
 
     async def submission_allowed(caller: Caller) -> Principal:
         if not await limiter.hit(rate, str(caller.token_id)):
@@ -504,129 +451,125 @@ def create_app(
             statement_sha256=publication.text_sha256 if publication else None,
         )
 
-    async def unavailable_id(caller: Principal, mission_id: str) -> ApiError | None:
-        """A mission id registered outside the caller's scope: refused without saying
-        by whom or what it is (``mission_id_unavailable``)."""
-        stored = await missions.registered(mission_id)
-        if stored.stage is None or in_scope(caller, stored):
-            return None
+    def invalid(problem: InvalidInput, where: str) -> ApiError:
+        """``InvalidInput`` as the API names it: 422 ``invalid_input`` naming the field
+        where the request gave it (``query.at``, ``path.member_state``)."""
+        path = f"{where}.{problem.field}"
         return ApiError(
-            Code.mission_id_unavailable,
-            f"mission id {mission_id!r} is not available; choose another",
+            Code.invalid_input,
+            f"{path}: {problem.message}",
+            fields=[errors.FieldProblem(path=path, message=problem.message)],
         )
 
-    async def run_command(
-        caller: Principal,
-        mission_id: str,
-        command: Command,
-        *,
-        key: str | None,
-        dry_run: bool,
-    ) -> JSONResponse:
-        """Dry run or real run of ``command``: the same answers, but that a dry run
-        records nothing and says so in a ``DryRun``."""
-        digest = request_hash({"mission": mission_id, "command": command.model_dump(mode="json")})
-        if dry_run:
-            return JSONResponse(
-                (await dry(caller, mission_id, command, key, digest)).model_dump(mode="json")
-            )
-        if key is not None:
-            stored = await keyed(idempotency.reserve(caller.token_id, key, digest))
-            if stored is not None:
-                return JSONResponse(stored.response, status_code=stored.status_code)
-        try:
-            outcome = await execute(caller, mission_id, command, key, digest)
-        except BaseException:
-            if key is not None:
-                await idempotency.release(caller.token_id, key)
-            raise
-        if key is not None:
-            outcome = await idempotency.save(caller.token_id, key, outcome)
-        return JSONResponse(outcome.response, status_code=outcome.status_code)
+    @app.get("/v1/missions/{mission_id}/reminders", name="list_reminders")
+    async def list_reminders(mission_id: MissionId, caller: Caller) -> Reminders:
+        """Per member state and deadline (nominations, acknowledgements, each follow-up
+        cycle's evidence): what the record says was sent, failed, answered and escalated,
+        and what its ladder sends next, when, and whether it is paused (what ``eom
+        reminders status`` shows). Times in the host's time zone."""
+        return await ops.reminders(caller, mission_id)
 
-    async def execute(
-        caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
-    ) -> Stored:
-        """The command's answer to keep, or ``ApiError`` for one not to keep (the
-        service could not take it now: the same request may succeed later)."""
-        if isinstance(command, RegisterInvitation):
-            hidden = await unavailable_id(caller, mission_id)
-            if hidden is not None:
-                raise hidden
-        try:
-            result = await missions.execute(
-                mission_id,
-                command,
-                actor=caller.actor,
-                command_id=command_id(caller.token_id, key) if key else str(uuid.uuid4()),
-            )
-        except CommandRefused as refused:
-            error = command_refusal(refused)
-            if isinstance(command, RegisterInvitation) and refused.rule in RULES:
-                error = await unavailable_id(caller, mission_id) or error
-            if error.status >= 500:
-                raise error from None
-            return Stored(digest, error.status, error.response_body())
-        status = 201 if isinstance(command, RegisterInvitation) else 200
-        return Stored(digest, status, result.model_dump(mode="json"))
+    LadderKind = Annotated[DeadlineKind, Path(description="which deadline's ladder")]
+    LadderState = Annotated[
+        str,
+        Path(pattern=r"^[A-Za-z]{2}$", description="the member state (ISO 3166-1 alpha-2)"),
+    ]
+    LadderCycle = Annotated[
+        int, Query(ge=0, le=1_000_000, description="the follow-up cycle (evidence); else 0")
+    ]
 
-    async def dry(
-        caller: Principal, mission_id: str, command: Command, key: str | None, digest: str
-    ) -> DryRun:
-        if key is not None:
-            stored = await keyed(idempotency.answered(caller.token_id, key, digest))
-            if stored is not None:  # the real run would answer the first result
-                if stored.status_code < 300:
-                    return DryRun(
-                        accepted=True, event_types=stored.response["event_types"], events=[]
-                    )
-                return DryRun.refused(ApiError.from_body(stored.response))
-        if isinstance(command, RegisterInvitation):
-            hidden = await unavailable_id(caller, mission_id)
-            if hidden is not None:
-                return DryRun.refused(hidden)
-        try:
-            events = await missions.check(mission_id, command)
-        except CommandRefused as refused:
-            error = command_refusal(refused)
-            if error.status >= 500:
-                raise error from None
-            return DryRun.refused(error)
-        return DryRun(
-            accepted=True,
-            event_types=[e.type for e in events],
-            # The events' content only to those who may read the mission's record: an
-            # observer's visit could otherwise show which teams reported its station.
-            events=[e.model_dump(mode="json") for e in events] if caller.role in READERS else [],
-        )
-
-    async def keyed(looked_up: Awaitable[Stored | None]) -> Stored | None:
-        """The first answer for an Idempotency-Key, as ``looked_up`` finds it, or the
-        error a request gets for a key used with another body or still running."""
-        try:
-            return await looked_up
-        except KeyReused:
-            raise ApiError(
-                Code.idempotency_key_reused,
-                "this Idempotency-Key was used with a different request",
-            ) from None
-        except KeyInUse:
-            raise ApiError(
-                Code.idempotency_key_in_use,
-                "a request with this Idempotency-Key is still running; send it again later",
-                headers=_RETRY_AFTER,
-            ) from None
-
-    async def check_reopened(caller: Principal, command: Command) -> None:
-        """A review is reopened for a mission of the caller's own: the one it names must
-        be registered within the caller's scope."""
-        if isinstance(command, ReopenReview) and caller.organisation is not None:
-            named = await missions.registered(command.new_mission_id)
-            if named.stage is None or not in_scope(caller, named):
-                raise forbidden(
-                    f"body.new_mission_id names no mission of {caller.organisation} "
-                    f"({command.new_mission_id!r})"
+    def ladder_endpoint(action: LadderAction) -> Callable[..., Awaitable[LadderSignalled | DryRun]]:
+        async def endpoint(
+            mission_id: MissionId,
+            kind: LadderKind,
+            member_state: LadderState,
+            caller: Submitter,
+            cycle: LadderCycle = 0,
+            dry_run: DryRunFlag = False,
+        ) -> LadderSignalled | DryRun:
+            try:
+                return await ops.signal_ladder(
+                    caller, mission_id, action, kind, member_state, cycle=cycle, dry_run=dry_run
                 )
+            except InvalidInput as problem:
+                raise invalid(problem, "query" if problem.field == "cycle" else "path") from None
+
+        endpoint.__name__ = LADDER_ROUTES[action]
+        return endpoint
+
+    for action, summary in (
+        (LadderAction.pause, "Pause a member state's reminders: nothing is sent until resumed."),
+        (LadderAction.resume, "Resume a paused ladder."),
+        (
+            LadderAction.send_now,
+            "Send a ladder's next message now, not at its time (a paused ladder resumes).",
+        ),
+    ):
+        app.add_api_route(
+            "/v1/missions/{mission_id}/reminders/{kind}/{member_state}/"
+            + action.value.replace("_", "-"),
+            ladder_endpoint(action),
+            methods=["POST"],
+            name=LADDER_ROUTES[action],
+            response_model=LadderSignalled | DryRun,
+            responses={503: {"model": ErrorResponse}},
+            summary=summary,
+            description=(
+                "The ladder is told at once; its status (``GET .../reminders``) shows the "
+                "effect a moment later. 404 ``unknown_ladder`` for a ladder that does not "
+                "run (never started, answered or ended); a dry run says so in its answer."
+            ),
+        )
+
+    @app.get("/v1/missions/{mission_id}/coverage", name="get_coverage")
+    async def get_coverage(
+        mission_id: MissionId,
+        caller: Caller,
+        catch_up: Annotated[
+            bool, Query(description="project what the log holds before reading (else as is)")
+        ] = True,
+    ) -> Coverage:
+        """Election-day coverage (what ``eom coverage`` shows): stations visited per
+        locality and phase, each team's reports and missed check-ins, findings by category,
+        conflicts; each figure with the global log positions of the events behind it."""
+        return await ops.coverage(caller, mission_id, catch_up=catch_up)
+
+    @app.get("/v1/missions/{mission_id}/verify", name="verify_mission")
+    async def verify_mission(mission_id: MissionId, caller: Caller) -> Verification:
+        """The mission's hash chain and its election-day streams' (what ``eom audit
+        verify`` checks): every hash and link recomputed, each break named (changed,
+        removed, inserted or reordered, at its version), and each published statement's
+        fingerprint checked against the history before it."""
+        return await ops.verify_mission(caller, mission_id)
+
+    @app.get("/v1/verify", name="verify_all")
+    async def verify_all(caller: Caller) -> Verification:
+        """Every stream in the event store verified (``eom audit verify --all``); a
+        coordinator scoped to an organisation verifies its own missions' streams."""
+        return await ops.verify_all(caller)
+
+    @app.get("/v1/missions/{mission_id}/replay", name="replay_mission")
+    async def replay_mission(
+        mission_id: MissionId,
+        caller: Caller,
+        version: Annotated[
+            int | None, Query(ge=1, le=SAFE_INTEGER, description="the state as of this version")
+        ] = None,
+        at: Annotated[
+            datetime | None,
+            Query(
+                description="the state as the store knew it then (ISO 8601; without an "
+                "offset, the host's local time)"
+            ),
+        ] = None,
+    ) -> Replay:
+        """The mission rebuilt by folding its events (no workflow involved), as of a
+        version or a time (exactly one), with the events folded and their chain's verdict
+        (what ``eom audit replay`` prints). Times in the host's time zone."""
+        try:
+            return await ops.replay(caller, mission_id, version=version, at=at)
+        except InvalidInput as problem:
+            raise invalid(problem, "query") from None
 
     IdempotencyKey = Annotated[
         str | None,
@@ -650,10 +593,8 @@ def create_app(
         dry_run: DryRunFlag = False,
     ) -> JSONResponse:
         """Register a host's invitation: the mission starts."""
-        require_role("register_invitation", caller)
-        check_body(caller, command)
-        return await run_command(
-            caller, command.mission_id, command, key=idempotency_key, dry_run=dry_run
+        return _answer(
+            await ops.register_invitation(caller, command, key=idempotency_key, dry_run=dry_run)
         )
 
     async def command_route(
@@ -664,10 +605,7 @@ def create_app(
         key: str | None,
         dry_run: bool,
     ) -> JSONResponse:
-        await guarded(name, caller, mission_id)
-        check_body(caller, command)
-        await check_reopened(caller, command)
-        return await run_command(caller, mission_id, command, key=key, dry_run=dry_run)
+        return _answer(await ops.run(caller, mission_id, command, key=key, dry_run=dry_run))
 
     for name, model in COMMAND_TYPES.items():
         if model is RegisterInvitation:
@@ -689,6 +627,10 @@ def create_app(
 
 
 CommandRoute = Callable[..., Awaitable[JSONResponse]]
+
+
+def _answer(answer: CommandAnswer) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 DOCS_URL = "/v1/docs"

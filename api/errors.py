@@ -30,6 +30,7 @@ class Code(StrEnum):
     unauthorized = "unauthorized"
     forbidden = "forbidden"
     unknown_mission = "unknown_mission"
+    unknown_ladder = "unknown_ladder"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     idempotency_key_reused = "idempotency_key_reused"
@@ -55,6 +56,7 @@ STATUS: dict[Code, int] = {
     Code.unauthorized: 401,
     Code.forbidden: 403,
     Code.unknown_mission: 404,
+    Code.unknown_ladder: 404,
     Code.not_found: 404,
     Code.method_not_allowed: 405,
     Code.idempotency_key_reused: 409,

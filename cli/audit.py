@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,12 +25,14 @@ from cli.commands import InputError
 from cli.export import export_command
 from cli.services import NotRunning, open_missions
 from cli.show import print_mission
-from domain import fold, load_event, load_event_json
+from domain import fold, load_event_json
 from domain.values import FIRST_DAY, LAST_DAY, SAFE_INTEGER
-from eventstore.chain import verify_chain
-from eventstore.models import ChainCheck, RecordedEvent, StoredEvent
-from eventstore.store import EventStore, read_chain_on, read_stream_data_on
-from intake.visits import mission_visits, with_visits
+from eventstore.store import EventStore, read_stream_data_on
+from operations.audit import fingerprint_problems as fingerprint_problems
+from operations.audit import history_at as history_at
+from operations.audit import replay as replay_mission
+from operations.audit import verify_mission, verify_streams
+from operations.errors import InvalidInput, UnknownMission
 from worker import WORKFLOW_RUNNER, Settings, configure_logging, data_converter
 from workflows.followup import FollowUpWorkflow
 from workflows.mission import MissionWorkflow
@@ -48,36 +50,6 @@ def _settings() -> Settings:
     return settings
 
 
-async def history_at(
-    store: EventStore, mission: str, *, at: datetime | None = None, version: int | None = None
-) -> list[RecordedEvent]:
-    """The mission's events as the store held them at a time (by ``recorded_at``: what the
-    mission knew then) or up to a version."""
-    events = await store.read_stream(mission, to_version=version)
-    if at is not None:
-        moment = at if at.tzinfo else at.replace(tzinfo=UTC)
-        events = [e for e in events if e.recorded_at <= moment]
-    return events
-
-
-def fingerprint_problems(events: list[StoredEvent]) -> list[str]:
-    """A published statement names the hash of the history before it: check it still
-    matches what the store holds."""
-    by_version = {e.stream_version: e for e in events}
-    problems = []
-    for event in events:
-        claimed = event.data.get("history_fingerprint")
-        if event.event_type != "StatementPublished" or not claimed:
-            continue
-        before = by_version.get(event.stream_version - 1)
-        if before is None or before.hash != claimed:
-            problems.append(
-                f"v{event.stream_version}: the published statement's fingerprint "
-                f"{claimed[:16]} no longer matches version {event.stream_version - 1}"
-            )
-    return problems
-
-
 @audit_app.command("verify")
 def verify(
     mission: Annotated[str | None, typer.Argument(help="a mission (or --all)")] = None,
@@ -91,33 +63,30 @@ def verify(
     async def main() -> int:
         async with open_missions(_settings(), need_temporal=False) as missions:
             store = missions.store
-            streams = [s for s, _ in await store.stream_ids()] if every else [mission or ""]
-            if not every and not await store.stream_version(streams[0]):
-                raise NotRunning(f"no mission {streams[0]!r} in the event store")
-            table = Table(title="Hash-chain verification")
-            for column in ("stream", "events", "head", "verdict"):
-                table.add_column(column, overflow="fold")
-            broken = 0
-            async with store.connection() as conn:
-                for stream_id in streams:
-                    events, head = await read_chain_on(conn, stream_id)
-                    check = verify_chain(stream_id, events, head=head)
-                    problems = [
-                        f"v{b.stream_version} {b.kind}: {b.problem}" for b in check.breaks
-                    ] + fingerprint_problems(events)
-                    broken += bool(problems)
-                    table.add_row(
-                        stream_id,
-                        str(check.events),
-                        check.head_hash[:16],
-                        "[green]unbroken[/]" if not problems else "[red]" + "; ".join(problems),
-                    )
+            try:
+                verified = (
+                    await verify_streams(store, [s for s, _ in await store.stream_ids()])
+                    if every
+                    else await verify_mission(store, mission or "", election_day=False)
+                )
+            except UnknownMission as error:
+                raise NotRunning(str(error)) from None
+        table = Table(title="Hash-chain verification")
+        for column in ("stream", "events", "head", "verdict"):
+            table.add_column(column, overflow="fold")
+        for verdict in verified.streams:
+            table.add_row(
+                verdict.stream_id,
+                str(verdict.events),
+                verdict.head_hash[:16],
+                "[green]unbroken[/]" if verdict.ok else "[red]" + "; ".join(verdict.problems),
+            )
         console.print(table)
         console.print(
-            f"{len(streams)} stream(s) verified, {broken} with breaks",
-            style="red" if broken else "green",
+            f"{verified.verified} stream(s) verified, {verified.broken} with breaks",
+            style="red" if verified.broken else "green",
         )
-        return 1 if broken else 0
+        return 1 if verified.broken else 0
 
     code = asyncio.run(main())
     if code:
@@ -150,7 +119,10 @@ def replay(
     mission: Annotated[str | None, typer.Argument(help="a mission (or --all)")] = None,
     at: Annotated[
         datetime | None,
-        typer.Option(help="as the store knew it at this time (ISO 8601, UTC if no offset)"),
+        typer.Option(
+            help="as the store knew it at this time (ISO 8601; without an offset, the "
+            "mission's host time)"
+        ),
     ] = None,
     version: Annotated[
         int | None, typer.Option(min=1, max=SAFE_INTEGER, help="as of this version")
@@ -174,23 +146,14 @@ def replay(
                 await _replay_all(store)
                 return
             assert mission is not None
-            events = await history_at(store, mission, at=at, version=version)
-            if not await store.stream_version(mission):
-                raise NotRunning(f"no mission {mission!r} in the event store")
-            state = fold(load_event(e.data) for e in events)
-            head = events[-1] if events else None
-            check: ChainCheck = verify_chain(mission, [StoredEvent.of(e) for e in events])
-            visits = await mission_visits(
-                store,
-                mission,
-                time_zone=state.time_zone,
-                as_of_version=head.stream_version if head else 0,
-            )
-            print_mission(console, with_visits(state, visits), events, check)
-            if head is not None:
-                console.print(
-                    f"as of v{head.stream_version}, recorded {head.recorded_at.isoformat()}"
-                )
+            try:
+                replayed = await replay_mission(store, mission, at=at, version=version)
+            except UnknownMission as error:
+                raise NotRunning(str(error)) from None
+            except InvalidInput as problem:
+                raise InputError(f"--{problem.field} {problem.message}") from None
+            print_mission(console, replayed.state, replayed.events, replayed.chain)
+            console.print(f"as of v{replayed.version}, recorded {replayed.recorded_at.isoformat()}")
 
     asyncio.run(main())
 

@@ -18,9 +18,10 @@ from cli.commands import InputError, load_document
 from cli.services import NotRunning, open_missions
 from domain import DomainError
 from domain.submissions import PollingStation, Submission
-from eventstore.projections import Projector
-from intake.coverage import COVERAGE, Coverage, coverage
+from intake.coverage import Coverage
 from intake.writer import Intake, SubmissionRefused
+from operations.coverage import mission_coverage
+from operations.errors import UnknownMission
 from worker import Settings, configure_logging
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -61,11 +62,10 @@ def coverage_command(
 
     async def main() -> Coverage:
         async with open_missions(_settings(), need_temporal=False) as missions:
-            if not await missions.store.stream_version(mission):
-                raise NotRunning(f"no mission {mission!r} in the event store")
-            if catch_up:
-                await Projector(missions.store, COVERAGE).run_once()
-            return await coverage(missions.store.pool, mission)
+            try:
+                return await mission_coverage(missions.store, mission, catch_up=catch_up)
+            except UnknownMission as error:
+                raise NotRunning(str(error)) from None
 
     found = asyncio.run(main())
     if as_json:

@@ -57,6 +57,9 @@ from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
 from intake.coverage import COVERAGE
 from intake.visits import mission_visits, with_visits
+from operations.errors import InvalidInput, UnknownMission
+from operations.reminders import LadderAction, signal_ladder
+from operations.reminders import reminders as ladder_status
 from worker import Settings, configure_logging, install_stop_signals, run_api, run_worker
 from workflows.client import CommandRefused
 
@@ -421,11 +424,11 @@ def reminders(mission: Annotated[str, typer.Argument(help="the mission")]) -> No
 
     async def main() -> None:
         async with open_missions(_settings()) as missions:
-            state = await missions.state(mission)
-            if state.stage is None:
-                raise NotRunning(f"no mission {mission!r} in the event store")
-            live = {(s.kind, s.cycle, s.member_state): s for s in await missions.ladders(mission)}
-        console.print(reminders_table(state, live))
+            try:
+                found = await ladder_status(missions, mission)
+            except UnknownMission as error:
+                raise NotRunning(str(error)) from None
+        console.print(reminders_table(found))
 
     _run(main())
 
@@ -443,9 +446,13 @@ def _ladder_command(signal: str, doc: str) -> None:
     ) -> None:
         async def main() -> None:
             async with open_missions(_settings()) as missions:
-                await missions.signal_ladder(
-                    mission, kind, member_state.strip().upper(), signal, cycle
-                )
+                try:
+                    await signal_ladder(
+                        missions, mission, LadderAction(signal), kind, member_state, cycle
+                    )
+                except InvalidInput as problem:
+                    field = problem.field.replace("_", "-")
+                    raise InputError(f"--{field}: {problem.message}") from None
             console.print(f"{kind.value} ladder of {member_state.upper()}: {signal} sent")
 
         _run(main())

@@ -12,11 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from domain.host_time import local
-from domain.state import Mission, StationVisit, track_key
-from domain.values import DeadlineKind, RecipientKind
+from domain.state import Mission, StationVisit
 from eventstore.models import ChainCheck, RecordedEvent
+from operations.reminders import Reminders
 from workflows.client import MissionSummary
-from workflows.messages import LadderStatus
 
 
 def missions_table(summaries: list[MissionSummary]) -> Table:
@@ -150,8 +149,9 @@ def print_mission(
     console.print(mission_view(state, events, chain, visits))
 
 
-def reminders_table(state: Mission, live: dict[tuple[Any, int, str], LadderStatus]) -> Table:
-    table = Table(title=f"Reminders — {state.mission_id}")
+def reminders_table(found: Reminders) -> Table:
+    """``eom reminders status``: a row per member state and deadline (``Reminders``)."""
+    table = Table(title=f"Reminders — {found.mission_id}")
     for column in (
         "kind",
         "cycle",
@@ -165,41 +165,21 @@ def reminders_table(state: Mission, live: dict[tuple[Any, int, str], LadderStatu
         "due",
     ):
         table.add_column(column)
-    deadlines = _deadlines(state)
-    for (kind, cycle, member_state), deadline in deadlines.items():
-        track = state.reminders.get(track_key(kind, member_state, cycle))
-        status = live.get((kind, cycle, member_state))
-        paused = " (paused)" if status and status.paused else ""
+    for row in found.ladders:
+        paused = " (paused)" if row.paused else ""
         table.add_row(
-            kind.value,
-            str(cycle or ""),
-            member_state,
-            _moment(deadline, state.time_zone),
-            str(track.sent if track else 0),
-            str(track.failures if track else 0),
-            "yes" if state.answered(kind, member_state, cycle) else "no",
-            "yes" if track and track.escalated else "no",
-            (status.next_purpose.value + paused) if status and status.next_purpose else "-",
-            _moment(status.next_due, state.time_zone) if status and status.next_due else "-",
+            row.kind.value,
+            str(row.cycle or ""),
+            row.member_state,
+            _moment(row.deadline, found.time_zone),
+            str(row.sent),
+            str(row.failures),
+            "yes" if row.answered else "no",
+            "yes" if row.escalated else "no",
+            (row.next_purpose.value + paused) if row.next_purpose else "-",
+            _moment(row.next_due, found.time_zone) if row.next_due else "-",
         )
     return table
-
-
-def _deadlines(state: Mission) -> dict[tuple[DeadlineKind, int, str], datetime]:
-    found: dict[tuple[DeadlineKind, int, str], datetime] = {}
-    if state.nomination_deadline is not None:
-        for ms in state.member_states:
-            found[DeadlineKind.nomination, 0, ms] = state.nomination_deadline
-    if state.acknowledge_by is not None:
-        for delivery in state.deliveries.values():
-            if delivery.recipient.kind is not RecipientKind.international_organisation:
-                found[DeadlineKind.acknowledgement, 0, delivery.recipient.name] = (
-                    state.acknowledge_by
-                )
-    for cycle in state.evidence_cycles.values():
-        for ms in cycle.member_states:
-            found[DeadlineKind.evidence, cycle.cycle, ms] = cycle.deadline
-    return found
 
 
 def followup_table(states: list[Mission], *, now: datetime) -> Table:

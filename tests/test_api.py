@@ -48,7 +48,18 @@ EXPECTED: dict[str, set[Role]] = {
     "submit_evidence": {R.coordinator, R.member_state},
     "submit_reports": {R.coordinator, R.observer},
     "register_stations": {R.coordinator},
+    "list_reminders": {R.coordinator, R.head_of_mission, R.auditor},
+    "pause_reminders": {R.coordinator},
+    "resume_reminders": {R.coordinator},
+    "send_reminder_now": {R.coordinator},
+    "get_coverage": {R.coordinator, R.head_of_mission, R.auditor},
+    "verify_mission": {R.coordinator, R.head_of_mission, R.auditor},
+    "verify_all": {R.coordinator, R.auditor},
+    "replay_mission": {R.coordinator, R.head_of_mission, R.auditor},
 }
+UNSCOPED = {"list_missions", "verify_all"}
+"""Routes that name no mission: a caller out of every mission's scope still gets an
+answer (of what is in its scope)."""
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -141,7 +152,14 @@ async def call(
     *,
     dry_run: bool = True,
 ) -> int:
-    path = route.path.replace("{mission_id}", mission_id).replace("{recipient}", "AZ")
+    path = (
+        route.path.replace("{mission_id}", mission_id)
+        .replace("{recipient}", "AZ")
+        .replace("{kind}", "nomination")
+        .replace("{member_state}", "AZ")
+    )
+    if route.name == "replay_mission":
+        path += "?version=1"
     if "POST" in (route.methods or set()):
         response = await api.http.post(
             path,
@@ -160,7 +178,7 @@ def expected_status(route: str, caller: Caller) -> str:
     the token's scope (answered as a mission that does not exist)."""
     if caller.role not in EXPECTED[route]:
         return "403"
-    if caller.in_scope or route == "list_missions":
+    if caller.in_scope or route in UNSCOPED:
         return "2xx"
     # A registration names its organisation in its body: another's is a 403 there.
     return "403" if route == "register_invitation" else "404"

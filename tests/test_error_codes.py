@@ -24,11 +24,11 @@ def readme_table() -> dict[str, int]:
 
 
 def emitted_codes() -> set[str]:
-    """Every ``Code.<name>`` the API's modules use, but in the enum and its status table
-    themselves: the codes some path can answer with (``ApiError`` takes only a ``Code``,
-    which the type checker holds it to)."""
+    """Every ``Code.<name>`` the API's modules and the operations beneath them use, but
+    in the enum and its status table themselves: the codes some path can answer with
+    (``ApiError`` takes only a ``Code``, which the type checker holds it to)."""
     found: set[str] = set()
-    for path in (ROOT / "api").glob("*.py"):
+    for path in [*(ROOT / "api").glob("*.py"), *(ROOT / "operations").glob("*.py")]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         skipped: set[int] = set()
         for node in ast.walk(tree):

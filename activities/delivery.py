@@ -19,6 +19,15 @@ refuses the message (SMTP 5xx, HTTP 4xx) fails the activity for good
 (``DeliveryRejected``, non-retryable), so that the workflow can react; a server that is
 down, slow or busy (connection errors, SMTP 4xx, HTTP 5xx, 408, 429, timeouts) raises a
 retryable ``DeliveryUnavailable`` and Temporal tries again with backoff.
+
+Requests and reminders carry the recipient's answer link (``accounts.answer_links``): in
+the e-mail's body, on the answer line, and in the webhook's payload as ``answer_url``.
+The link is made when the message is composed, derived from the message id under the
+setting ``EOM_ANSWER_LINK_KEY``, so that every attempt at one message carries the same
+link. Escalations carry none: they go to the escalation contact, not to the focal point.
+The link is a secret of the recipient's: the outbox keeps the body with the link
+withheld, and neither the logs nor a failure's text (which the outbox, Temporal and the
+mission's record keep) ever hold it.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +46,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit
 
 import aiosmtplib
 import asyncpg
@@ -46,6 +57,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from accounts.answer_links import DEFAULT_GRACE, AnswerLinks, answer_url, link_expiry
 from activities.directory import MemberStateContact, MemberStateDirectory
 from activities.templates import render, template_language
 from domain.values import DeadlineKind, DeliveryPurpose, clean_text
@@ -56,6 +68,10 @@ log = structlog.get_logger("eom.delivery")
 SIGNATURE_PREFIX = "sha256="
 MAX_RETRY_AFTER = timedelta(hours=1)
 """A receiver's ``Retry-After`` is honoured up to this; beyond it Temporal's own backoff."""
+LINK_WITHHELD = "[answer link withheld: sent only to the recipient]"
+"""What the outbox keeps in a body where the message had its answer link."""
+ANSWER_LINK_KEY_MIN_LENGTH = 32
+"""The least length of ``EOM_ANSWER_LINK_KEY``, in characters."""
 
 
 class Channel(StrEnum):
@@ -83,6 +99,50 @@ class DeliverySettings(BaseSettings):
     )
     """The whole webhook request, connection included; a receiver slower than this is
     treated as unavailable and tried again later."""
+    console_url: str = Field(default="http://127.0.0.1:8000", validation_alias="EOM_CONSOLE_URL")
+    """Where recipients reach the console: answer links are ``<console_url>/answer/...``.
+    ``eom up`` sets it to the URL its API listens on unless it is set."""
+    answer_link_key: SecretStr | None = Field(default=None, validation_alias="EOM_ANSWER_LINK_KEY")
+    """The server key from which each message's answer link is derived (at least 32
+    characters, e.g. ``secrets.token_urlsafe(32)``; one per deployment, never in the
+    database). Unset, the worker draws one at start: a retry by another worker process
+    then carries another link (both work). ``eom up`` keeps one in its data directory."""
+    answer_link_grace_days: float = Field(
+        default=DEFAULT_GRACE / timedelta(days=1),
+        gt=0,
+        le=3660,
+        validation_alias="EOM_ANSWER_LINK_GRACE_DAYS",
+    )
+    """How long after the deadline (or after the message, if it went later) its answer
+    link still works, in days: 30 by default, since late answers are still wanted."""
+
+    @field_validator("console_url")
+    @classmethod
+    def _console_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"EOM_CONSOLE_URL {value!r} must be an http:// or https:// URL with a host"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                f"EOM_CONSOLE_URL {value!r} must not carry credentials, a query or a fragment"
+            )
+        return value.rstrip("/")
+
+    @field_validator("answer_link_key")
+    @classmethod
+    def _answer_link_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < ANSWER_LINK_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"EOM_ANSWER_LINK_KEY must have at least {ANSWER_LINK_KEY_MIN_LENGTH} characters"
+            )
+        return value
+
+    @property
+    def answer_link_grace(self) -> timedelta:
+        return timedelta(days=self.answer_link_grace_days)
 
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -109,6 +169,9 @@ class DeliveryRequest(BaseModel):
     purpose: DeliveryPurpose
     step: int = Field(default=0, ge=0)
     """Reminders count from 1; the request and the escalation do not show it."""
+    cycle: int = Field(default=0, ge=0)
+    """The follow-up cycle of an evidence request (from 1); 0 for the other kinds. The
+    answer link is bound to it: an evidence request without it goes without a link."""
     deadline: AwareDatetime
     mission_name: str = Field(min_length=1)
     answer_hint: str = Field(min_length=1)
@@ -216,6 +279,15 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
 
 
 @dataclass(frozen=True)
+class AnswerLinkText:
+    """A message's answer link: its secret, its URL and when it stops working."""
+
+    secret: str
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class _Message:
     channel: Channel
     address: str
@@ -224,11 +296,29 @@ class _Message:
     language: str
     subject: str
     body: str
+    link: AnswerLinkText | None = None
+
+    @property
+    def stored_body(self) -> str:
+        """The body as the outbox keeps it: the answer link withheld."""
+        return self.withhold(self.body)
+
+    def withhold(self, text: str) -> str:
+        if self.link is None:
+            return text
+        return text.replace(self.link.url, LINK_WITHHELD).replace(self.link.secret, "[withheld]")
 
 
-def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: datetime) -> _Message:
+def _compose(
+    request: DeliveryRequest,
+    contact: MemberStateContact,
+    *,
+    now: datetime,
+    link: AnswerLinkText | None = None,
+) -> _Message:
     """Escalations go to people (the escalation contact, by e-mail); everything else to
-    the member state, by its webhook when it has one."""
+    the member state, by its webhook when it has one. ``link``, the recipient's answer
+    link, goes into a request or reminder (never into an escalation)."""
     if request.purpose is DeliveryPurpose.escalation:
         channel, address, name = Channel.email, contact.escalation_email, contact.escalation_name
     elif contact.webhook_url:
@@ -247,6 +337,8 @@ def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: date
         answer_hint=request.answer_hint,
         step=request.step,
         now=now,
+        answer_url=link.url if link else None,
+        answer_expires_at=link.expires_at if link else None,
     )
     secret = contact.webhook_secret.get_secret_value() if contact.webhook_secret else None
     return _Message(
@@ -257,6 +349,26 @@ def _compose(request: DeliveryRequest, contact: MemberStateContact, *, now: date
         language=template_language(request.kind, request.purpose, contact.language),
         subject=subject,
         body=body,
+        link=link,
+    )
+
+
+def _without_link(error: BaseException, message: _Message) -> BaseException:
+    """``error``, or (when its text holds the message's answer link, as a receiver that
+    echoes what it got would make it) the same failure with the link withheld."""
+    link = message.link
+    text = error.message if isinstance(error, ApplicationError) else str(error)
+    if link is None or link.secret not in text:
+        return error
+    if isinstance(error, ApplicationError):
+        return ApplicationError(
+            message.withhold(text),
+            type=error.type,
+            non_retryable=error.non_retryable,
+            next_retry_delay=error.next_retry_delay,
+        )
+    return ApplicationError(
+        f"{type(error).__name__}: {message.withhold(text)}", type=type(error).__name__
     )
 
 
@@ -365,7 +477,7 @@ async def _record(
         message.channel.value if message else None,
         message.address if message else None,
         message.subject if message else None,
-        message.body if message else None,
+        message.stored_body if message else None,
         "failed" if error is not None else "sent",
         _describe(error) if error is not None else None,
     )
@@ -390,6 +502,39 @@ class DeliveryActivities:
     def __init__(self, pool: asyncpg.Pool, settings: DeliverySettings) -> None:
         self.pool = pool
         self.settings = settings
+        if settings.answer_link_key is not None:
+            self._link_key = settings.answer_link_key.get_secret_value().encode()
+        else:
+            self._link_key = secrets.token_bytes(32)
+            log.warning(
+                "EOM_ANSWER_LINK_KEY is not set: answer links are derived from a key of this "
+                "process, so a message retried by another process carries another link"
+            )
+
+    async def _answer_link(
+        self, conn: Connection, request: DeliveryRequest, *, sent_at: datetime
+    ) -> AnswerLinkText | None:
+        """The answer link of a request or reminder (the same for every attempt at it),
+        issued if it was not; None for an escalation, and for an evidence request that
+        does not say its cycle."""
+        if request.purpose is DeliveryPurpose.escalation:
+            return None
+        if request.kind is DeadlineKind.evidence and request.cycle < 1:
+            log.warning("evidence request without its cycle: sent without an answer link")
+            return None
+        expires_at = link_expiry(request.deadline, sent_at, self.settings.answer_link_grace)
+        secret = await AnswerLinks(conn, key=self._link_key).issue(
+            request.mission_id,
+            request.member_state,
+            request.kind,
+            request.cycle,
+            expires_at - sent_at,
+            message_id=request.message_id,
+            now=sent_at,
+        )
+        return AnswerLinkText(
+            secret=secret, url=answer_url(self.settings.console_url, secret), expires_at=expires_at
+        )
 
     @activity.defn(name="deliver_message")
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
@@ -440,24 +585,27 @@ class DeliveryActivities:
                 log.error("recipient unknown", organisation=request.organisation)
             else:
                 # The time the message was scheduled, not this attempt's: every retry of
-                # one message says the same.
-                message = _compose(request, contact, now=scheduled)
+                # one message says the same, and carries the same answer link.
+                link = await self._answer_link(conn, request, sent_at=scheduled)
+                message = _compose(request, contact, now=scheduled, link=link)
                 try:
                     if message.channel is Channel.webhook:
                         await self._post(request, message)
                     else:
                         await self._mail(request, message)
                 except Exception as error:
-                    failure = error
-                    row = await _record(conn, request, message, error)
-                    retryable = not (isinstance(error, ApplicationError) and error.non_retryable)
+                    failure = _without_link(error, message)
+                    row = await _record(conn, request, message, failure)
+                    retryable = not (
+                        isinstance(failure, ApplicationError) and failure.non_retryable
+                    )
                     (log.warning if retryable else log.error)(
                         "delivery failed",
                         channel=message.channel.value,
                         address=message.address,
                         attempts=row["attempts"],
                         retryable=retryable,
-                        error=_describe(error),
+                        error=_describe(failure),
                     )
                 else:
                     row = await _record(conn, request, message, None)
@@ -467,6 +615,7 @@ class DeliveryActivities:
                         address=message.address,
                         attempts=row["attempts"],
                         language=message.language,
+                        answer_link=message.link is not None,
                     )
                     return DeliveryReceipt(
                         message_id=request.message_id,
@@ -502,6 +651,10 @@ class DeliveryActivities:
             "member_state": request.member_state,
             "subject": message.subject,
             "body": message.body,
+            "answer_url": message.link.url if message.link else None,
+            "answer_expires_at": (
+                message.link.expires_at.astimezone(UTC).isoformat() if message.link else None
+            ),
         }
         raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = str(int(time.time()))

@@ -3,7 +3,8 @@
 Member states are written to in their own language where a translation exists, and in
 English otherwise: a missing translation must never stop a reminder from going. Every
 text names the mission, what is asked, the deadline (UTC, so that nobody has to guess a
-time zone) and how to answer.
+time zone) and how to answer: a request or reminder gives its recipient's answer link
+when the delivery activity made one; an escalation, which goes to someone else, never does.
 
 The remaining time in a reminder is computed from ``now``; the delivery activity passes
 the time the reminder was scheduled, so that every retry of one message says the same.
@@ -35,6 +36,29 @@ _FOOTER = {
 _ANSWER = {"en": "How to answer: {answer_hint}", "ru": "Как ответить: {answer_hint}"}
 _ANSWER["tr"] = "Nasıl yanıt verilir: {answer_hint}"
 
+# With an answer link: the link on the answer line (alone after it, so that mail readers
+# make it clickable), what it is, and the other way to answer.
+_ANSWER_LINK = {
+    "en": (
+        "How to answer: {answer_url}\n"
+        "This link is yours alone: please do not forward it. It works until "
+        "{answer_expires}, or until the answer is given.\n"
+        "Or: {answer_hint}"
+    ),
+    "ru": (
+        "Как ответить: {answer_url}\n"
+        "Эта ссылка предназначена только для вас: пожалуйста, не пересылайте её. Она "
+        "действует до {answer_expires} или до получения ответа.\n"
+        "Или: {answer_hint}"
+    ),
+    "tr": (
+        "Nasıl yanıt verilir: {answer_url}\n"
+        "Bu bağlantı yalnızca size özeldir: lütfen başkasına iletmeyiniz. {answer_expires} "
+        "tarihine kadar ya da yanıt verilene kadar geçerlidir.\n"
+        "Ya da: {answer_hint}"
+    ),
+}
+
 # What is asked, per kind, as it reads after "to" (English only: the escalation and the
 # kinds other than nomination have no translation yet).
 _TASK = {
@@ -65,7 +89,7 @@ def _english(kind: DeadlineKind) -> dict[DeliveryPurpose, Template]:
     task = _TASK[kind]
     topic = _SUBJECT_TOPIC[kind]
     footer = _FOOTER["en"]
-    answer = _ANSWER["en"]
+    answer = "{answer}"
     return {
         DeliveryPurpose.request: Template(
             subject="{mission_name}: " + topic + " requested by {deadline}",
@@ -110,7 +134,7 @@ _RUSSIAN = {
             "{organisation} просит вас выдвинуть наблюдателей для миссии «{mission_name}» "
             "(государство-член: {member_state_name}).\n\n"
             "Просим направить кандидатуры до {deadline}.\n\n"
-            + _ANSWER["ru"]
+            + "{answer}"
             + "\n\n"
             + _FOOTER["ru"]
             + "\n"
@@ -122,7 +146,7 @@ _RUSSIAN = {
             "Уважаемые коллеги!\n\n"
             "Напоминание № {step}: {organisation} ожидает выдвижения наблюдателей для миссии "
             "«{mission_name}» (государство-член: {member_state_name}).\n\n"
-            "Срок: {deadline}. {time_left}\n\n" + _ANSWER["ru"] + "\n\n" + _FOOTER["ru"] + "\n"
+            "Срок: {deadline}. {time_left}\n\n{answer}\n\n" + _FOOTER["ru"] + "\n"
         ),
     ),
 }
@@ -135,7 +159,7 @@ _TURKISH = {
             '{organisation}, "{mission_name}" misyonu için gözlemci bildirmenizi rica '
             "etmektedir (üye devlet: {member_state_name}).\n\n"
             "Lütfen adaylarınızı en geç {deadline} tarihine kadar iletiniz.\n\n"
-            + _ANSWER["tr"]
+            + "{answer}"
             + "\n\n"
             + _FOOTER["tr"]
             + "\n"
@@ -147,7 +171,7 @@ _TURKISH = {
             "Sayın yetkililer,\n\n"
             '{step}. hatırlatma: {organisation}, "{mission_name}" misyonu için gözlemci '
             "bildiriminizi beklemektedir (üye devlet: {member_state_name}).\n\n"
-            "Son tarih: {deadline}. {time_left}\n\n" + _ANSWER["tr"] + "\n\n" + _FOOTER["tr"] + "\n"
+            "Son tarih: {deadline}. {time_left}\n\n{answer}\n\n" + _FOOTER["tr"] + "\n"
         ),
     ),
 }
@@ -259,22 +283,48 @@ def render(
     answer_hint: str,
     step: int,
     now: datetime | None = None,
+    answer_url: str | None = None,
+    answer_expires_at: datetime | None = None,
 ) -> tuple[str, str]:
     """The subject and body of one message.
 
     ``step`` numbers reminders from 1 (the request and the escalation do not show it).
     ``now`` is when the message is due; give it for a reproducible text (the default, the
-    current time, only matters to a reminder's remaining time)."""
+    current time, only matters to a reminder's remaining time).
+
+    ``answer_url``, the recipient's answer link, goes on the answer line ("How to answer:
+    <url>", in the message's language), with when it stops working (``answer_expires_at``,
+    aware, required with it) and ``answer_hint`` as the other way. Without it the answer
+    line is the hint alone. Raises ``ValueError`` for an answer link in an escalation (it
+    goes to the Secretariat or a permanent representative, not to the focal point whose
+    link it would be), for ``answer_url`` without ``answer_expires_at``, and for a naive
+    deadline or expiry."""
     kind, purpose = DeadlineKind(kind), DeliveryPurpose(purpose)
     used = template_language(kind, purpose, language)
     template = TEMPLATES[(used, kind, purpose)]
     moment = now if now is not None else datetime.now(UTC)
+    hint = answer_hint.strip()
+    if answer_url is None:
+        answer = _ANSWER[used].format(answer_hint=hint)
+    elif purpose is DeliveryPurpose.escalation:
+        raise ValueError(
+            "answer_url: an escalation goes to the escalation contact, not to the focal "
+            "point, and carries no answer link"
+        )
+    elif answer_expires_at is None:
+        raise ValueError("answer_expires_at: an answer link needs the time it stops working")
+    else:
+        answer = _ANSWER_LINK[used].format(
+            answer_url=answer_url.strip(),
+            answer_expires=format_deadline(answer_expires_at),
+            answer_hint=hint,
+        )
     values = {
         "mission_name": mission_name.strip(),
         "organisation": organisation.strip(),
         "member_state_name": member_state_name.strip(),
         "deadline": format_deadline(deadline),
-        "answer_hint": answer_hint.strip(),
+        "answer": answer,
         "step": str(step),
         "time_left": format_remaining(deadline - moment, used),
         "escalation_note": _escalation_note(deadline - moment),

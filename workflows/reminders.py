@@ -145,6 +145,7 @@ class ReminderLadderWorkflow:
                     kind=start.kind.value,
                     purpose=purpose.value,
                     step=step,
+                    cycle=start.cycle,
                     deadline=self._deadline,
                     mission_name=start.mission_name,
                     answer_hint=ANSWER_HINTS[start.kind],

@@ -17,13 +17,14 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shlex
 import shutil
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,7 @@ from cli.stack import (
     EmbeddedPostgres,
     TemporalDevServer,
     data_dir,
+    free_port,
     launch_postgres,
     launch_temporal_dev_server,
     prepare_postgres,
@@ -50,6 +52,8 @@ STARTING_WAIT_SECONDS = 180.0
 PostgreSQL cluster)."""
 APPEAR_WITHIN_SECONDS = 5.0
 """How long a command that needs the service waits for one to show up when none runs."""
+ANSWER_LINK_KEY_FILE = "answer-link.key"
+"""The data directory's key for answer links (``EOM_ANSWER_LINK_KEY`` when not set)."""
 CLIENT_HOLDER_WAIT_SECONDS = 60.0
 """How long a command waits for another read-only command that has the embedded
 database open."""
@@ -304,6 +308,8 @@ class Stack:
     lock: DataDirectoryLock | None = None
     postgres: EmbeddedPostgres | None = None
     temporal: TemporalDevServer | None = None
+    exported: list[str] = field(default_factory=list)
+    """Variables this stack put in the process's environment for the worker."""
 
     def publish(self, runtime: Runtime) -> None:
         """Say what this holder runs (``runtime.json``); only while it holds the lock."""
@@ -311,7 +317,11 @@ class Stack:
             write_runtime(runtime)
 
     def stop(self) -> None:
-        """The dev server, then PostgreSQL, then the lock (and ``runtime.json``)."""
+        """The dev server, then PostgreSQL, then the lock (and ``runtime.json``); the
+        variables it exported leave the environment."""
+        for name in self.exported:
+            os.environ.pop(name, None)
+        self.exported = []
         try:
             if self.temporal is not None:
                 self.temporal.stop()
@@ -343,6 +353,9 @@ async def start_stack(
     need_temporal = temporal and not settings.temporal_address
     stack = Stack(settings=settings)
     if not (need_postgres or need_temporal or hold):
+        running = await asyncio.to_thread(read_runtime) if serves else None
+        if running is not None and running.serves and running.api_url:
+            export_worker_settings(stack, settings, api_url=running.api_url)
         return stack
     stack.lock = await asyncio.to_thread(claim, command, serves=serves)
     try:
@@ -366,11 +379,58 @@ async def start_stack(
             await asyncio.to_thread(stack.temporal.wait_ready)
             settings = settings.model_copy(update={"temporal_address": stack.temporal.address})
             await wait_for_temporal(stack.temporal.address, settings.temporal_namespace)
+        if serves:
+            # After the children started: they need not inherit the key.
+            settings = export_worker_settings(stack, settings)
     except BaseException:
         stack.stop()
         raise
     stack.settings = settings
     return stack
+
+
+def answer_link_key(directory: Path) -> str:
+    """The answer-link key kept in ``directory`` (``answer-link.key``, readable by its
+    owner only), made on first use: 43 URL-safe characters."""
+    path = directory / ANSWER_LINK_KEY_FILE
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(handle, "w", encoding="ascii") as file:
+        file.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
+
+def export_worker_settings(
+    stack: Stack, settings: Settings, *, api_url: str | None = None
+) -> Settings:
+    """Hand the worker's delivery settings what only the stack knows, unless the
+    environment sets them: ``EOM_CONSOLE_URL``, the URL of the API the stack serves (the
+    answer links' base), and ``EOM_ANSWER_LINK_KEY``, the data directory's key (so that a
+    retried message carries the same answer link after a restart). They go into this
+    process's environment, where ``DeliverySettings()`` reads them, until ``stack`` stops.
+
+    The API's URL is ``api_url`` (a running service's) or else made from ``settings``: the
+    worker starts before the API, so the API's port is chosen here (the configured one if
+    free) and returned in the settings, for the API to listen on."""
+    exported: dict[str, str] = {}
+    if "EOM_CONSOLE_URL" not in os.environ:
+        if api_url is None:
+            settings = settings.model_copy(update={"api_port": free_port(settings.api_port)})
+            host = settings.api_host
+            if host in ("", "0.0.0.0", "::"):
+                host = "127.0.0.1"  # listening everywhere: loopback reaches it here
+            elif ":" in host:
+                host = f"[{host}]"
+            api_url = f"http://{host}:{settings.api_port}"
+        exported["EOM_CONSOLE_URL"] = api_url
+    if "EOM_ANSWER_LINK_KEY" not in os.environ:
+        exported["EOM_ANSWER_LINK_KEY"] = answer_link_key(data_dir())
+    os.environ.update(exported)
+    stack.exported += list(exported)
+    return settings
 
 
 @dataclass

@@ -57,7 +57,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from accounts.answer_links import DEFAULT_GRACE, AnswerLinks, answer_url, link_expiry
 from activities.directory import MemberStateContact, MemberStateDirectory
 from activities.templates import render, template_language
 from domain.values import DeadlineKind, DeliveryPurpose, clean_text
@@ -108,13 +107,14 @@ class DeliverySettings(BaseSettings):
     database). Unset, the worker draws one at start: a retry by another worker process
     then carries another link (both work). ``eom up`` keeps one in its data directory."""
     answer_link_grace_days: float = Field(
-        default=DEFAULT_GRACE / timedelta(days=1),
+        default=30,
         gt=0,
         le=3660,
         validation_alias="EOM_ANSWER_LINK_GRACE_DAYS",
     )
     """How long after the deadline (or after the message, if it went later) its answer
-    link still works, in days: 30 by default, since late answers are still wanted."""
+    link still works, in days: 30 by default (``accounts.answer_links.DEFAULT_GRACE``),
+    since late answers are still wanted."""
 
     @field_validator("console_url")
     @classmethod
@@ -517,6 +517,10 @@ class DeliveryActivities:
         """The answer link of a request or reminder (the same for every attempt at it),
         issued if it was not; None for an escalation, and for an evidence request that
         does not say its cycle."""
+        # Imported here: the accounts package's own start-up imports this module (its
+        # sign-in e-mail goes out through ``send_email``).
+        from accounts.answer_links import AnswerLinks, answer_url, link_expiry
+
         if request.purpose is DeliveryPurpose.escalation:
             return None
         if request.kind is DeadlineKind.evidence and request.cycle < 1:

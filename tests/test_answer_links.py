@@ -574,6 +574,7 @@ def test_delivery_settings_refuse_a_bad_console_url_or_key() -> None:
     with pytest.raises(ValueError, match="greater than 0"):
         DeliverySettings.model_validate({"EOM_ANSWER_LINK_GRACE_DAYS": "0"})
     assert DeliverySettings().console_url == "http://127.0.0.1:8000"
+    assert DeliverySettings().answer_link_grace == DEFAULT_GRACE
 
 
 # --- the stack hands the worker its console URL and key ---------------------------------

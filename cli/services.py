@@ -419,12 +419,7 @@ def export_worker_settings(
     if "EOM_CONSOLE_URL" not in os.environ:
         if api_url is None:
             settings = settings.model_copy(update={"api_port": free_port(settings.api_port)})
-            host = settings.api_host
-            if host in ("", "0.0.0.0", "::"):
-                host = "127.0.0.1"  # listening everywhere: loopback reaches it here
-            elif ":" in host:
-                host = f"[{host}]"
-            api_url = f"http://{host}:{settings.api_port}"
+            api_url = settings.console_base_url
         exported["EOM_CONSOLE_URL"] = api_url
     if "EOM_ANSWER_LINK_KEY" not in os.environ:
         exported["EOM_ANSWER_LINK_KEY"] = answer_link_key(data_dir())

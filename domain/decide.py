@@ -927,3 +927,17 @@ _HANDLERS: dict[type, Callable[[Mission, Any, datetime], list[Event]]] = {
     c.CloseMission: _close,
     c.CancelMission: _cancel,
 }
+
+
+def commands_allowed(state: Mission) -> list[type[c.CommandBase]]:
+    """The commands whose stage rule lets them be given now, in the lifecycle's order
+    (``_STAGES``): what a form may offer. Their other rules are judged when one is given
+    (or dry-run) with its content."""
+    allowed = []
+    for command_type, (stages, name) in _STAGES.items():
+        try:
+            _require_stage(state, stages, name)
+        except e.DomainError:
+            continue
+        allowed.append(command_type)
+    return allowed

@@ -191,7 +191,8 @@ class User(BaseModel):
         ``coordinator:Aigerim Bekova (a.bekova@turkic.example)@Turkic Council``."""
         return Principal(
             token_id=session_id,
-            name=f"{self.name} ({self.email})",
+            name=self.name,
+            email=self.email,
             role=self.role,
             organisation=self.organisation,
             mission_id=self.mission_id,

@@ -68,12 +68,17 @@ class Principal(BaseModel):
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    email: str | None = None
+    """A person of the console's user directory (a token has none)."""
 
     @property
     def actor(self) -> str:
-        """What the events' metadata records as the actor."""
+        """What the events' metadata records as the actor: ``role:name@scope``, the
+        person's e-mail after their name (``coordinator:Aigerim Bekova
+        (a.bekova@turkic.example)@Turkic Council``)."""
         scope = self.member_state or self.mission_id or self.organisation or "all"
-        return f"{self.role.value}:{self.name}@{scope}"
+        who = f"{self.name} ({self.email})" if self.email else self.name
+        return f"{self.role.value}:{who}@{scope}"
 
     def status(self, now: datetime) -> str:
         if self.revoked_at is not None:

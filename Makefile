@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test first-hour lint typecheck clean
+.PHONY: install run test first-hour lint typecheck catalogues clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("eom needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,6 +34,20 @@ test: lint typecheck
 # as written in a fresh data directory; part of `make test` too.
 first-hour: install
 	$(BIN)/pytest -m first_hour
+
+# The console's gettext catalogues: messages extracted from its code and templates, merged
+# into the Russian and Turkish catalogues (translators then fill what is new).
+catalogues: install
+	$(BIN)/pybabel extract -F console/babel.cfg -k _ -k gettext -k ngettext:1,2 \
+		--no-location --sort-output --project eom -o console/catalogues/messages.pot .
+	for language in ru tr; do \
+		if [ -f console/catalogues/$$language/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel update --no-fuzzy-matching -i console/catalogues/messages.pot \
+				-d console/catalogues -l $$language; \
+		else \
+			$(BIN)/pybabel init -i console/catalogues/messages.pot -d console/catalogues -l $$language; \
+		fi; \
+	done
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import gc
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ import temporalio.activity
 import temporalio.workflow
 import uvicorn
 from limits import parse as parse_rate
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
@@ -58,6 +59,8 @@ from api.app import create_app
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
 from api.tokens import TokenStore
+from console.app import ConsoleServices, ConsoleSettings, mount_console
+from console.web import RedactSecrets
 from domain.values import RECORDED
 from eventstore.migrations import migrate
 from eventstore.projections import MISSIONS, Projector
@@ -160,6 +163,24 @@ class Settings(BaseSettings):
     """The web console's address as people reach it (``https://eom.example.org``): the
     base of the sign-in links eom sends. Unset, it is the API's own address
     (``console_base_url``)."""
+
+    console_secret_key: SecretStr | None = Field(
+        default=None, validation_alias="EOM_CONSOLE_SECRET_KEY"
+    )
+    """Signs the console's session cookies (32+ characters). Unset, each API process
+    draws its own, and sessions end when it restarts; ``eom up`` keeps one in its data
+    directory."""
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=720, validation_alias="EOM_CONSOLE_SESSION_HOURS"
+    )
+    """How long a console session lasts after sign-in."""
+
+    @field_validator("console_secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("EOM_CONSOLE_SECRET_KEY needs at least 32 characters")
+        return value
 
     @field_validator("console_url")
     @classmethod
@@ -398,8 +419,10 @@ async def run_api(
     *,
     stop: asyncio.Event,
     on_start: Callable[[str], None] | None = None,
+    delivery: DeliverySettings | None = None,
 ) -> None:
-    """Serve the HTTP API with uvicorn until ``stop`` is set."""
+    """Serve the HTTP API and the console with uvicorn until ``stop`` is set; the
+    console's sign-in links go by ``delivery``'s mail relay (else the environment's)."""
     log = structlog.get_logger("eom.api")
     assert settings.database_url
     async with open_service(settings) as service:
@@ -424,6 +447,24 @@ async def run_api(
             streams_per_token=settings.api_streams_per_token,
             stream_check_seconds=settings.api_stream_check_seconds,
         )
+        secret_key = settings.console_secret_key
+        if secret_key is None:
+            log.warning(
+                "EOM_CONSOLE_SECRET_KEY is not set: console sessions end when the API restarts"
+            )
+        mount_console(
+            app,
+            ConsoleServices(feed=feed, mail=delivery or DeliverySettings()),
+            ConsoleSettings(
+                secret_key=(
+                    secret_key.get_secret_value() if secret_key else secrets.token_urlsafe(48)
+                ),
+                base_url=settings.console_base_url,
+                session_seconds=int(settings.console_session_hours * 3600),
+                stream_check_seconds=settings.api_stream_check_seconds,
+            ),
+        )
+        logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         config = uvicorn.Config(
             app,
             host=settings.api_host,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,8 @@ import asyncpg
 from rich.console import Console
 from rich.markup import escape
 
+from accounts.directory import UserDirectory
+from accounts.users import User, UserError
 from activities.directory import MemberStateDirectory
 from api.tokens import Role, TokenStore
 from cli import seed
@@ -285,3 +288,39 @@ def through_api(api: ApiClient, tokens: TokenStore) -> Send:
         return result, f"{role.value} {scope} via API"
 
     return send
+
+
+DEMO_COORDINATOR = "coordinator@turkic-council.example.org"
+"""The demo's coordinator in the console's user directory (the Secretariat's)."""
+DEMO_AUDITOR = "auditor@court-of-auditors.example.org"
+
+
+async def ensure_people(store: EventStore, mission_id: str) -> User:
+    """The demo's people in the console's directory (added once, kept after): the
+    Turkic Council's coordinator, the seed mission's head of mission and an auditor.
+    Returns the coordinator."""
+    directory = UserDirectory(store)
+    wanted: list[dict[str, Any]] = [
+        {
+            "email": DEMO_COORDINATOR,
+            "name": "Aigerim Bekova",
+            "role": Role.coordinator,
+            "organisation": seed.ORGANISATION,
+        },
+        {
+            "email": "head-of-mission@turkic-council.example.org",
+            "name": seed.HEAD_OF_MISSION,
+            "role": Role.head_of_mission,
+            "language": "tr",
+            "mission_id": mission_id,
+        },
+        {"email": DEMO_AUDITOR, "name": "Court of Auditors", "role": Role.auditor},
+    ]
+    for person in wanted:
+        if await directory.by_email(person["email"]) is None:
+            # Added meanwhile by another run: it is there.
+            with contextlib.suppress(UserError):
+                await directory.add(actor="eom demo", **person)
+    coordinator = await directory.by_email(DEMO_COORDINATOR)
+    assert coordinator is not None
+    return coordinator

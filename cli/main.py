@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -26,13 +26,14 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from accounts.links import SignInLinks, sign_in_url
 from activities.delivery import DeliverySettings
 from api.tokens import Role, TokenError, TokenStore, parse_duration
 from api.tokens import describe as describe_token
 from cli.api_client import ApiClient
 from cli.audit import audit_app
 from cli.commands import InputError, add_subcommands
-from cli.demo import direct, run_demo, through_api
+from cli.demo import direct, ensure_people, run_demo, through_api
 from cli.election_day import coverage_command, report_app, stations_app
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
@@ -195,7 +196,12 @@ async def serving(
             ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             tasks.append(
                 asyncio.create_task(
-                    run_api(settings, stop=stop, on_start=lambda url: ready.set_result(url))
+                    run_api(
+                        settings,
+                        stop=stop,
+                        on_start=lambda url: ready.set_result(url),
+                        delivery=delivery,
+                    )
                 )
             )
             api_task = tasks[-1]
@@ -249,7 +255,8 @@ async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
             started = True
             settings = service.settings
             ui_url = service.stack.temporal.ui_url if service.stack.temporal else None
-            console.print(f"[bold]eom is up[/] — Temporal at {settings.temporal_address}")
+            console.print(f"[bold]eom is up[/] — console: [cyan]{service.api_url}/[/]")
+            console.print(f"Temporal at {settings.temporal_address}", highlight=False)
             if ui_url:
                 console.print(f"Temporal Web UI: [cyan]{ui_url}[/]")
             console.print(f"HTTP API: [cyan]{service.api_url}/v1[/]")
@@ -273,7 +280,19 @@ async def _up(settings: Settings, *, demo: bool, ui: bool) -> None:
             )
             if demo:
                 async with open_missions(settings) as missions:
-                    await run_demo(direct(missions), missions.store, console, eom=eom)
+                    mission_id = await run_demo(direct(missions), missions.store, console, eom=eom)
+                    coordinator = await ensure_people(missions.store, mission_id)
+                    secret = await SignInLinks(missions.store.pool).issue(
+                        coordinator, timedelta(hours=12)
+                    )
+                console.print(
+                    f"Console: [cyan]{service.api_url}/[/]; sign in as the demo coordinator "
+                    f"({coordinator.name}) within 12 hours, once: "
+                    f"[cyan]{sign_in_url(settings.console_base_url, secret)}[/] "
+                    f"(others: `{eom} user link EMAIL`)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 if ui_url:
                     console.print(f"Temporal Web UI: [cyan]{ui_url}[/] (Ctrl-C to stop)")
             await stop.wait()

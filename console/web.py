@@ -1,0 +1,262 @@
+"""What every console page shares: templates with the person's language, the signed
+session cookie, CSRF checks, and HTML answers for errors.
+
+A session's secret travels in a cookie signed with itsdangerous (``eom_session``:
+HttpOnly, SameSite=Strict, Secure when the console is served over https, expiring with
+the session); the session itself (its person, its CSRF token, its expiry) is kept by
+``accounts``, which stores the secret only as a hash, so a session ends for good when it
+is signed out, expires, or its person is disabled. Every form carries the session's
+CSRF token (``_csrf``; htmx requests send it as ``X-CSRF-Token``): a form posted without
+it, or with another session's, is refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, TimestampSigner
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from api.errors import STATUS, ApiError, Code
+from api.tokens import Principal
+from console import i18n
+
+log = structlog.get_logger("eom.console")
+
+SESSION_COOKIE = "eom_session"
+CSRF_FIELD = "_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+_SECRET_IN_PATH = re.compile(r"(/(?:sign-in|answer)/)[A-Za-z0-9_-]{16,}")
+
+
+def redact(text: str) -> str:
+    """``text`` (a path, a log line) with one-time secrets replaced by ``…``."""
+    return _SECRET_IN_PATH.sub(r"\1…", text)
+
+
+class RedactSecrets:
+    """A logging filter: the secrets of sign-in and answer links never reach a log (the
+    access log records paths)."""
+
+    def filter(self, record: Any) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person answering a request: who they are to the API's rules (the
+    principal, with their role and scope), their language, their session's CSRF token."""
+
+    principal: Principal
+    email: str
+    language: str
+    csrf_token: str
+    session_secret: str
+
+
+def templates() -> Jinja2Templates:
+    """The console's templates, translated with the request's language (``_()``,
+    ``ngettext()`` and ``{% trans %}``, from ``console.i18n``)."""
+    folder = files("console") / "page-templates"
+    environment = Environment(
+        loader=FileSystemLoader(str(folder)),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+    environment.globals["languages"] = i18n.LANGUAGES
+    environment.filters["moment"] = _moment
+    return Jinja2Templates(env=environment)
+
+
+def _moment(value: Any) -> str:
+    """A time as people read it: date, hours and minutes, and its UTC offset (times are
+    shown in the host's zone, with their offset)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.strftime("%Y-%m-%d %H:%M")
+        return value.strftime("%Y-%m-%d %H:%M %z").replace("+0000", "UTC")
+    return "" if value is None else str(value)
+
+
+class Signer:
+    """The session cookie's signature (itsdangerous ``TimestampSigner``, HMAC-SHA1 over
+    the value and the time it was signed, keyed by the console's secret key)."""
+
+    def __init__(self, secret_key: str, *, max_age_seconds: int) -> None:
+        if len(secret_key) < 32:
+            raise ValueError("the console's secret key needs at least 32 characters")
+        self._signer = TimestampSigner(secret_key, salt="eom-console-session")
+        self.max_age_seconds = max_age_seconds
+
+    def sign(self, value: str) -> str:
+        return self._signer.sign(value).decode()
+
+    def unsign(self, cookie: str) -> str | None:
+        """The value a cookie carries, or None if it was not signed by this console or
+        is older than the session's life."""
+        try:
+            return self._signer.unsign(cookie, max_age=self.max_age_seconds).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
+
+
+def csrf_ok(expected: str, request_token: str | None) -> bool:
+    """Whether a form's token is the session's (compared in constant time)."""
+    return bool(request_token) and hmac.compare_digest(expected, request_token or "")
+
+
+async def posted_token(request: Request) -> str | None:
+    """The CSRF token a request carries: the header htmx sends, or the form's field."""
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    form = await request.form()
+    value = form.get(CSRF_FIELD)
+    return value if isinstance(value, str) else None
+
+
+def set_session_cookie(
+    response: Response, signer: Signer, secret: str, *, expires_at: datetime, secure: bool
+) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        signer.sign(secret),
+        max_age=max(1, int((expires_at - datetime.now(UTC)).total_seconds())),
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, samesite="strict", secure=secure, path="/"
+    )
+
+
+class PageError(Exception):
+    """A console page's refusal, shown as a page with its status (403, 404, 409...)."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+class NeedsSignIn(Exception):
+    """No session (or one that ended): the console sends the person to sign in."""
+
+
+def is_console_path(path: str) -> bool:
+    return not (path.startswith("/v1") or path == "/health")
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def install_error_pages(app: FastAPI, pages: Jinja2Templates) -> None:
+    """The API's errors stay JSON under ``/v1``; elsewhere a refusal is a page that says
+    what was refused and why, with the same status."""
+    api_handlers: Mapping[Any, ErrorHandler] = dict(app.exception_handlers)
+
+    def page(request: Request, status: int, title: str, message: str) -> Response:
+        if request.headers.get("HX-Request"):
+            return pages.TemplateResponse(
+                request,
+                "partials/refusal.html",
+                {"title": title, "message": message},
+                status_code=status,
+            )
+        return pages.TemplateResponse(
+            request,
+            "error.html",
+            {"title": title, "message": message, "viewer": None},
+            status_code=status,
+        )
+
+    def wrap(kind: Any, render: Callable[[Request, Exception], Response]) -> None:
+        earlier = api_handlers.get(kind)
+
+        async def handler(request: Request, exc: Exception) -> Response:
+            if earlier is not None and not is_console_path(request.url.path):
+                return await earlier(request, exc)
+            with i18n.speaking(getattr(request.state, "language", None)):
+                return render(request, exc)
+
+        app.add_exception_handler(kind, handler)
+
+    def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return page(request, exc.status, exc.code.replace("_", " "), exc.message)
+
+    def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        title = {404: i18n.gettext("Not found"), 405: i18n.gettext("Not allowed")}.get(
+            exc.status_code, i18n.gettext("Refused")
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        return page(request, exc.status_code, title, detail or title)
+
+    def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()[:5]
+        )
+        return page(request, 422, i18n.gettext("Invalid input"), message)
+
+    def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        return page(request, exc.status, exc.title, exc.message)
+
+    def sign_in(request: Request, exc: Exception) -> Response:
+        if request.headers.get("HX-Request"):
+            response = Response(status_code=401)
+            response.headers["HX-Redirect"] = "/sign-in"
+            return response
+        return RedirectResponse("/sign-in", status_code=303)
+
+    def gone(request: Request, exc: Exception) -> Response:
+        # The browser went away while sending (a check overtaken by the form's submit):
+        # nobody reads the answer.
+        return Response(status_code=400)
+
+    wrap(ClientDisconnect, gone)
+    wrap(ApiError, api_error)
+    wrap(StarletteHTTPException, http_error)
+    wrap(RequestValidationError, invalid)
+    wrap(PageError, refused)
+    wrap(NeedsSignIn, sign_in)
+
+
+def api_status(code: Code) -> int:
+    return STATUS[code]
+
+
+def json_refusal(error: ApiError) -> JSONResponse:
+    return error.response()

@@ -187,14 +187,67 @@ async def running_api(
     await feed.stop()
 
 
+@pytest_asyncio.fixture(scope="session")
+async def running_console(
+    client: Client, pool: asyncpg.Pool, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """The API with the console mounted, on a port chosen first (the console's links
+    name it), over this session's services; a worker whose messages go to an SMTP sink
+    and carry links to this console."""
+    from console_support import Mailbox, RunningConsole, console_app
+
+    from accounts.directory import UserDirectory
+    from accounts.links import SignInLinks
+    from activities.delivery import DeliverySettings
+    from cli.smtp_sink import SmtpSink
+
+    store = EventStore(pool)
+    task_queue = f"eom-console-{uuid.uuid4().hex[:8]}"
+    missions = Missions(client=client, store=store, task_queue=task_queue)
+    feed = EventFeed(store, database_url, fallback=2.0)
+    await feed.start()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = make_app(missions, pool, feed, submission_rate="100000/minute")
+    with SmtpSink(tmp_path_factory.mktemp("console-mail")) as sink:
+        mail = DeliverySettings(smtp_port=sink.port, console_url=url)
+        console_app(app, feed, url=url, mail=mail)
+        async with (
+            build_worker(client, store, task_queue, delivery=mail),
+            serving_app(app, port=port),
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            yield RunningConsole(
+                url=url,
+                app=app,
+                missions=missions,
+                users=UserDirectory(store),
+                links=SignInLinks(pool),
+                tokens=TokenStore(pool),
+                mailbox=Mailbox(sink),
+                http=http,
+            )
+    await feed.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (launched by its path)."""
+    from console_support import launched_browser
+
+    async with launched_browser() as launched:
+        yield launched
+
+
 @contextlib.asynccontextmanager
-async def serving_app(app: FastAPI) -> AsyncIterator[str]:
-    """``app`` served by uvicorn on a free port of loopback, until the block ends: its URL."""
+async def serving_app(app: FastAPI, *, port: int | None = None) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free port of loopback (or ``port``), until the
+    block ends: its URL."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=free_port(),
+            port=port or free_port(),
             log_config=None,
             lifespan="off",
             timeout_graceful_shutdown=3,

@@ -89,6 +89,12 @@ def in_scope(principal: Principal, mission: Mission) -> bool:
             return principal.mission_id == mission.mission_id
         case Role.member_state:
             country = principal.member_state
+            if country is None:
+                # An international organisation answering through its answer link (no
+                # token takes this scope): that one mission only.
+                return principal.organisation is not None and (
+                    principal.mission_id == mission.mission_id
+                )
             return principal.mission_id in (None, mission.mission_id) and (
                 country in mission.member_states or country == mission.host_country
             )
@@ -156,14 +162,19 @@ def _allowed(principal: Principal, field: ScopedField) -> bool:
         case "team":
             return principal.team_id is None or field.value == principal.team_id
         case "member_state":
+            if principal.role is Role.member_state:
+                return field.value == principal.member_state
             return principal.member_state is None or field.value == principal.member_state
         case "mission":
             return principal.mission_id is None or field.value == principal.mission_id
         case "organisation":
             return principal.organisation is None or field.value == principal.organisation
         case "recipient organisation":
-            # A state answers for itself, never for an organisation it was sent to.
-            return principal.role is not Role.member_state
+            # A state answers for itself, never for an organisation it was sent to; an
+            # organisation answering through its link, for itself only.
+            if principal.role is Role.member_state:
+                return principal.member_state is None and field.value == principal.organisation
+            return True
     return False
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
+
 from cli.stack import (
     EmbeddedPostgres,
     TemporalDevServer,
@@ -54,6 +56,9 @@ APPEAR_WITHIN_SECONDS = 5.0
 """How long a command that needs the service waits for one to show up when none runs."""
 ANSWER_LINK_KEY_FILE = "answer-link.key"
 """The data directory's key for answer links (``EOM_ANSWER_LINK_KEY`` when not set)."""
+CONSOLE_KEY_FILE = "console-session.key"
+"""The data directory's key signing the console's session cookies
+(``EOM_CONSOLE_SECRET_KEY`` when not set)."""
 CLIENT_HOLDER_WAIT_SECONDS = 60.0
 """How long a command waits for another read-only command that has the embedded
 database open."""
@@ -392,7 +397,13 @@ async def start_stack(
 def answer_link_key(directory: Path) -> str:
     """The answer-link key kept in ``directory`` (``answer-link.key``, readable by its
     owner only), made on first use: 43 URL-safe characters."""
-    path = directory / ANSWER_LINK_KEY_FILE
+    return kept_key(directory, ANSWER_LINK_KEY_FILE)
+
+
+def kept_key(directory: Path, name: str) -> str:
+    """The key kept in ``directory``'s file ``name`` (readable by its owner only), made
+    on first use: 43 URL-safe characters (256 random bits)."""
+    path = directory / name
     directory.mkdir(parents=True, exist_ok=True)
     try:
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -423,6 +434,10 @@ def export_worker_settings(
         exported["EOM_CONSOLE_URL"] = api_url
     if "EOM_ANSWER_LINK_KEY" not in os.environ:
         exported["EOM_ANSWER_LINK_KEY"] = answer_link_key(data_dir())
+    if settings.console_secret_key is None:
+        # The console's sessions outlive a restart of eom up.
+        key = SecretStr(kept_key(data_dir(), CONSOLE_KEY_FILE))
+        settings = settings.model_copy(update={"console_secret_key": key})
     os.environ.update(exported)
     stack.exported += list(exported)
     return settings

@@ -47,13 +47,16 @@ MAX_OBSERVERS = 50
 
 
 def link_principal(link: AnswerLink) -> Principal:
-    """The member state acting through its link: its role and scope (that state, that
-    mission), its actor naming the link's recipient."""
+    """The recipient acting through its link, as a member state: its scope that state
+    (or, for an international organisation among the recipients of recommendations,
+    that organisation) in that mission; its actor naming the link's recipient."""
+    state = _is_state(link.recipient)
     return Principal(
         token_id=uuid.uuid5(uuid.NAMESPACE_URL, f"eom-answer-link:{link.message_id or ''}"),
         name=f"focal point of {link.recipient} (answer link)",
         role=Role.member_state,
-        member_state=link.recipient,
+        member_state=link.recipient if state else None,
+        organisation=None if state else link.recipient,
         mission_id=link.mission_id,
         created_at=link.issued_at,
         expires_at=link.expires_at,
@@ -253,9 +256,11 @@ class AnswerPages:
                 )
             elif action == "acknowledge":
                 kind = (
-                    RecipientKind.member_state
-                    if link.recipient != mission.host_country
+                    RecipientKind.international_organisation
+                    if not _is_state(link.recipient)
                     else RecipientKind.host_country
+                    if link.recipient == mission.host_country
+                    else RecipientKind.member_state
                 )
                 command = c.AcknowledgeRecommendations(
                     recipient={"kind": kind, "name": link.recipient},
@@ -274,6 +279,11 @@ class AnswerPages:
             return {action: str(error).splitlines()[-1] if str(error) else action}, []
         answer = await self.commands.run(link_principal(link), link.mission_id, command)
         return {}, [Verdict.of(answer)]
+
+
+def _is_state(recipient: str) -> bool:
+    """A state is named by its ISO 3166-1 alpha-2 code; an organisation by its name."""
+    return len(recipient) == 2 and recipient.isascii() and recipient.isalpha()
 
 
 def _observer_id(link: AnswerLink, name: str, index: int) -> str:

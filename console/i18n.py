@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -28,6 +29,9 @@ LANGUAGES = {"en": "English", "ru": "Русский", "tr": "Türkçe"}
 """The console's languages, by ISO 639-1 code, each named in itself."""
 
 DEFAULT_LANGUAGE = "en"
+
+CATALOGUES = Path(str(files("console") / "catalogues"))
+"""Where the catalogues are: ``messages.pot``, and ``<language>/LC_MESSAGES/messages.po``."""
 
 _DOMAIN = "messages"
 _current: ContextVar[str] = ContextVar("console_language", default=DEFAULT_LANGUAGE)
@@ -39,7 +43,7 @@ def catalogue(language: str) -> NullTranslations:
     as written). Raises ``babel.messages.pofile.PoFileError`` for a malformed file."""
     if language == DEFAULT_LANGUAGE or language not in LANGUAGES:
         return NullTranslations()
-    source = files("console") / "catalogues" / language / "LC_MESSAGES" / f"{_DOMAIN}.po"
+    source = CATALOGUES / language / "LC_MESSAGES" / f"{_DOMAIN}.po"
     with source.open("rb") as po:
         parsed = read_po(po, locale=language, domain=_DOMAIN)
     compiled = io.BytesIO()

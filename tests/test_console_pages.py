@@ -7,12 +7,14 @@ reload; nothing is loaded from outside the machine.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from babel.messages.pofile import read_po
 from console_support import RunningConsole, axe_violations, seeded
 from fastapi.routing import APIRoute
 from playwright.async_api import Browser, expect
@@ -22,6 +24,8 @@ from accounts.answer_links import AnswerLinks
 from api.tokens import Role
 from cli import seed
 from console.app import DOWNLOADS, FRAGMENTS, STREAMS
+from console.i18n import CATALOGUES
+from console.web import RedactSecrets, redact
 from domain import commands as c
 from domain.values import DeadlineKind
 
@@ -201,3 +205,150 @@ async def test_the_timeline_shows_another_clients_event_live(
         "Head of mission appointed", timeout=15_000
     )
     await expect(page.locator("#timeline li")).to_have_count(2)
+
+
+async def test_links_work_once_and_disabling_a_person_ends_their_sessions_and_streams(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = await _mission(console)
+    person = await console.user(Role.coordinator)
+    context = await console.context(browser)
+    page = await context.new_page()
+    secret = await console.links.issue(person, timedelta(minutes=5))
+    await page.goto(f"/sign-in/{secret}")
+    await page.get_by_role("button", name="Continue to eom").click()
+    await page.wait_for_url(f"{console.url}/")
+    # The same link again, from another browser: used.
+    other = await (await console.context(browser)).new_page()
+    await other.goto(f"/sign-in/{secret}")
+    async with other.expect_response(lambda r: r.request.method == "POST") as used:
+        await other.get_by_role("button", name="Continue to eom").click()
+    assert (await used.value).status == 410
+    await expect(other.get_by_role("alert")).to_contain_text("already used")
+    # A live stream of the session, then the person is disabled: both end.
+    cookies = {c["name"]: c["value"] for c in await context.cookies()}
+    async with console.http.stream(
+        "GET", f"/missions/{mission_id}/live", cookies=cookies, timeout=30
+    ) as stream:
+        assert stream.status_code == 200
+        await console.users.disable(person.email, actor="test")
+        received = [line async for line in stream.aiter_lines()]
+    assert "event: end" in received
+    await page.goto(f"/missions/{mission_id}")
+    assert page.url == f"{console.url}/sign-in"
+
+
+async def test_member_state_links_expire_and_their_forms_need_their_token(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = await _mission(console, before=c.NominateObserver)
+    links = AnswerLinks(console.missions.store.pool)
+    expired = await links.issue(
+        mission_id,
+        "AZ",
+        DeadlineKind.nomination,
+        0,
+        timedelta(days=1),
+        now=datetime.now(UTC) - timedelta(days=2),
+    )
+    page = await (await console.context(browser)).new_page()
+    answer = await page.goto(f"/answer/{expired}")
+    assert answer is not None and answer.status == 410
+    await expect(page.get_by_role("alert")).to_contain_text("expired")
+    live = await links.issue(mission_id, "KG", DeadlineKind.nomination, 0, timedelta(days=1))
+    before = await console.missions.store.stream_version(mission_id)
+    form: dict[str, str | float | bool] = {"observers.0.name": "Forged", "reason": "forged"}
+    for action in ("nominate", "decline"):
+        forged = await page.request.post(f"/answer/{live}/{action}", form=form)
+        assert forged.status == 403
+    token_of_other = await links.issue(
+        mission_id, "UZ", DeadlineKind.nomination, 0, timedelta(days=1)
+    )
+    await page.goto(f"/answer/{token_of_other}")
+    other_token = await page.locator('[name="_csrf"]').first.get_attribute("value")
+    assert other_token
+    forged = await page.request.post(
+        f"/answer/{live}/decline", form={"reason": "forged", "_csrf": other_token}
+    )
+    assert forged.status == 403
+    assert await console.missions.store.stream_version(mission_id) == before
+    # KG's own page declines for KG only, once.
+    await page.goto(f"/answer/{live}")
+    await page.fill('[name="reason"]', "No observers available this time.")
+    await page.get_by_role("button", name="Decline to nominate").click()
+    await expect(page.get_by_role("status")).to_contain_text("recorded")
+    state = await console.missions.state(mission_id)
+    assert list(state.declined) == ["KG"]
+    again = await page.goto(f"/answer/{live}")
+    assert again is not None and again.status == 410
+
+
+async def test_a_person_reads_the_console_in_their_language(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    for language, heading in (("ru", "Миссии"), ("tr", "Heyetler"), ("en", "Missions")):
+        person = await console.user(Role.coordinator, language=language)
+        page = await console.signed_in(browser, person)
+        await expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        assert await page.get_attribute("html", "lang") == language
+
+
+def test_links_secrets_never_reach_the_access_log() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/answer/" + "a" * 43, "1.1", 200),
+        None,
+    )
+    assert RedactSecrets().filter(record)
+    assert "a" * 43 not in record.getMessage()
+    assert "/answer/…" in record.getMessage()
+    assert redact("/sign-in/" + "Z9_-" * 10 + "?x=1") == "/sign-in/…?x=1"
+
+
+def test_the_catalogues_translate_every_message() -> None:
+    """Every message of the console has its Russian and Turkish translation, with the
+    same placeholders."""
+    with (CATALOGUES / "messages.pot").open("rb") as pot:
+        template = read_po(pot)
+    for language in ("ru", "tr"):
+        with (CATALOGUES / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
+            catalogue = read_po(po, locale=language)
+        for message in template:
+            if not message.id:
+                continue
+            found = catalogue.get(message.id)
+            assert found is not None and not found.fuzzy, (language, message.id)
+            ids = [str(i) for i in (found.id if isinstance(found.id, tuple) else (found.id,))]
+            strings = [
+                str(t)
+                for t in (found.string if isinstance(found.string, tuple) else (found.string,))
+            ]
+            assert all(strings), (language, message.id)
+            wanted = set(re.findall(r"%\(\w+\)[sd]", " ".join(ids)))
+            for string in strings:
+                assert set(re.findall(r"%\(\w+\)[sd]", string)) == wanted, (language, string)
+
+
+async def test_an_organisation_among_the_recipients_acknowledges_from_its_link(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = f"tc-{uuid.uuid4().hex[:8]}"
+    await seeded(console.missions, mission_id, before=c.AcknowledgeRecommendations)
+    links = AnswerLinks(console.missions.store.pool)
+    day = timedelta(days=1)
+    odihr = await links.issue(mission_id, "OSCE/ODIHR", DeadlineKind.acknowledgement, 0, day)
+    page = await (await console.context(browser)).new_page()
+    await page.goto(f"/answer/{odihr}")
+    await page.get_by_role("button", name="Acknowledge receipt").click()
+    await expect(page.get_by_role("status")).to_contain_text("recorded")
+    state = await console.missions.state(mission_id)
+    acknowledged = {d.recipient.name for d in state.deliveries.values() if d.acknowledged_on}
+    assert acknowledged == {"OSCE/ODIHR"}

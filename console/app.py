@@ -60,6 +60,7 @@ FRAGMENTS = frozenset(
         "console_command_check",
         "console_register_check",
         "console_answer_check",
+        "console_election_day",
     }
 )
 """Routes answering a part of a page (htmx), not a page: checked within their pages."""

@@ -54,6 +54,9 @@ class FormField:
     children: list[FormField] = field(default_factory=list)
     minimum: int | float | None = None
     maximum: int | float | None = None
+    suggestions: list[str] = field(default_factory=list)
+    """Values the mission already knows for this field (ids of its observers, drafts...),
+    offered as the input's suggestions."""
 
     def row(self, index: int) -> list[FormField]:
         """A ``rows`` field's children for row ``index``, their names filled in."""
@@ -73,6 +76,7 @@ def _named(template: FormField, prefix: str, index: int) -> FormField:
         children=[_named(c, prefix, index) for c in template.children],
         minimum=template.minimum,
         maximum=template.maximum,
+        suggestions=template.suggestions,
     )
 
 

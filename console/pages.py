@@ -259,6 +259,24 @@ class MissionPages:
             )
 
         @router.get(
+            "/missions/{mission_id}/election-day",
+            name="console_election_day",
+            response_class=HTMLResponse,
+        )
+        async def election_day(
+            request: Request, mission_id: MissionId, viewer: Signed
+        ) -> HTMLResponse:
+            """Election day's figures as they are now (the mission page asks every few
+            seconds while election day is open): coverage per locality and phase, each
+            team's reports and missed check-ins, conflicts."""
+            principal = viewer.principal
+            coverage = await self.operations.coverage(principal, mission_id, catch_up=False)
+            state = await self.missions.state(mission_id)
+            return self.render(
+                request, "partials/election_day.html", viewer, mission=state, coverage=coverage
+            )
+
+        @router.get(
             "/missions/{mission_id}/commands/{name}",
             name="console_command",
             response_class=HTMLResponse,
@@ -463,7 +481,25 @@ class MissionPages:
                     item.default = shown.draft_id
                 if item.name == "text_sha256":
                     item.default = shown.text_sha256
+        known = {
+            "observer_id": list(state.observers),
+            "team_id": list(state.teams),
+            "draft_id": list(state.drafts),
+            "recommendation_id": list(state.recommendations),
+        }
+        for item in _all(fields):
+            leaf = item.name.rsplit(".", 1)[-1]
+            if item.kind == "text" and leaf in known:
+                item.suggestions = known[leaf]
         return [f for f in fields if not (name == "approve_statement" and f.name == "approved_by")]
+
+
+def _all(fields: list[FormField]) -> list[FormField]:
+    """The fields and, depth first, their children."""
+    found = []
+    for item in fields:
+        found += [item, *_all(item.children)]
+    return found
 
 
 def _find(fields: list[FormField], name: str) -> FormField | None:

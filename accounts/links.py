@@ -100,18 +100,26 @@ class SignInLinks:
 
     async def issue(self, user: User, ttl: timedelta) -> str:
         """A new link's secret for ``user``, valid for ``ttl`` (at most ``MAX_LINK_TTL``)
-        and once. The secret is returned, never stored. Raises ``UserError``: ``ttl`` out
+        and once; the user's earlier links that were not used expire now. The secret is
+        returned, never stored. Raises ``UserError``: ``ttl`` out
         of range, or ``user`` disabled or not in the directory."""
         check_ttl(ttl, MAX_LINK_TTL)
         secret = new_secret()
-        issued = await self.pool.fetchval(
-            "INSERT INTO console_sign_in_links (link_hash, user_id, expires_at) "
-            "SELECT $1, user_id, clock_timestamp() + $3::interval FROM console_users "
-            "WHERE user_id = $2 AND disabled_at IS NULL RETURNING expires_at",
-            hash_secret(secret),
-            user.user_id,
-            ttl,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The newest link is the one that works: those issued before it expire now.
+            await conn.execute(
+                "UPDATE console_sign_in_links SET expires_at = clock_timestamp() "
+                "WHERE user_id = $1 AND used_at IS NULL AND expires_at > clock_timestamp()",
+                user.user_id,
+            )
+            issued = await conn.fetchval(
+                "INSERT INTO console_sign_in_links (link_hash, user_id, expires_at) "
+                "SELECT $1, user_id, clock_timestamp() + $3::interval FROM console_users "
+                "WHERE user_id = $2 AND disabled_at IS NULL RETURNING expires_at",
+                hash_secret(secret),
+                user.user_id,
+                ttl,
+            )
         if issued is None:
             raise UserError("user", f"{user.email} is disabled or not in the directory")
         log.info("sign-in link issued", user_id=str(user.user_id), expires_at=issued.isoformat())

@@ -11,25 +11,28 @@ from the link (CSRF): a form posted from elsewhere is refused.
 
 import hashlib
 import hmac
+import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from accounts.answer_links import AnswerLink, AnswerLinks, LinkRefused, ensure_open
+from activities.directory import MemberStateDirectory
 from api.tokens import Principal, Role
 from console import i18n
 from console.forms import FormErrors, form_fields, parse_form
 from console.pages import Verdict
-from console.web import PageError, posted_token
+from console.web import PageError, posted_token, read_form
 from domain import commands as c
 from domain import errors as e
 from domain.state import Mission
-from domain.values import DeadlineKind, RecipientKind
+from domain.values import DeadlineKind, RecipientKind, Stage
 from operations.commands import CommandOperations
 from workflows.client import Missions
 
@@ -89,7 +92,7 @@ class AnswerPages:
         digest = hashlib.sha256(secret.encode()).hexdigest()
         return hmac.new(self._form_key, digest.encode(), hashlib.sha256).hexdigest()
 
-    async def opened(self, secret: str) -> tuple[AnswerLink, Mission]:
+    async def opened(self, request: Request, secret: str) -> tuple[AnswerLink, Mission]:
         """The link and its mission, or ``PageError`` (404 unknown, 410 expired or its
         request already answered)."""
         try:
@@ -101,11 +104,46 @@ class AnswerPages:
             raise PageError(
                 status, i18n.gettext("This link cannot be used"), _reason(refused.reason)
             ) from None
+        await self.speak_to(request, mission, link)
+        if not _still_asked(mission, link):
+            raise PageError(
+                410,
+                i18n.gettext("This link cannot be used"),
+                i18n.gettext(
+                    "This request is closed: the mission has moved past the stage that "
+                    "asked for it."
+                ),
+            )
         return link, mission
 
-    def render(self, request: Request, status_code: int = 200, **values: Any) -> HTMLResponse:
+    async def speak_to(self, request: Request, mission: Mission, link: AnswerLink) -> None:
+        """Answer in the recipient's language, as the member-state directory has it
+        (its messages are written in it), falling back to English."""
+        contact = None
+        if mission.organisation and _is_state(link.recipient):
+            directory = MemberStateDirectory(self.missions.store.pool)
+            contact = await directory.get(mission.organisation, link.recipient)
+        request.state.language = i18n.use(contact.language if contact else None)
+
+    def render(
+        self,
+        request: Request,
+        status_code: int = 200,
+        template: str = "answer.html",
+        **values: Any,
+    ) -> HTMLResponse:
+        given = values.get("values") or {}
+        indexes = [
+            int(key.split(".")[1])
+            for key in given
+            if key.startswith("observers.") and key.split(".")[1].isdigit()
+        ]
+        values.setdefault("observer_rows", min(MAX_OBSERVERS, max(indexes, default=0) + 1))
+        values.setdefault("max_observers", MAX_OBSERVERS)
+        values.setdefault("problems", {})
+        values.setdefault("values", {})
         return self.pages.TemplateResponse(
-            request, "answer.html", self.context(request, None, **values), status_code=status_code
+            request, template, self.context(request, None, **values), status_code=status_code
         )
 
     def router(self) -> APIRouter:
@@ -114,8 +152,28 @@ class AnswerPages:
         @router.get("/answer/{secret}", name="console_answer", response_class=HTMLResponse)
         async def answer_page(request: Request, secret: Secret) -> HTMLResponse:
             """What the request asks, and the forms that answer it."""
-            link, mission = await self.opened(secret)
+            link, mission = await self.opened(request, secret)
             return self.render(request, **self.view(secret, link, mission))
+
+        @router.get(
+            "/answer/{secret}/rows/{index}",
+            name="console_answer_row",
+            response_class=HTMLResponse,
+        )
+        async def answer_row(
+            request: Request,
+            secret: Secret,
+            index: Annotated[int, Path(ge=1, lt=MAX_OBSERVERS)],
+        ) -> HTMLResponse:
+            """One more observer row of the nomination form (htmx asks for it)."""
+            _, mission = await self.opened(request, secret)
+            return self.render(
+                request,
+                template="partials/observer_rows_more.html",
+                index=index,
+                secret=secret,
+                roles=[r.value for r in mission.rules.roles],
+            )
 
         @router.post(
             "/answer/{secret}/check", name="console_answer_check", response_class=HTMLResponse
@@ -123,7 +181,7 @@ class AnswerPages:
         async def answer_check(request: Request, secret: Secret) -> HTMLResponse:
             """The nomination form checked as it is filled: each observer's dry run, and
             the pledges a coordinator needs before accepting an observer."""
-            link, mission = await self.opened(secret)
+            link, mission = await self.opened(request, secret)
             await self.checked(request, secret)
             problems, verdicts = await self.nominations(request, link, mission, dry_run=True)
             return self.pages.TemplateResponse(
@@ -141,7 +199,7 @@ class AnswerPages:
             action: Annotated[str, Path(pattern=r"^(nominate|decline|acknowledge|evidence)$")],
         ) -> Response:
             """Record the answer (as the API would), or show what refused it."""
-            link, mission = await self.opened(secret)
+            link, mission = await self.opened(request, secret)
             await self.checked(request, secret)
             if action not in ANSWERS[link.kind]:
                 raise PageError(
@@ -156,8 +214,7 @@ class AnswerPages:
             refused = [v for v in verdicts if not v.accepted]
             if problems or refused or not verdicts:
                 view = self.view(secret, link, mission)
-                form = await request.form()
-                view["values"] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+                view["values"] = dict(await read_form(request))
                 view["problems"] = problems
                 view["verdicts"] = verdicts
                 status = refused[0].status if refused else 422
@@ -200,54 +257,79 @@ class AnswerPages:
     async def nominations(
         self, request: Request, link: AnswerLink, mission: Mission, *, dry_run: bool
     ) -> tuple[dict[str, str], list[Verdict]]:
-        """Each observer row of the form as a ``NominateObserver`` for the link's state,
-        checked (``dry_run``) or recorded in order; a row whose pledges are not both
-        given is named (the coordinator cannot accept such an observer)."""
-        form = await request.form()
+        """Each observer row of the form as a ``NominateObserver`` for the link's state.
+        All rows are checked first (each one's dry run, the pledges a coordinator needs
+        before accepting an observer, ids given twice); only if every row passes are they
+        recorded, in order (``dry_run`` false): a request is answered whole or not at
+        all, since the answer closes the link."""
+        form = await read_form(request)
         rows: dict[int, list[tuple[str, str]]] = {}
-        for key, value in form.multi_items():
-            if not isinstance(value, str) or not key.startswith("observers."):
+        problems: dict[str, str] = {}
+        for key, value in form:
+            if not key.startswith("observers."):
                 continue
             _, position, name = [*key.split(".", 2), "", ""][:3]
-            if position.isdigit() and int(position) < MAX_OBSERVERS and value.strip():
+            if not position.isdigit() or int(position) >= MAX_OBSERVERS:
+                problems[key] = i18n.gettext("at most %(n)s observers in one answer") % {
+                    "n": MAX_OBSERVERS
+                }
+            elif value.strip():
                 rows.setdefault(int(position), []).append((name, value))
-        problems: dict[str, str] = {}
-        verdicts: list[Verdict] = []
+        commands: list[tuple[int, c.NominateObserver]] = []
+        ids: dict[str, int] = {}
         for index in sorted(rows):
             pairs = rows[index]
-            if not any(n == "name" for n, _ in pairs):
+            given = dict(pairs)
+            if "name" not in given:
+                if any(n not in ("role",) for n, _ in pairs):
+                    problems[f"observers.{index}.name"] = i18n.gettext("a name is needed")
                 continue
+            observer_id = _observer_id(link, given["name"], index)
             try:
                 command = parse_form(
                     c.NominateObserver,
                     pairs,
-                    fixed={
-                        "member_state": link.recipient,
-                        "observer_id": _observer_id(link, dict(pairs).get("name", ""), index),
-                    },
+                    fixed={"member_state": link.recipient, "observer_id": observer_id},
                 )
             except FormErrors as error:
                 problems.update({f"observers.{index}.{k}": v for k, v in error.problems.items()})
                 continue
             assert isinstance(command, c.NominateObserver)
+            if observer_id in ids:
+                problems[f"observers.{index}.name"] = i18n.gettext(
+                    "the same person as observer %(n)s"
+                ) % {"n": ids[observer_id] + 1}
+                continue
+            ids[observer_id] = index
             if not (command.code_of_conduct_signed and command.conflict_of_interest_declared):
-                problems[f"observers.{index}.pledges"] = (
-                    f"{e.PledgeMissing.rule}: {command.name} cannot be accepted without the "
-                    "code-of-conduct pledge and the conflict-of-interest declaration"
-                )
-            if dry_run or not problems:
-                answer = await self.commands.run(
-                    link_principal(link), link.mission_id, command, dry_run=dry_run
-                )
-                verdicts.append(Verdict.of(answer))
-        return problems, verdicts
+                problems[f"observers.{index}.pledges"] = f"{e.PledgeMissing.rule}: " + i18n.gettext(
+                    "%(name)s cannot be accepted without the code-of-conduct pledge and "
+                    "the conflict-of-interest declaration"
+                ) % {"name": command.name}
+            commands.append((index, command))
+        if not commands and not problems:
+            problems["observers.0.name"] = i18n.gettext("name at least one observer")
+        principal = link_principal(link)
+        checks = [
+            Verdict.of(await self.commands.run(principal, link.mission_id, cmd, dry_run=True))
+            for _, cmd in commands
+        ]
+        for (index, _), check in zip(commands, checks, strict=True):
+            if not check.accepted:
+                problems[f"observers.{index}"] = f"{check.code}: {check.message}"
+        if dry_run or problems:
+            return problems, checks
+        recorded = []
+        for _, command in commands:
+            answer = await self.commands.run(principal, link.mission_id, command)
+            recorded.append(Verdict.of(answer))
+        return {}, recorded
 
     async def single(
         self, request: Request, action: str, link: AnswerLink, mission: Mission
     ) -> tuple[dict[str, str], list[Verdict]]:
         """A decline, an acknowledgement or evidence, as one command."""
-        form = await request.form()
-        values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        values = dict(await read_form(request))
         command: Any
         try:
             if action == "decline":
@@ -264,7 +346,7 @@ class AnswerPages:
                 )
                 command = c.AcknowledgeRecommendations(
                     recipient={"kind": kind, "name": link.recipient},
-                    acknowledged_on=date.fromisoformat(values.get("acknowledged_on", "")),
+                    acknowledged_on=values.get("acknowledged_on", ""),
                 )
             else:
                 items = [
@@ -272,13 +354,41 @@ class AnswerPages:
                     for rid in mission.recommendations
                     if values.get(f"evidence.{rid}", "").strip()
                 ]
+                if not items:
+                    return {
+                        "evidence": i18n.gettext(
+                            "write the evidence for at least one recommendation"
+                        )
+                    }, []
                 command = c.SubmitEvidence(
                     member_state=link.recipient, cycle=link.cycle, evidence=items
                 )
-        except ValueError as error:
-            return {action: str(error).splitlines()[-1] if str(error) else action}, []
+        except ValidationError as error:
+            return _named_problems(error, action), []
         answer = await self.commands.run(link_principal(link), link.mission_id, command)
         return {}, [Verdict.of(answer)]
+
+
+def _named_problems(error: ValidationError, action: str) -> dict[str, str]:
+    """A refused answer's problems by the form's field names (``reason``,
+    ``acknowledged_on``, ``evidence.R1``)."""
+    problems: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"]]
+        if loc[:1] == ["evidence"] and len(loc) > 2:
+            name = f"evidence.{loc[1]}"
+        else:
+            name = loc[0] if loc else action
+        problems.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
+    return problems
+
+
+def _still_asked(mission: Mission, link: AnswerLink) -> bool:
+    """Whether the mission still takes the answer the link asks for: nominations only
+    while the delegation forms (stages forming and pre-election)."""
+    if link.kind is DeadlineKind.nomination:
+        return mission.stage in (Stage.forming, Stage.pre_election)
+    return mission.stage not in (None, Stage.cancelled)
 
 
 def _is_state(recipient: str) -> bool:
@@ -287,9 +397,19 @@ def _is_state(recipient: str) -> bool:
 
 
 def _observer_id(link: AnswerLink, name: str, index: int) -> str:
-    """An observer's id from the state and the name (``az-aliyev-elnur``)."""
-    letters = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in name.lower())
-    slug = "-".join(part for part in letters.split("-") if part)[:60] or f"observer-{index + 1}"
+    """An observer's id from the state and the name: its Latin letters and digits
+    (accents dropped: ``Ayşe Kaya`` is ``tr-ayse-kaya``), else a digest of the name
+    (``kg-observer-3f9a1c2b``); the same name gives the same id."""
+    folded = unicodedata.normalize("NFKD", name.lower().replace("ı", "i"))
+    letters = "".join(
+        ch if ch.isascii() and ch.isalnum() else "-"
+        for ch in folded
+        if not unicodedata.combining(ch)
+    )
+    slug = "-".join(part for part in letters.split("-") if part)[:60]
+    if len(slug) < 3:
+        digest = hashlib.sha256(" ".join(name.lower().split()).encode()).hexdigest()[:8]
+        slug = f"observer-{digest}"
     return f"{link.recipient.lower()}-{slug}"
 
 

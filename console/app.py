@@ -7,6 +7,7 @@ tests, with the same services the API's routes use: nothing here reads or writes
 store except through them.
 """
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -16,16 +17,20 @@ from typing import Annotated, Any
 
 import asyncpg
 import structlog
-from fastapi import Depends, FastAPI, Form, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
+from limits import parse as parse_rate
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from accounts.answer_links import AnswerLinks
 from accounts.directory import UserDirectory
 from accounts.links import LinkRefused, SignInLinks, sign_in_url
 from accounts.mail import MailError, send_sign_in_link
 from accounts.sessions import Sessions
+from accounts.users import UserError, check_email
 from activities.delivery import DeliverySettings
 from api.access import in_scope
 from api.feed import EventFeed
@@ -43,7 +48,9 @@ from console.web import (
     Viewer,
     clear_session_cookie,
     install_error_pages,
+    install_security_headers,
     posted_token,
+    read_form,
     set_session_cookie,
     templates,
 )
@@ -61,11 +68,15 @@ FRAGMENTS = frozenset(
         "console_register_check",
         "console_answer_check",
         "console_election_day",
+        "console_answer_row",
     }
 )
 """Routes answering a part of a page (htmx), not a page: checked within their pages."""
 DOWNLOADS = frozenset({"console_export"})
 STREAMS = frozenset({"console_live"})
+
+SIGN_IN_RATE = parse_rate("5/15minutes")
+"""Sign-in links one address, or one client, may ask for."""
 
 PRESESSION_COOKIE = "eom_form"
 """Before sign-in, forms are bound to this cookie (the double-submit pattern): its
@@ -112,7 +123,10 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
     sessions = Sessions(store.pool)
     static = files("console") / "static-files"
     app.mount("/static", StaticFiles(directory=str(static)), name="console-static")
-    install_error_pages(app, pages)
+    install_error_pages(app, pages, _names)
+    install_security_headers(app)
+    sign_in_limiter = MovingWindowRateLimiter(MemoryStorage())
+    background: set[asyncio.Task[None]] = set()
 
     async def viewer(request: Request) -> Viewer:
         """The signed-in person, or ``NeedsSignIn`` (sent to the sign-in page)."""
@@ -123,13 +137,15 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
             raise NeedsSignIn()
         language = i18n.use(session.user.language.value)
         request.state.language = language
-        return Viewer(
+        signed = Viewer(
             principal=session.principal,
             email=session.user.email,
             language=language,
             csrf_token=session.csrf_token,
             session_secret=secret,
         )
+        request.state.viewer = signed
+        return signed
 
     Signed = Annotated[Viewer, Depends(viewer)]
 
@@ -191,30 +207,28 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         )
 
     @app.post("/sign-in", name="console_sign_in_send", response_class=HTMLResponse)
-    async def sign_in_send(
-        request: Request, email: Annotated[str, Form(max_length=254)]
-    ) -> Response:
-        """E-mail a one-time sign-in link to a known, active person; the answer is the
-        same whoever the address belongs to (it says nothing of who has an account)."""
+    async def sign_in_send(request: Request) -> Response:
+        """E-mail a one-time sign-in link to a known, active person. The answer is the
+        same, and as quick, whoever the address belongs to (the link is made and sent
+        after answering): it says nothing of who has an account. At most
+        ``SIGN_IN_RATE`` requests per address and per client."""
         await check_presession(request)
-        user = await users.by_email(email.strip())
-        if user is not None and user.active:
-            ttl = timedelta(seconds=settings.link_seconds)
-            secret = await links.issue(user, ttl)
-            try:
-                await send_sign_in_link(
-                    user,
-                    sign_in_url(settings.base_url, secret),
-                    services.mail,
-                    expires_at=datetime.now(UTC) + ttl,
-                )
-            except MailError as error:
+        email = dict(await read_form(request)).get("email", "")
+        try:
+            address = check_email(email)
+        except UserError as error:
+            raise PageError(422, i18n.gettext("Invalid input"), str(error)) from None
+        client = request.client.host if request.client else "unknown"
+        for key in (f"address:{address.casefold()}", f"client:{client}"):
+            if not await sign_in_limiter.hit(SIGN_IN_RATE, key):
                 raise PageError(
-                    503,
-                    i18n.gettext("Not sent"),
-                    i18n.gettext("The sign-in link could not be sent now: %(reason)s")
-                    % {"reason": str(error)},
-                ) from None
+                    429,
+                    i18n.gettext("Too many requests"),
+                    i18n.gettext("Too many sign-in links asked for; try again in a few minutes."),
+                )
+        sending = asyncio.create_task(send_link(address))
+        background.add(sending)
+        sending.add_done_callback(background.discard)
         return render(
             request,
             "sign_in.html",
@@ -223,6 +237,24 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
             minutes=settings.link_seconds // 60,
             form_token="",
         )
+
+    async def send_link(address: str) -> None:
+        """Make and e-mail a link if ``address`` is an active person's (logged, never
+        raised: nobody waits for it)."""
+        try:
+            user = await users.by_email(address)
+            if user is None or not user.active:
+                return
+            ttl = timedelta(seconds=settings.link_seconds)
+            secret = await links.issue(user, ttl)
+            await send_sign_in_link(
+                user,
+                sign_in_url(settings.base_url, secret),
+                services.mail,
+                expires_at=datetime.now(UTC) + ttl,
+            )
+        except (MailError, UserError, asyncpg.PostgresError, OSError) as error:
+            log.warning("sign-in link not sent", error=str(error))
 
     @app.get("/sign-in/{secret}", name="console_sign_in_link", response_class=HTMLResponse)
     async def sign_in_link(
@@ -312,6 +344,11 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
 
     # -- the live timeline --------------------------------------------------------------
 
+    async def streamable(mission_id: MissionId, viewer: Signed) -> tuple[str, Viewer]:
+        """Checked before the stream begins (after, a refusal could not be answered)."""
+        await operations.guarded("stream_events", viewer.principal, mission_id)
+        return mission_id, viewer
+
     @app.get(
         "/missions/{mission_id}/live",
         name="console_live",
@@ -319,15 +356,13 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         include_in_schema=False,
     )
     async def live(
-        request: Request,
-        mission_id: MissionId,
-        viewer: Signed,
+        streamed: Annotated[tuple[str, Viewer], Depends(streamable)],
         after: Annotated[int, Query(ge=0, le=2**53)] = 0,
     ) -> AsyncIterable[ServerSentEvent]:
         """The mission's new events as timeline rows, as they are recorded (htmx's SSE
         extension adds each to the page); the stream ends (``end``) once the session
         has ended or its person is disabled."""
-        await operations.guarded("stream_events", viewer.principal, mission_id)
+        mission_id, viewer = streamed
         row = pages.env.get_template("partials/timeline_event.html")
 
         async def lapsed() -> bool:

@@ -23,7 +23,7 @@ from api.tokens import Principal, Role
 from console import i18n
 from console.forms import FormErrors, FormField, form_fields, parse_form
 from console.stepper import offered, steps
-from console.web import PageError, Viewer, csrf_ok, posted_token
+from console.web import PageError, Viewer, csrf_ok, posted_token, read_form
 from domain.alerts import mission_alerts
 from domain.commands import COMMAND_TYPES, Command, RegisterInvitation
 from domain.host_time import localized
@@ -210,17 +210,16 @@ class MissionPages:
         async def register_submit(request: Request, viewer: Signed) -> Response:
             await self.checked_form(request, viewer)
             problems, check = await self.register(request, viewer, dry_run=False)
+            values = dict(await read_form(request))
             if check is not None and check.accepted:
-                form = await request.form()
-                return RedirectResponse(f"/missions/{form.get('mission_id')}", status_code=303)
-            form = await request.form()
+                return RedirectResponse(f"/missions/{values.get('mission_id')}", status_code=303)
             return self.render(
                 request,
                 "register.html",
                 viewer,
                 status_code=check.status if check else 422,
                 fields=form_fields(RegisterInvitation),
-                values={k: v for k, v in form.multi_items() if isinstance(v, str)},
+                values=values,
                 problems=problems,
                 check=check,
             )
@@ -340,8 +339,7 @@ class MissionPages:
             """The dry run of what the form says now: accepted, or the rule that refuses it."""
             model = command_model(name)
             await self.checked_form(request, viewer)
-            form = await request.form()
-            pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            pairs = await read_form(request)
             try:
                 command = cast("Command", parse_form(model, pairs, fixed=self.fixed(name, viewer)))
             except FormErrors as error:
@@ -364,8 +362,7 @@ class MissionPages:
             the rule's name and nothing recorded."""
             model = command_model(name)
             await self.checked_form(request, viewer)
-            form = await request.form()
-            pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            pairs = await read_form(request)
             state = await self.mission_view(mission_id)
             try:
                 command = cast("Command", parse_form(model, pairs, fixed=self.fixed(name, viewer)))
@@ -435,8 +432,7 @@ class MissionPages:
     ) -> tuple[dict[str, str], Verdict | None]:
         """The invitation the form describes, checked (``dry_run``) or registered: the
         form's problems, or the command path's verdict."""
-        form = await request.form()
-        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        pairs = await read_form(request)
         try:
             command = parse_form(RegisterInvitation, pairs)
         except FormErrors as error:

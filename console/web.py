@@ -23,14 +23,14 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, TimestampSigner
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from api.errors import STATUS, ApiError, Code
+from api.errors import ApiError
 from api.tokens import Principal
 from console import i18n
 
@@ -123,9 +123,38 @@ class Signer:
             return None
 
 
+MAX_FORM_FIELDS = 12_000
+"""Inputs one posted form may carry (a list of 1,000 polling stations has 4,000)."""
+
+
 def csrf_ok(expected: str, request_token: str | None) -> bool:
-    """Whether a form's token is the session's (compared in constant time)."""
-    return bool(request_token) and hmac.compare_digest(expected, request_token or "")
+    """Whether a form's token is the session's (compared in constant time, as bytes:
+    a token with characters outside ASCII is simply not the session's)."""
+    if not request_token:
+        return False
+    return hmac.compare_digest(expected.encode(), request_token.encode("utf-8", "replace"))
+
+
+async def read_form(request: Request) -> list[tuple[str, str]]:
+    """The posted form's (name, value) pairs, at most ``MAX_FORM_FIELDS`` of them, files
+    refused. A value that was not UTF-8 (the parser puts U+FFFD where it was not) is
+    refused (422) naming its field: nothing the browser did not mean is recorded."""
+    try:
+        form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    except StarletteHTTPException as error:
+        raise PageError(400, i18n.gettext("Refused"), str(error.detail)) from None
+    pairs = []
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            raise PageError(422, i18n.gettext("Invalid input"), f"{name}: files are not taken")
+        if "\ufffd" in value or "\ufffd" in name:
+            raise PageError(
+                422,
+                i18n.gettext("Invalid input"),
+                f"{name}: " + i18n.gettext("the text is not valid UTF-8"),
+            )
+        pairs.append((name, value))
+    return pairs
 
 
 async def posted_token(request: Request) -> str | None:
@@ -133,9 +162,35 @@ async def posted_token(request: Request) -> str | None:
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
-    form = await request.form()
-    value = form.get(CSRF_FIELD)
-    return value if isinstance(value, str) else None
+    return dict(await read_form(request)).get(CSRF_FIELD)
+
+
+SECURITY_HEADERS = {
+    # Everything the console loads is its own: no inline script, no other origin.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # Link secrets live in paths (/sign-in/..., /answer/...): never sent onwards.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def install_security_headers(app: FastAPI) -> None:
+    """The console's pages answer with ``SECURITY_HEADERS`` (the API's JSON keeps its
+    own; its Swagger page loads its own assets)."""
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if is_console_path(request.url.path):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
 
 
 def set_session_cookie(
@@ -179,7 +234,9 @@ def is_console_path(path: str) -> bool:
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def install_error_pages(app: FastAPI, pages: Jinja2Templates) -> None:
+def install_error_pages(
+    app: FastAPI, pages: Jinja2Templates, names: Callable[[], dict[str, Any]]
+) -> None:
     """The API's errors stay JSON under ``/v1``; elsewhere a refusal is a page that says
     what was refused and why, with the same status."""
     api_handlers: Mapping[Any, ErrorHandler] = dict(app.exception_handlers)
@@ -195,7 +252,13 @@ def install_error_pages(app: FastAPI, pages: Jinja2Templates) -> None:
         return pages.TemplateResponse(
             request,
             "error.html",
-            {"title": title, "message": message, "viewer": None},
+            {
+                **names(),
+                "title": title,
+                "message": message,
+                "viewer": getattr(request.state, "viewer", None),
+                "csrf_field": CSRF_FIELD,
+            },
             status_code=status,
         )
 
@@ -252,11 +315,3 @@ def install_error_pages(app: FastAPI, pages: Jinja2Templates) -> None:
     wrap(RequestValidationError, invalid)
     wrap(PageError, refused)
     wrap(NeedsSignIn, sign_in)
-
-
-def api_status(code: Code) -> int:
-    return STATUS[code]
-
-
-def json_refusal(error: ApiError) -> JSONResponse:
-    return error.response()

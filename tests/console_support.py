@@ -155,7 +155,9 @@ class RunningConsole:
 
     async def context(self, browser: Browser) -> BrowserContext:
         """A fresh browser profile whose requests may go to the console only."""
-        context = await browser.new_context(base_url=self.url)
+        # axe-core is injected into the pages under test: their Content-Security-Policy
+        # (scripts from the console only) is bypassed for it.
+        context = await browser.new_context(base_url=self.url, bypass_csp=True)
         context.set_default_timeout(15_000)
 
         async def only_here(route: Route) -> None:

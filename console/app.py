@@ -76,7 +76,10 @@ DOWNLOADS = frozenset({"console_export"})
 STREAMS = frozenset({"console_live"})
 
 SIGN_IN_RATE = parse_rate("5/15minutes")
-"""Sign-in links one address, or one client, may ask for."""
+"""Sign-in links one address may be sent."""
+SIGN_IN_CLIENT_RATE = parse_rate("30/15minutes")
+"""Sign-in requests one client (an address on the network) may make: a secretariat
+behind one address signs in many people."""
 
 PRESESSION_COOKIE = "eom_form"
 """Before sign-in, forms are bound to this cookie (the double-submit pattern): its
@@ -211,7 +214,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         """E-mail a one-time sign-in link to a known, active person. The answer is the
         same, and as quick, whoever the address belongs to (the link is made and sent
         after answering): it says nothing of who has an account. At most
-        ``SIGN_IN_RATE`` requests per address and per client."""
+        ``SIGN_IN_RATE`` requests per address, ``SIGN_IN_CLIENT_RATE`` per client."""
         await check_presession(request)
         email = dict(await read_form(request)).get("email", "")
         try:
@@ -219,8 +222,11 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         except UserError as error:
             raise PageError(422, i18n.gettext("Invalid input"), str(error)) from None
         client = request.client.host if request.client else "unknown"
-        for key in (f"address:{address.casefold()}", f"client:{client}"):
-            if not await sign_in_limiter.hit(SIGN_IN_RATE, key):
+        for rate, key in (
+            (SIGN_IN_RATE, f"address:{address.casefold()}"),
+            (SIGN_IN_CLIENT_RATE, f"client:{client}"),
+        ):
+            if not await sign_in_limiter.hit(rate, key):
                 raise PageError(
                     429,
                     i18n.gettext("Too many requests"),

@@ -352,3 +352,98 @@ async def test_an_organisation_among_the_recipients_acknowledges_from_its_link(
     state = await console.missions.state(mission_id)
     acknowledged = {d.recipient.name for d in state.deliveries.values() if d.acknowledged_on}
     assert acknowledged == {"OSCE/ODIHR"}
+
+
+async def test_a_nomination_is_recorded_whole_or_not_at_all(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = await _mission(console, before=c.NominateObserver)
+    links = AnswerLinks(console.missions.store.pool)
+    secret = await links.issue(mission_id, "AZ", DeadlineKind.nomination, 0, timedelta(days=1))
+    page = await (await console.context(browser)).new_page()
+    await page.goto(f"/answer/{secret}")
+    token = await page.locator('[name="_csrf"]').first.get_attribute("value")
+    assert token
+    before = await console.missions.store.stream_version(mission_id)
+    signed = {"code_of_conduct_signed": "on", "conflict_of_interest_declared": "on"}
+    for form in (
+        # The second observer has not given the pledges.
+        {"observers.0.name": "Rashad Guliyev", "observers.1.name": "Leyla Hasanova"},
+        # The same person twice.
+        {"observers.0.name": "Ali Mammadov", "observers.1.name": "ALI  MAMMADOV"},
+    ):
+        posted: dict[str, str | float | bool] = {"_csrf": token, **form}
+        for index in (0, 1):
+            posted.update({f"observers.{index}.{k}": v for k, v in signed.items()})
+        if "Leyla Hasanova" in form.values():
+            del posted["observers.1.code_of_conduct_signed"]
+        answer = await page.request.post(f"/answer/{secret}/nominate", form=posted)
+        assert answer.status == 422, await answer.text()
+        assert "Nothing was recorded" in await answer.text()
+    assert await console.missions.store.stream_version(mission_id) == before
+    # The link still works: both observers at once.
+    await page.goto(f"/answer/{secret}")
+    await page.fill('[name="observers.0.name"]', "Rashad Guliyev")
+    await page.check('[name="observers.0.code_of_conduct_signed"]')
+    await page.check('[name="observers.0.conflict_of_interest_declared"]')
+    await page.get_by_role("button", name="Add another observer").click()
+    await page.fill('[name="observers.1.name"]', "Ayşe Kaya")
+    await page.check('[name="observers.1.code_of_conduct_signed"]')
+    await page.check('[name="observers.1.conflict_of_interest_declared"]')
+    await page.get_by_role("button", name="Nominate", exact=True).click()
+    await expect(page.get_by_role("status")).to_contain_text("recorded")
+    state = await console.missions.state(mission_id)
+    assert sorted(state.observers) == ["az-ayse-kaya", "az-rashad-guliyev"]
+
+
+async def test_odd_input_is_refused_with_a_page_never_a_server_error(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = await _mission(console)
+    page = await console.signed_in(browser, await console.user(Role.coordinator))
+    response = await page.goto(f"/missions/{mission_id}")
+    assert response is not None
+    headers = await response.all_headers()
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    action = f"/missions/{mission_id}/commands/appoint_head_of_mission"
+    for csrf in ("é", "\u202e" * 40):
+        answer = await page.request.post(
+            action, form={"_csrf": csrf, "name": "X", "title": "Y"}, max_redirects=0
+        )
+        assert answer.status == 403
+    token = (await page.evaluate("document.body.getAttribute('hx-headers')") or "").split('"')[3]
+    broken = await page.request.post(
+        action,
+        data=b"_csrf=" + token.encode() + b"&name=%ED%A0%80%FF&title=Head",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert broken.status == 422
+    assert "UTF-8" in await broken.text()
+    # Scope is checked before a live stream starts.
+    other = await console.signed_in(
+        browser, await console.user(Role.coordinator, organisation="Another Organisation")
+    )
+    refused = await other.request.get(f"/missions/{mission_id}/live")
+    assert refused.status == 404
+    assert "text/html" in refused.headers["content-type"]
+    # Signing in: a malformed address is named; many requests are limited.
+    anonymous = await (await console.context(browser)).new_page()
+    await anonymous.goto("/sign-in")
+    form_token = await anonymous.locator('[name="_csrf"]').get_attribute("value")
+    assert form_token
+    nul = await anonymous.request.post(
+        "/sign-in", form={"_csrf": form_token, "email": "a\0b@x.org"}
+    )
+    assert nul.status == 422
+    nobody = f"nobody.{uuid.uuid4().hex[:8]}@eom.example"
+    statuses = [
+        (
+            await anonymous.request.post("/sign-in", form={"_csrf": form_token, "email": nobody})
+        ).status
+        for _ in range(6)
+    ]
+    assert statuses == [200] * 5 + [429]

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from api.access import READERS, ROUTE_ROLES, in_scope, require_role
+from api.errors import ApiError
 from api.tokens import Principal, Role
 from console import i18n
 from console.forms import FormErrors, FormField, form_fields, parse_form
@@ -80,6 +81,11 @@ class Verdict:
     code: str = ""
     message: str = ""
     fields: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def refused(cls, error: ApiError) -> "Verdict":
+        """A refusal the command path raised (a scope, a taken id, a busy mission)."""
+        return cls(False, error.status, [], code=error.code, message=error.message)
 
     @classmethod
     def of(cls, answer: CommandAnswer) -> "Verdict":
@@ -346,8 +352,7 @@ class MissionPages:
                 return self.render(
                     request, "partials/check.html", viewer, problems=error.problems, check=None
                 )
-            answer = await self.commands.run(viewer.principal, mission_id, command, dry_run=True)
-            check = Verdict.of(answer)
+            check = await self.verdict(viewer, mission_id, command, dry_run=True)
             return self.render(request, "partials/check.html", viewer, problems={}, check=check)
 
         @router.post(
@@ -379,7 +384,7 @@ class MissionPages:
                     check=None,
                     status_code=422,
                 )
-            outcome = Verdict.of(await self.commands.run(viewer.principal, mission_id, command))
+            outcome = await self.verdict(viewer, mission_id, command, dry_run=False)
             if not outcome.accepted:
                 return self.render(
                     request,
@@ -438,8 +443,26 @@ class MissionPages:
         except FormErrors as error:
             return error.problems, None
         assert isinstance(command, RegisterInvitation)
-        answer = await self.commands.register_invitation(viewer.principal, command, dry_run=dry_run)
+        try:
+            answer = await self.commands.register_invitation(
+                viewer.principal, command, dry_run=dry_run
+            )
+        except ApiError as error:
+            return {}, Verdict.refused(error)
         return {}, Verdict.of(answer)
+
+    async def verdict(
+        self, viewer: Viewer, mission_id: str, command: Command, *, dry_run: bool
+    ) -> Verdict:
+        """The command given (or dry-run) by the person: its answer, a refusal included
+        (kept on the form's page, with what was typed)."""
+        try:
+            answer = await self.commands.run(viewer.principal, mission_id, command, dry_run=dry_run)
+        except ApiError as error:
+            if error.status in (401, 404):
+                raise
+            return Verdict.refused(error)
+        return Verdict.of(answer)
 
     def scope_values(self, viewer: Viewer) -> dict[str, str]:
         """What a new mission's form starts with: the coordinator's organisation."""

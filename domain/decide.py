@@ -937,7 +937,28 @@ def commands_allowed(state: Mission) -> list[type[c.CommandBase]]:
     for command_type, (stages, name) in _STAGES.items():
         try:
             _require_stage(state, stages, name)
+            _ahead_of_content(state, command_type, name)
         except e.DomainError:
             continue
         allowed.append(command_type)
     return allowed
+
+
+def _ahead_of_content(state: Mission, command_type: type, name: str) -> None:
+    """The rules a command meets whatever it says, besides its stages: the statement's
+    steps wait for election day to close (and end with its publication), recommendations
+    for the statement, the needs assessment and interim report for a profile that has
+    them, approval for a draft, publication for an approval."""
+    if command_type in (c.DraftStatement, c.ApproveStatement, c.PublishStatement):
+        _statement_stage(state, name)
+    if command_type is c.ApproveStatement and not state.drafts:
+        raise e.UnknownReference("no draft to approve")
+    if command_type is c.PublishStatement and state.approval is None:
+        raise e.UnknownReference("no approved draft to publish")
+    if command_type is c.IssueRecommendations and state.stage is not None:
+        if state.stage.order < Stage.statement.order:
+            raise e.RecommendationsBeforeStatement(name)
+    if command_type is c.RecordNeedsAssessment and not state.rules.needs_assessment:
+        raise e.StepNotInProfile(name)
+    if command_type is c.PublishInterimReport and not state.rules.interim_report:
+        raise e.StepNotInProfile(name)

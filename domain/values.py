@@ -70,10 +70,15 @@ TEXT_MAX = 100_000
 # What a text may not hold: control characters (Unicode category Cc: U+0000-U+001F and
 # U+007F-U+009F; line feed and tab are allowed in free text, a carriage return there is
 # read as a line break), lone surrogates (category Cs, which UTF-8 cannot encode), and in
-# a single line the line and paragraph separators U+2028 and U+2029 too. The same classes,
-# in ECMA-262 syntax, are the "pattern" of the JSON schema that the API publishes.
-_NOT_IN_LINE = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff"
-_NOT_IN_TEXT = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+# a single line the line and paragraph separators U+2028 and U+2029 too; and the explicit
+# directional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which make
+# a text display in another order than it is recorded (a head of mission would approve
+# what they did not read; Unicode TR 36's "bidirectional text spoofing"): right-to-left
+# scripts need none of them. The same classes, in ECMA-262 syntax, are the "pattern" of
+# the JSON schema that the API publishes.
+_BIDI_CONTROLS = "\\u202a-\\u202e\\u2066-\\u2069"
+_NOT_IN_LINE = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff" + _BIDI_CONTROLS
+_NOT_IN_TEXT = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff" + _BIDI_CONTROLS
 _FIRST_NOT_IN = {
     False: re.compile(f"[{_NOT_IN_LINE}]"),
     True: re.compile(f"[{_NOT_IN_TEXT}]"),
@@ -91,6 +96,8 @@ def _describe(char: str) -> str:
         return f"a lone surrogate (U+{ord(char):04X})"
     if char in "\u2028\u2029":
         return f"a line separator (U+{ord(char):04X})"
+    if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+        return f"a directional formatting character (U+{ord(char):04X})"
     return f"the control character U+{ord(char):04X}"
 
 

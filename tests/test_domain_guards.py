@@ -813,3 +813,44 @@ def test_visit_times_of_mixed_kinds_are_read_alike() -> None:
     assert recorded.arrived_at == datetime(2021, 1, 10, 0, 45, tzinfo=UTC)
     late = visit.model_copy(update={"departed_at": datetime(2021, 1, 10, 0, 30, tzinfo=UTC)})
     refuse(state, late, e.VisitTimesInverted, "'visit-01'")
+
+
+@pytest.mark.parametrize("control", ["\u202a", "\u202d", "\u202e", "\u2066", "\u2067", "\u2069"])
+def test_text_that_would_display_in_another_order_is_refused(control: str) -> None:
+    """A directional override or isolate makes a text read otherwise than it is recorded
+    (a head of mission approving a statement, a name on a list): refused, named."""
+    with pytest.raises(
+        ValueError, match=f"directional formatting character \\(U\\+{ord(control):04X}"
+    ):
+        c.DraftStatement(draft_id="d1", title="Statement", text=f"Line one\n{control}evil")
+    with pytest.raises(ValueError, match="directional formatting"):
+        c.AppointHeadOfMission(name=f"Name{control}", title="Head")
+    # Right-to-left scripts need none of them.
+    assert c.DraftStatement(draft_id="d1", title="بيان", text="שלום עולם").text == "שלום עולם"
+
+
+def test_the_commands_offered_now_are_those_whose_rules_the_content_cannot_change() -> None:
+    """What a form may offer: a stage's commands, less those refused whatever they say
+    (the statement before election day closes, recommendations before the statement, a
+    step the profile has not, an approval without a draft)."""
+    from domain.decide import commands_allowed
+
+    commands = seed.mission("m-offered")
+    registered = run(commands[:1])
+    offered = set(commands_allowed(registered))
+    assert c.AppointHeadOfMission in offered
+    assert not offered & {
+        c.DraftStatement,
+        c.ApproveStatement,
+        c.PublishStatement,
+        c.IssueRecommendations,
+        c.RecordNeedsAssessment,
+    }
+    until_draft = next(i for i, x in enumerate(commands) if isinstance(x, c.DraftStatement))
+    closed = run(commands[:until_draft])
+    offered = set(commands_allowed(closed))
+    assert {c.DraftStatement, c.IssueRecommendations} <= offered
+    assert not offered & {c.ApproveStatement, c.PublishStatement, c.RecordStationVisit}
+    published = run(commands[: until_draft + 3])
+    assert published.publication is not None
+    assert c.DraftStatement not in commands_allowed(published)

@@ -187,13 +187,14 @@ async def running_api(
     await feed.stop()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def running_console(
     client: Client, pool: asyncpg.Pool, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Any]:
     """The API with the console mounted, on a port chosen first (the console's links
     name it), over this session's services; a worker whose messages go to an SMTP sink
-    and carry links to this console."""
+    and carry links to this console. One per test file: its worker and the workflows it
+    runs (ladders, follow-ups) stop with the file, leaving the machine to the next."""
     from console_support import Mailbox, RunningConsole, console_app
 
     from accounts.directory import UserDirectory
@@ -230,7 +231,7 @@ async def running_console(
     await feed.stop()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
     """Debian's Chromium, headless, driven by Playwright (launched by its path)."""
     from console_support import launched_browser

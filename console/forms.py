@@ -197,6 +197,10 @@ def _field(name: str, key: str, annotation: Any, info: FieldInfo | None) -> Form
     elif isinstance(kind_of, type) and issubclass(kind_of, BaseModel):
         made.kind = "group"
         made.children = form_fields(kind_of, prefix=f"{name}.")
+        if not made.required:
+            # Left empty, an optional group is left out (the mission's own default
+            # applies, e.g. the organisation's reminder ladder): nothing is prefilled.
+            _no_defaults(made.children)
     elif isinstance(kind_of, type) and issubclass(kind_of, Enum):
         made.kind = "choice"
         made.choices = [str(m.value) for m in kind_of]
@@ -213,6 +217,12 @@ def _field(name: str, key: str, annotation: Any, info: FieldInfo | None) -> Form
     elif _multiline(metadata):
         made.kind = "textarea"
     return made
+
+
+def _no_defaults(fields: list[FormField]) -> None:
+    for item in fields:
+        item.default = ""
+        _no_defaults(item.children)
 
 
 _INDEX = re.compile(r"^(0|[1-9][0-9]{0,3})$")

@@ -85,6 +85,7 @@ async def main() -> None:
         yesterday = datetime.now(UTC) - timedelta(days=1)
         await page.fill('[name="deadline"]', yesterday.strftime("%Y-%m-%dT%H:%M"))
         await page.locator("#check .refusal").wait_for()
+        await page.locator("#check .refusal").scroll_into_view_if_needed()
         await page.screenshot(path=OUT / "refusal.png")
         head_page = await signed_in(browser, base, secrets["head"])
         await head_page.goto(f"/missions/{MISSION}/statement")

@@ -955,9 +955,12 @@ def _ahead_of_content(state: Mission, command_type: type, name: str) -> None:
         raise e.UnknownReference("no draft to approve")
     if command_type is c.PublishStatement and state.approval is None:
         raise e.UnknownReference("no approved draft to publish")
-    if command_type is c.IssueRecommendations and state.stage is not None:
-        if state.stage.order < Stage.statement.order:
-            raise e.RecommendationsBeforeStatement(name)
+    if (
+        command_type is c.IssueRecommendations
+        and state.stage is not None
+        and state.stage.order < Stage.statement.order
+    ):
+        raise e.RecommendationsBeforeStatement(name)
     if command_type is c.RecordNeedsAssessment and not state.rules.needs_assessment:
         raise e.StepNotInProfile(name)
     if command_type is c.PublishInterimReport and not state.rules.interim_report:

@@ -260,7 +260,7 @@ async def test_follow_up_continues_as_new_with_its_state_and_reopens(
     for code in ("AZ", "KG", "TR", "UZ", "KZ"):
         await setting.contact(code)
     timing = TIMING.model_copy(
-        update={"follow_up_interval_seconds": 1.0, "follow_up_history_events": 12}
+        update={"follow_up_interval_seconds": 3.0, "follow_up_history_events": 12}
     )
     missions = Missions(
         client=client, store=setting.store, task_queue=setting.task_queue, timing=timing
@@ -393,6 +393,39 @@ async def test_pause_and_send_now(setting: Setting) -> None:
         [status] = await setting.missions.ladders(mission_id)
     assert not status.paused and status.next_purpose is not None
     assert status.next_purpose.value == "escalation"
+
+
+async def test_nomination_reminders_stop_when_election_day_opens(setting: Setting) -> None:
+    """The delegation is formed once election day opens: a state that never answered is
+    no longer reminded (a late nomination could not be recorded), nor escalated."""
+    for code in ("AZ", "KG"):
+        await setting.contact(code)
+    async with setting.worker():
+        mission_id = await setting.mission(["AZ", "KG"])
+        await setting.request(mission_id, in_seconds=3600, ladder=LATER)
+        await eventually(has(setting.store, mission_id, "KG", "ReminderSent:request:0"))
+        for command in (
+            c.NominateObserver(
+                observer_id="az-1",
+                member_state="AZ",
+                name="Observer of AZ",
+                code_of_conduct_signed=True,
+                conflict_of_interest_declared=True,
+            ),
+            c.AcceptObserver(observer_id="az-1"),
+            c.FormTeam(team_id="t1", observer_ids=["az-1"]),
+            c.DeployMission(deployed_on=date(2021, 1, 6)),
+            c.OpenElectionDay(),
+        ):
+            await setting.missions.execute(mission_id, command, actor=ACTOR)
+
+        async def stopped() -> bool:
+            ladders = await setting.missions.ladders(mission_id)
+            return any(s.member_state == "KG" and s.stopped for s in ladders)
+
+        await eventually(stopped, what="KG's nomination ladder stopped")
+        kg = [s for s in await setting.missions.ladders(mission_id) if s.member_state == "KG"]
+    assert kg[0].next_purpose is None
 
 
 async def _paused(setting: Setting, mission_id: str) -> bool:

@@ -72,6 +72,11 @@ ONE_RECORD_PATCH = "host-time-one-record"
 """Election-day times read in the host's zone, deadlines already past refused, visits by
 command recorded through the intake (one record of visits), check-in alerts cleared."""
 
+NOMINATIONS_CLOSE_PATCH = "nominations-close-on-election-day"
+"""Nomination reminders stop once election day opens (the delegation is formed: a late
+nomination could no longer be recorded, nor a decline); a restored mission restarts none
+after it."""
+
 MISSION_STAGE = SearchAttributeKey.for_keyword("MissionStage")
 HOST_COUNTRY = SearchAttributeKey.for_keyword("HostCountry")
 
@@ -670,6 +675,12 @@ class MissionWorkflow:
                                 "move_deadline",
                                 NewDeadline(deadline=state.nomination_deadline),
                             )
+                case ev.ElectionDayOpened() if workflow.patched(NOMINATIONS_CLOSE_PATCH):
+                    for member_state in state.member_states:
+                        if not state.answered(DeadlineKind.nomination, member_state):
+                            await self._signal_ladder(
+                                DeadlineKind.nomination, member_state, 0, "stop"
+                            )
                 case ev.MissionCancelled() | ev.FollowUpEnded():
                     await self._stop_automation()
                 case ev.InvitationRegistered():
@@ -684,7 +695,12 @@ class MissionWorkflow:
         if state.stage in (Stage.closed, Stage.cancelled) and not state.follow_up_active:
             return
         waiting: list[tuple[DeadlineKind, str, int, datetime, ReminderLadder | None]] = []
-        if state.nomination_deadline is not None and state.nomination_reminders:
+        nominations_open = state.stage in (Stage.forming, Stage.pre_election)
+        if (
+            state.nomination_deadline is not None
+            and state.nomination_reminders
+            and (nominations_open or not workflow.patched(NOMINATIONS_CLOSE_PATCH))
+        ):
             waiting += [
                 (DeadlineKind.nomination, ms, 0, state.nomination_deadline, state.nomination_ladder)
                 for ms in state.member_states

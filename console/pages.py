@@ -293,17 +293,7 @@ class MissionPages:
             model = command_model(name)
             await self.guarded(name, viewer.principal, mission_id)
             state = await self.mission_view(mission_id)
-            return self.render(
-                request,
-                "command.html",
-                viewer,
-                mission=state,
-                name=name,
-                fields=self.prefilled(name, viewer, state, form_fields(model)),
-                values={},
-                problems={},
-                check=None,
-            )
+            return self.command_page(request, viewer, state, name, model)
 
         @router.get(
             "/missions/{mission_id}/commands/{name}/rows/{field}/{index}",
@@ -372,32 +362,12 @@ class MissionPages:
             try:
                 command = cast("Command", parse_form(model, pairs, fixed=self.fixed(name, viewer)))
             except FormErrors as error:
-                return self.render(
-                    request,
-                    "command.html",
-                    viewer,
-                    mission=state,
-                    name=name,
-                    fields=self.prefilled(name, viewer, state, form_fields(model)),
-                    values=dict(pairs),
-                    problems=error.problems,
-                    check=None,
-                    status_code=422,
+                return self.command_page(
+                    request, viewer, state, name, model, pairs, problems=error.problems
                 )
             outcome = await self.verdict(viewer, mission_id, command, dry_run=False)
             if not outcome.accepted:
-                return self.render(
-                    request,
-                    "command.html",
-                    viewer,
-                    mission=state,
-                    name=name,
-                    fields=self.prefilled(name, viewer, state, form_fields(model)),
-                    values=dict(pairs),
-                    problems={},
-                    check=outcome,
-                    status_code=outcome.status,
-                )
+                return self.command_page(request, viewer, state, name, model, pairs, outcome)
             return RedirectResponse(
                 request.url_for("console_mission", mission_id=mission_id), status_code=303
             )
@@ -431,6 +401,33 @@ class MissionPages:
             )
 
         return router
+
+    def command_page(
+        self,
+        request: Request,
+        viewer: Viewer,
+        state: Mission,
+        name: str,
+        model: type[BaseModel],
+        pairs: list[tuple[str, str]] | None = None,
+        check: Verdict | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        """A command's form page: empty, or as it was sent with what refused it (the
+        form's problems, 422, or the command path's refusal with its status)."""
+        status = 422 if problems else check.status if check and not check.accepted else 200
+        return self.render(
+            request,
+            "command.html",
+            viewer,
+            status_code=status,
+            mission=state,
+            name=name,
+            fields=self.prefilled(name, viewer, state, form_fields(model)),
+            values=dict(pairs or []),
+            problems=problems or {},
+            check=check,
+        )
 
     async def register(
         self, request: Request, viewer: Viewer, *, dry_run: bool

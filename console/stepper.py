@@ -15,23 +15,10 @@ from domain.decide import commands_allowed
 from domain.state import Mission
 from domain.values import Stage
 
-LIFECYCLE = [
-    Stage.invited,
-    Stage.forming,
-    Stage.pre_election,
-    Stage.election_day,
-    Stage.statement,
-    Stage.follow_up,
-    Stage.closed,
-]
+LIFECYCLE = sorted((s for s in Stage if s is not Stage.cancelled), key=lambda s: s.order)
+"""The stages a mission goes through, in order (``cancelled`` can follow any open one)."""
 
 _NAMES = {model: name for name, model in COMMAND_TYPES.items()}
-
-MEMBER_STATE_ANSWERS = frozenset(
-    {"nominate_observer", "decline_nomination", "acknowledge_recommendations", "submit_evidence"}
-)
-"""Commands a member state gives itself, through its answer link: offered to others
-only where their role gives them too (a coordinator recording an answer sent by post)."""
 
 KEPT_FOR_THE_RECORD = frozenset({"record_delivery"})
 """Commands the workflows give (what was delivered); never offered as a form."""

@@ -369,6 +369,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         extension adds each to the page); the stream ends (``end``) once the session
         has ended or its person is disabled."""
         mission_id, viewer = streamed
+        zone = (await missions.registered(mission_id)).time_zone
         row = pages.env.get_template("partials/timeline_event.html")
 
         async def lapsed() -> bool:
@@ -382,7 +383,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
                 check_every=settings.stream_check_seconds,
             ):
                 with i18n.speaking(viewer.language):
-                    html = row.render(event=event, summary=event_summary)
+                    html = row.render(event=event, summary=event_summary, zone=zone)
                 yield ServerSentEvent(
                     raw_data=html.replace("\n", " "),
                     event="recorded",

@@ -261,6 +261,7 @@ class MissionPages:
                 may_signal=principal.role in ROUTE_ROLES.get("pause_reminders", frozenset()),
                 events=list(reversed(events)),
                 summary=event_summary,
+                zone=state.time_zone,
             )
 
         @router.get(

@@ -33,6 +33,7 @@ from starlette.requests import ClientDisconnect
 from api.errors import ApiError
 from api.tokens import Principal
 from console import i18n
+from domain.host_time import localized
 
 log = structlog.get_logger("eom.console")
 
@@ -88,6 +89,7 @@ def templates() -> Jinja2Templates:
     )
     environment.globals["languages"] = i18n.LANGUAGES
     environment.filters["moment"] = _moment
+    environment.filters["host_time"] = localized
     return Jinja2Templates(env=environment)
 
 

@@ -512,7 +512,7 @@ class DeliveryActivities:
             )
 
     async def _answer_link(
-        self, conn: Connection, request: DeliveryRequest, *, sent_at: datetime
+        self, request: DeliveryRequest, *, sent_at: datetime
     ) -> AnswerLinkText | None:
         """The answer link of a request or reminder (the same for every attempt at it),
         issued if it was not; None for an escalation, and for an evidence request that
@@ -527,7 +527,10 @@ class DeliveryActivities:
             log.warning("evidence request without its cycle: sent without an answer link")
             return None
         expires_at = link_expiry(request.deadline, sent_at, self.settings.answer_link_grace)
-        secret = await AnswerLinks(conn, key=self._link_key).issue(
+        # Committed before the message goes (on the pool, not in the attempt's
+        # transaction): a focal point may open the link the moment it arrives. Issuing it
+        # again on a retry changes nothing (the secret is derived from the message id).
+        secret = await AnswerLinks(self.pool, key=self._link_key).issue(
             request.mission_id,
             request.member_state,
             request.kind,
@@ -590,7 +593,7 @@ class DeliveryActivities:
             else:
                 # The time the message was scheduled, not this attempt's: every retry of
                 # one message says the same, and carries the same answer link.
-                link = await self._answer_link(conn, request, sent_at=scheduled)
+                link = await self._answer_link(request, sent_at=scheduled)
                 message = _compose(request, contact, now=scheduled, link=link)
                 try:
                     if message.channel is Channel.webhook:

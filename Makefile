@@ -25,9 +25,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# pytest exits 5 when it collects no test; say so plainly rather than fail on it.
+# pytest exits 5 when it collects no test; say so plainly rather than fail on it. Two
+# workers: the browser tests on one, the rest in file order on the other (tests/conftest.py).
 test: lint typecheck
-	@$(BIN)/pytest; rc=$$?; \
+	@$(BIN)/pytest -n 2 --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # The README's first hour (eom up in the background, the demo, what to look at next), run

@@ -62,6 +62,16 @@ async def _reachable(url: str) -> bool:
     return True
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two groups for ``pytest -n 2 --dist loadgroup`` (``make test``): the browser tests
+    on one worker, everything else, in file order as before, on the other. The reminder
+    ladders' tests run on seconds-long timers and keep a worker of their own; the browser
+    tests mostly wait on Chromium and the network."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else "services"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest_asyncio.fixture(scope="session")
 async def server_url() -> AsyncIterator[str]:
     configured = os.environ.get("EOM_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")

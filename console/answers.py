@@ -26,9 +26,9 @@ from accounts.answer_links import AnswerLink, AnswerLinks, LinkRefused, ensure_o
 from activities.directory import MemberStateDirectory
 from api.tokens import Principal, Role
 from console import i18n
-from console.forms import FormErrors, form_fields, parse_form
+from console.forms import FormErrors, form_fields, named_problems, parse_form
 from console.pages import Verdict
-from console.web import PageError, posted_token, read_form
+from console.web import PageError, csrf_ok, posted_token, read_form
 from domain import commands as c
 from domain import errors as e
 from domain.state import Mission
@@ -225,7 +225,7 @@ class AnswerPages:
 
     async def checked(self, request: Request, secret: str) -> None:
         token = await posted_token(request)
-        if not token or not hmac.compare_digest(token, self.form_token(secret)):
+        if not csrf_ok(self.form_token(secret), token):
             raise PageError(
                 403,
                 i18n.gettext("Refused"),
@@ -364,23 +364,18 @@ class AnswerPages:
                     member_state=link.recipient, cycle=link.cycle, evidence=items
                 )
         except ValidationError as error:
-            return _named_problems(error, action), []
+            # Named as the form names its fields: evidence is posted per recommendation
+            # (evidence.R1, not evidence.0.text), the recipient is the link's own.
+            given = [rid for rid in mission.recommendations if values.get(f"evidence.{rid}")]
+            named: dict[str, str] = {}
+            for name, message in named_problems(error).items():
+                parts = name.split(".")
+                if parts[0] == "evidence" and len(parts) > 1 and parts[1].isdigit():
+                    name = f"evidence.{given[int(parts[1])]}"
+                named.setdefault(name if parts[0] != "recipient" else action, message)
+            return named, []
         answer = await self.commands.run(link_principal(link), link.mission_id, command)
         return {}, [Verdict.of(answer)]
-
-
-def _named_problems(error: ValidationError, action: str) -> dict[str, str]:
-    """A refused answer's problems by the form's field names (``reason``,
-    ``acknowledged_on``, ``evidence.R1``)."""
-    problems: dict[str, str] = {}
-    for item in error.errors(include_url=False):
-        loc = [str(part) for part in item["loc"]]
-        if loc[:1] == ["evidence"] and len(loc) > 2:
-            name = f"evidence.{loc[1]}"
-        else:
-            name = loc[0] if loc else action
-        problems.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
-    return problems
 
 
 def _still_asked(mission: Mission, link: AnswerLink) -> bool:

@@ -417,7 +417,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         request: Request,
         mission_id: MissionId,
         viewer: Signed,
-        version: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+        version: Annotated[str | None, Query(max_length=16)] = None,
         at: Annotated[str | None, Query(max_length=40)] = None,
     ) -> HTMLResponse:
         """One mission: its streams verified, its state replayed at a version or a time,
@@ -425,10 +425,14 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         verification = await operations.verify_mission(viewer.principal, mission_id)
         replayed = None
         problem = None
-        if version is not None or at:
+        # The replay form sends both fields; an empty one is not asked for.
+        number = version.strip() if version else ""
+        if number or at:
             try:
+                if number and not number.isdigit():
+                    raise InvalidInput("version", f"{version!r} is not a version number")
                 replayed = await mission_pages.replayed(
-                    viewer.principal, mission_id, version=version, at=at
+                    viewer.principal, mission_id, version=int(number) if number else None, at=at
                 )
             except InvalidInput as error:
                 problem = str(error)
@@ -440,7 +444,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
             verification=verification,
             replayed=replayed,
             problem=problem,
-            version=version,
+            version=number,
             at=at or "",
             formats=[f.value for f in ExportFormat],
         )

@@ -266,7 +266,7 @@ def parse_form(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise FormErrors(_problems(error)) from None
+        raise FormErrors(named_problems(error)) from None
 
 
 def _flatten(fields: list[FormField]) -> Iterable[FormField]:
@@ -334,7 +334,9 @@ def _compact(data: dict[str, Any], filled: set[str], path: str = "") -> None:
                 del data[key]
 
 
-def _problems(error: ValidationError) -> dict[str, str]:
+def named_problems(error: ValidationError) -> dict[str, str]:
+    """What a model refused, by dotted field name (``recommendations.0.text``), each
+    with pydantic's message (a validator's own message as it wrote it)."""
     problems: dict[str, str] = {}
     for item in error.errors(include_url=False):
         name = ".".join(str(part) for part in item["loc"])

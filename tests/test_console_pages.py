@@ -21,13 +21,14 @@ from playwright.async_api import Browser, expect
 from starlette.routing import Mount
 
 from accounts.answer_links import AnswerLinks
+from activities.directory import MemberStateDirectory
 from api.tokens import Role
 from cli import seed
 from console.app import DOWNLOADS, FRAGMENTS, STREAMS
 from console.i18n import CATALOGUES
 from console.web import RedactSecrets, redact
 from domain import commands as c
-from domain.values import DeadlineKind
+from domain.values import DeadlineKind, ReminderLadder
 
 pytestmark = pytest.mark.browser
 
@@ -415,6 +416,12 @@ async def test_odd_input_is_refused_with_a_page_never_a_server_error(
             action, form={"_csrf": csrf, "name": "X", "title": "Y"}, max_redirects=0
         )
         assert answer.status == 403
+    answer_secret = await AnswerLinks(console.missions.store.pool).issue(
+        mission_id, "AZ", DeadlineKind.acknowledgement, 0, timedelta(days=1)
+    )
+    for path in (f"/answer/{answer_secret}/acknowledge", "/sign-in"):
+        odd = await page.request.post(path, form={"_csrf": "é", "reason": "x", "email": "a@b.org"})
+        assert odd.status == 403, (path, odd.status)
     token = (await page.evaluate("document.body.getAttribute('hx-headers')") or "").split('"')[3]
     broken = await page.request.post(
         action,
@@ -447,3 +454,72 @@ async def test_odd_input_is_refused_with_a_page_never_a_server_error(
         for _ in range(6)
     ]
     assert statuses == [200] * 5 + [429]
+
+
+async def test_reminder_buttons_replay_and_sign_out_act_as_they_say(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    directory = MemberStateDirectory(console.missions.store.pool)
+    for contact in seed.contacts():
+        await directory.upsert(contact)
+    mission_id = await _mission(console, before=c.NominateObserver)
+    await console.missions.execute(
+        mission_id,
+        c.RequestNominations(
+            deadline=datetime.now(UTC) + timedelta(hours=2),
+            ladder=ReminderLadder(offsets_seconds=[3600], escalate_after_seconds=86_400),
+        ),
+        actor="test",
+    )
+    page = await console.signed_in(browser, await console.user(Role.coordinator))
+
+    async def ladder_of(code: str) -> Any:
+        for status in await console.missions.ladders(mission_id):
+            if status.member_state == code:
+                return status
+        return None
+
+    async def row(code: str) -> Any:
+        await page.goto(f"/missions/{mission_id}")
+        return page.locator("#reminders tr", has=page.locator(f"th:text-is('{code}')"))
+
+    for _ in range(60):  # the ladders start a moment after the request is recorded
+        if await ladder_of("AZ") is not None:
+            break
+        await page.wait_for_timeout(250)
+    await (await row("AZ")).get_by_role("button", name=re.compile("^Pause")).click()
+    await expect(await row("AZ")).to_contain_text("paused", timeout=10_000)
+    assert (await ladder_of("AZ")).paused
+    await (await row("AZ")).get_by_role("button", name=re.compile("^Resume")).click()
+    await expect(await row("AZ")).to_contain_text("running", timeout=10_000)
+    sent_before = (await console.missions.state(mission_id)).reminders
+    await (await row("KG")).get_by_role("button", name=re.compile("^Send now")).click()
+
+    async def reminded() -> bool:
+        state = await console.missions.state(mission_id)
+        return (
+            any(t.member_state == "KG" and t.sent > 1 for t in state.reminders.values())
+            and state.reminders != sent_before
+        )
+
+    for _ in range(60):
+        if await reminded():
+            break
+        await page.wait_for_timeout(250)
+    assert await reminded()
+    # An auditor's replay at a version shows that version's stage.
+    await page.goto(f"/missions/{mission_id}/audit")
+    await page.fill("#version", "1")
+    await page.get_by_role("button", name="Replay", exact=True).click()
+    await expect(page.locator("article header")).to_contain_text("version 1")
+    await expect(page.locator("article")).to_contain_text("Invited")
+    await page.fill("#version", "")
+    await page.fill("#at", "not a time")
+    await page.get_by_role("button", name="Replay", exact=True).click()
+    await expect(page.locator("#at-problem")).to_contain_text("at")
+    # Signing out ends the session: the next page asks to sign in.
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{console.url}/sign-in")
+    await page.goto(f"/missions/{mission_id}")
+    assert page.url == f"{console.url}/sign-in"

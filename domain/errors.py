@@ -177,6 +177,28 @@ AlreadyCorrected = _rule(
 CorrectionMismatch = _rule(
     "correction_mismatch", "A correction replaces a report of its own kind, by the same team."
 )
+
+
+class AnswerInvalid(DomainError):
+    """An answer its form's question does not take: an unknown question, the wrong type, a
+    choice not in the list, a failed constraint, a required answer missing where relevant."""
+
+    rule = "answer_invalid"
+
+    def __init__(self, question: str, detail: str, *, where: str = "") -> None:
+        super().__init__(f"{where}question {question!r}: {detail}")
+        self.question = question
+        self.detail = detail
+
+
+FormNotAssigned = _rule(
+    "form_not_assigned",
+    "A checklist names a form version the mission has not assigned, or is free (names no "
+    "form) for a phase the mission observes with a form.",
+)
+FormFilledTwice = _rule(
+    "form_filled_twice", "A station visit fills each of its forms once (one per phase)."
+)
 StationsInvalid = _rule(
     "stations_invalid", "A polling-station list with repeated ids or a station moved elsewhere."
 )

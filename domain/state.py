@@ -10,6 +10,7 @@ from pydantic import Field
 from domain.values import (
     PROFILE_RULES,
     CountryCode,
+    CriticalAnswer,
     DateWindow,
     DeadlineKind,
     Election,
@@ -79,6 +80,8 @@ class StationVisit(Frozen):
     findings: list[Finding]
     corrects: str | None = None
     """The visit this one corrects (replaces), if any."""
+    critical: list[CriticalAnswer] = Field(default_factory=list)
+    """Its answers that met their form's ``eom:critical`` condition."""
 
 
 class Report(Frozen):

@@ -20,9 +20,18 @@ from pydantic import Field, TypeAdapter
 from domain import errors as e
 from domain import events as ev
 from domain.decide import check_on_election_day
+from domain.errors import AnswerInvalid
+from domain.forms import (
+    Conditions,
+    FormDefinition,
+    assigned_for,
+    check_answers,
+    critical_answers,
+)
 from domain.host_time import aware, country_zones
 from domain.state import Mission
 from domain.values import (
+    CriticalAnswer,
     Finding,
     FindingCategory,
     Frozen,
@@ -165,6 +174,8 @@ class StationVisitReported(ev.EventBase):
     checklists: list[PhaseChecklist]
     findings: list[Finding]
     corrects: Identifier | None = None
+    critical: list[CriticalAnswer] = Field(default_factory=list)
+    """Answers meeting their form's ``eom:critical`` condition: alerts as they arrive."""
 
 
 class IncidentReported(ev.EventBase):
@@ -216,10 +227,18 @@ class IntakeContext(Frozen):
     time_zone: str | None = None
     """The mission's zone, in which station times are read (unless a station has its own)."""
     host_country: str | None = None
+    forms: dict[str, FormDefinition] = Field(default_factory=dict)
+    """The form versions assigned to the mission, by ``form_key``."""
 
     @classmethod
-    def of(cls, mission: Mission, stations: Iterable[PollingStation]) -> IntakeContext:
+    def of(
+        cls,
+        mission: Mission,
+        stations: Iterable[PollingStation],
+        forms: Iterable[FormDefinition] = (),
+    ) -> IntakeContext:
         return cls(
+            forms={f.key: f for f in forms},
             mission_id=mission.mission_id or "",
             stage=mission.stage,
             time_zone=mission.time_zone,
@@ -247,10 +266,12 @@ def admit(
     submission: StationVisitReport | IncidentReport,
     *,
     corrected: EarlierReport | None = None,
+    conditions: Conditions | None = None,
 ) -> Report:
     """The event recording ``submission``, or the ``DomainError`` of the first rule it
     breaks. ``corrected`` is the report that ``submission.corrects`` names, if the mission
-    holds it."""
+    holds it; ``conditions`` evaluates the forms' expressions (needed once the mission has
+    forms)."""
     what = f"submission {submission.submission_id!r}"
     if submission.mission_id != context.mission_id:
         raise e.WrongMission(
@@ -298,8 +319,46 @@ def admit(
     # The record holds instants: a local time is stored with the station's offset.
     fields = {**submission.model_dump(exclude={"kind"}), **times}
     if isinstance(submission, StationVisitReport):
-        return StationVisitReported(**fields, locality=station.locality)
+        critical = _checked_forms(context, submission, conditions)
+        return StationVisitReported(**fields, locality=station.locality, critical=critical)
     return IncidentReported(**fields, locality=station.locality)
+
+
+def _checked_forms(
+    context: IntakeContext, report: StationVisitReport, conditions: Conditions | None
+) -> list[CriticalAnswer]:
+    """Each checklist's answers checked against the form it names (``AnswerInvalid``
+    naming the checklist and the question; ``FormNotAssigned``); the critical answers."""
+    critical: list[CriticalAnswer] = []
+    seen: set[str] = set()
+    for n, checklist in enumerate(report.checklists):
+        where = f"checklist {n} ({checklist.phase.value})"
+        form = assigned_for(
+            context.forms, checklist.form_id, checklist.form_version, checklist.phase
+        )
+        if form is None:
+            continue
+        if form.form_id in seen:
+            raise e.FormFilledTwice(f"{where}: form {form.form_id!r} is filled once per visit")
+        seen.add(form.form_id)
+        if conditions is None:
+            raise ValueError("a mission with forms needs conditions to check answers with")
+        try:
+            check_answers(form, checklist.answers, conditions)
+        except AnswerInvalid as invalid:
+            raise AnswerInvalid(
+                invalid.question, invalid.detail, where=f"{where}, form {form.form_id!r}: "
+            ) from None
+        critical += [
+            CriticalAnswer(
+                form_id=form.form_id,
+                phase=form.phase,
+                question=name,
+                answer=checklist.answers[name],
+            )
+            for name in critical_answers(form, checklist.answers, conditions)
+        ]
+    return critical
 
 
 def _check_correction(

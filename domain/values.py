@@ -401,13 +401,41 @@ class Finding(Frozen):
     note: Text
 
 
+ChoiceName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
+
+
 class PhaseChecklist(Frozen):
-    """Answers to one phase's checklist: question key -> answer."""
+    """Answers to one phase's checklist: question name -> answer. A checklist naming a
+    form version (``form_id`` and ``form_version``) is checked against that form's
+    questions (``domain.forms.check_answers``); one naming none is a free checklist, as
+    reports were before forms (and are where a mission has no form for the phase)."""
 
     phase: Phase
-    answers: dict[Identifier, bool | SafeInt | AnswerText] = Field(
-        default_factory=dict, max_length=500
-    )
+    form_id: Identifier | None = None
+    form_version: Identifier | None = None
+    answers: dict[
+        Identifier,
+        bool | SafeInt | float | AnswerText | Annotated[list[ChoiceName], Field(max_length=200)],
+    ] = Field(default_factory=dict, max_length=500)
+
+    @model_validator(mode="after")
+    def _form_named_whole(self) -> PhaseChecklist:
+        if (self.form_id is None) != (self.form_version is None):
+            raise ValueError("a checklist names both form_id and form_version, or neither")
+        return self
+
+
+Answer = bool | int | float | str | list[str]
+"""An answer as a checklist holds it (``PhaseChecklist.answers``)."""
+
+
+class CriticalAnswer(Frozen):
+    """An answer that met its question's ``eom:critical`` condition (``domain.forms``)."""
+
+    form_id: Identifier
+    phase: Phase
+    question: Identifier
+    answer: Answer
 
 
 class Priority(StrEnum):

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain import DomainError, Mission, fold, load_event_json
 from domain import errors as e
+from domain.forms import FormDefinition
 from domain.submissions import (
     EarlierReport,
     IncidentReport,
@@ -80,6 +81,8 @@ from eventstore.store import (
     lock_heads_on,
     read_stream_data_on,
 )
+from forms.library import assigned_count_on, assigned_forms_on
+from forms.xpath import CONDITIONS
 
 log = structlog.get_logger("eom.intake")
 
@@ -194,6 +197,7 @@ class _Cached:
     stations: dict[str, PollingStation]
     loaded_at: float
     context: IntakeContext
+    forms: list[FormDefinition] = field(default_factory=list)
 
 
 class Intake:
@@ -339,7 +343,10 @@ class Intake:
             for submission in unique:
                 try:
                     report = admit(
-                        context, submission, corrected=corrected.get(submission.submission_id)
+                        context,
+                        submission,
+                        corrected=corrected.get(submission.submission_id),
+                        conditions=CONDITIONS,
                     )
                 except DomainError as error:
                     refused.append((submission, error))
@@ -446,8 +453,12 @@ class Intake:
             )
             if count != len(stations):
                 stations = await _stations_on(conn, mission_id)
+            forms = cached.forms if cached else []
+            if await assigned_count_on(conn, mission_id) != len(forms):
+                forms = [s.form for s in await assigned_forms_on(conn, mission_id)]
         mission = fold((load_event_json(d) for d in data), mission)
-        return _Cached(mission, stations, now, IntakeContext.of(mission, stations.values()))
+        context = IntakeContext.of(mission, stations.values(), forms)
+        return _Cached(mission, stations, now, context, forms)
 
     # -- writing -----------------------------------------------------------------------------
 

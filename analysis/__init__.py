@@ -1,0 +1,1 @@
+"""Analysis of observation forms: counts and shares per question, citing their events."""

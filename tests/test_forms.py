@@ -1,0 +1,198 @@
+"""Observation forms: real XLSForms converted by pyxform, the typed model read from the
+XForm, and every rule that checks a filled form's answers against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.errors import AnswerInvalid
+from domain.forms import QuestionType, check_answers, critical_answers
+from domain.values import Phase
+from forms.library import STANDARD_SET
+from forms.xlsform import FormImportError, convert
+from forms.xpath import CONDITIONS, check_expression
+
+FORMS = Path(__file__).with_name("forms")
+STATION_CHECK = FORMS / "station_check.md"
+
+
+def _form() -> Any:
+    return convert(STATION_CHECK).form
+
+
+def test_the_standard_set_converts_with_every_phase_and_language() -> None:
+    phases = {}
+    for path in sorted(STANDARD_SET.glob("*.md")):
+        if path.name == "README.md":
+            continue
+        converted = convert(path)
+        assert converted.warnings == [], path.name
+        form = converted.form
+        phases[form.phase] = form
+        assert form.languages == ["English (en)", "Русский (ru)", "Türkçe (tr)"]
+        assert {"station_id", "team_id", "start", "end"} <= set(form.fields)
+        assert any(q.critical for q in form.questions), f"{path.name} marks no critical answer"
+        for question in form.questions:
+            assert set(question.labels) == set(form.languages), question.name
+    assert set(phases) == set(Phase)
+    # Comparable question by question: a name shared by two forms is the same question.
+    shared: dict[str, tuple[QuestionType, str]] = {}
+    for form in phases.values():
+        for q in form.questions:
+            seen = shared.setdefault(q.name, (q.type, q.label("en")))
+            assert seen == (q.type, q.label("en")), q.name
+
+
+def test_a_multi_language_form_is_read_typed_from_its_xform() -> None:
+    converted = convert(STATION_CHECK)
+    form = converted.form
+    assert (form.form_id, form.version, form.phase) == ("station_check", "1", Phase.voting)
+    assert converted.xform_md5.startswith("md5:") and len(converted.xform_md5) == 36
+    types = {q.name: q.type for q in form.questions}
+    assert types == {
+        "box_sealed": QuestionType.select_one,
+        "voters_in_queue": QuestionType.integer,
+        "problems": QuestionType.select_multiple,
+        "ramp": QuestionType.select_one,
+        "ramp_width": QuestionType.decimal,
+        "opened_on": QuestionType.date,
+        "opened_at": QuestionType.time,
+        "location": QuestionType.geopoint,
+        "protocol_photo": QuestionType.image,
+        "comments": QuestionType.text,
+        "thanks": QuestionType.note,
+    }
+    sealed = form.question("box_sealed")
+    assert sealed is not None and sealed.label("ru") == "Урна опечатана?"
+    assert sealed.label("tr") == "Sandık mühürlü mü?"
+    assert [c.name for c in sealed.choices] == ["yes", "no"]
+    assert sealed.critical is not None and "/data/box_sealed" in sealed.critical
+    width = form.question("ramp_width")
+    assert width is not None and width.group == "/data/access"
+
+
+GOOD: dict[str, Any] = {"box_sealed": "yes", "voters_in_queue": 12, "ramp": "no"}
+
+
+@pytest.mark.parametrize(
+    ("answers", "question", "said"),
+    [
+        ({**GOOD, "turnout": 3}, "turnout", "has no such question"),
+        ({**GOOD, "thanks": "x"}, "thanks", "is a note"),
+        ({**GOOD, "box_sealed": "maybe"}, "box_sealed", "not one of its choices"),
+        ({**GOOD, "box_sealed": True}, "box_sealed", "takes one choice's name"),
+        ({**GOOD, "voters_in_queue": "12"}, "voters_in_queue", "takes a whole number"),
+        ({**GOOD, "voters_in_queue": 1.5}, "voters_in_queue", "takes a whole number"),
+        ({**GOOD, "voters_in_queue": -1}, "voters_in_queue", "breaks its constraint"),
+        ({"box_sealed": "yes", "ramp": "no"}, "voters_in_queue", "is required here"),
+        ({**GOOD, "problems": ["stuffing"]}, "problems", "is skipped here"),
+        (
+            {"box_sealed": "no", "ramp": "no", "problems": ["stuffing", "no_seal", "other"]},
+            "problems",
+            "At most two",
+        ),
+        ({"box_sealed": "no", "ramp": "no", "problems": "stuffing"}, "problems", "a list"),
+        ({"box_sealed": "no", "ramp": "no", "problems": ["x"]}, "problems", "not one of"),
+        ({**GOOD, "ramp": "yes", "ramp_width": 0}, "ramp_width", "breaks its constraint"),
+        ({**GOOD, "ramp_width": 1.2}, "ramp_width", "is skipped here"),
+        ({**GOOD, "opened_on": "2026-02-30"}, "opened_on", "ISO 8601 date"),
+        ({**GOOD, "opened_at": "7 am"}, "opened_at", "time of day"),
+        ({**GOOD, "location": "43.2 200"}, "location", "longitude"),
+        ({**GOOD, "location": "north"}, "location", "latitude longitude"),
+        ({**GOOD, "protocol_photo": "../etc/passwd"}, "protocol_photo", "file name"),
+        ({**GOOD, "comments": "x" * 501}, "comments", "breaks its constraint"),
+        ({"voters_in_queue": 3, "ramp": "no"}, "box_sealed", "is required here"),
+    ],
+)
+def test_an_answer_its_question_does_not_take_is_refused_naming_it(
+    answers: dict[str, Any], question: str, said: str
+) -> None:
+    with pytest.raises(AnswerInvalid) as refused:
+        check_answers(_form(), answers, CONDITIONS)
+    assert refused.value.question == question
+    assert said in str(refused.value)
+    assert str(refused.value).startswith("answer_invalid: question")
+
+
+def test_answers_a_form_takes_pass_and_critical_ones_are_found() -> None:
+    form = _form()
+    full = {
+        **GOOD,
+        "ramp": "yes",
+        "ramp_width": 1.5,
+        "opened_on": "2026-12-06",
+        "opened_at": "07:00",
+        "location": "43.25 76.95 800 5",
+        "protocol_photo": "protocol-1.jpg",
+        "comments": "Calm.",
+    }
+    check_answers(form, full, CONDITIONS)
+    assert critical_answers(form, full, CONDITIONS) == []
+    unsealed: dict[str, Any] = {"box_sealed": "no", "ramp": "no", "problems": ["no_seal"]}
+    check_answers(form, unsealed, CONDITIONS)
+    assert critical_answers(form, unsealed, CONDITIONS) == ["box_sealed"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        (". <= today()", "today()"),
+        ("jr:choice-name(., 'x')", "jr:..."),
+        ("pulldata('a', 'b', 'c', 'd')", "pulldata()"),
+        (". = ", "not an XPath 1.0 expression"),
+    ],
+)
+def test_an_expression_eom_cannot_evaluate_is_refused(expression: str, said: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        check_expression(expression)
+    assert said in str(refused.value)
+
+
+def _xlsform(tmp_path: Path, rows: str, settings: str = "| | t | 1 | voting |") -> Path:
+    path = tmp_path / "f.md"
+    path.write_text(
+        "| survey |\n| | type | name | label | relevant | constraint |\n"
+        "| | text | station_id | Station | | |\n"
+        f"{rows}\n| settings |\n| | form_id | version | phase |\n{settings}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "settings", "said"),
+    [
+        ("| | integer | n | N | | . <= today() |", "| | t | 1 | voting |", "today()"),
+        ("| | calculate | c | | | |", "| | t | 1 | voting |", "calculation"),
+        (
+            "| | begin repeat | r | R | | |\n| | text | x | X | | |\n| | end repeat | | | | |",
+            "| | t | 1 | voting |",
+            "repeats are not supported",
+        ),
+        ("| | audio | a | A | | |", "| | t | 1 | voting |", "not supported"),
+        ("| | integer | n | N | | |", "| | t | | voting |", "version"),
+        ("| | integer | n | N | | |", "| | t | 1 | |", "phase"),
+        ("| | integer | n | N | | |", "| | t | 1 | lunch |", "phase 'lunch'"),
+        ("| | integer | n | N | | |\n| | integer | n | N2 | | |", "| | t | 1 | voting |", "n"),
+    ],
+)
+def test_an_xlsform_eom_cannot_take_is_refused_at_import(
+    tmp_path: Path, rows: str, settings: str, said: str
+) -> None:
+    with pytest.raises(FormImportError) as refused:
+        convert(_xlsform(tmp_path, rows, settings))
+    assert said in str(refused.value)
+
+
+def test_a_form_without_a_station_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "f.md"
+    path.write_text(
+        "| survey |\n| | type | name | label |\n| | integer | n | N |\n"
+        "| settings |\n| | form_id | version | phase |\n| | t | 1 | voting |\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FormImportError, match="station_id"):
+        convert(path)

@@ -35,6 +35,8 @@ from api.body_limit import BodyLimit
 from api.errors import ApiError, Code, ErrorResponse
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
+from api.openrosa import OpenRosaRefusal, openrosa_router
+from api.openrosa import refused as openrosa_refused
 from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
 from auditreport import export as auditreport_export
@@ -47,6 +49,7 @@ from domain.state import Delivery, Mission
 from domain.submissions import PollingStation, Submission
 from domain.values import IDENTIFIER_PATTERN, SAFE_INTEGER, DeadlineKind, Recommendation, check_text
 from eventstore.models import RecordedEvent
+from forms.library import FormLibrary
 from intake.coverage import Coverage
 from intake.visits import RecordedVisit, mission_visits, with_visits
 from intake.writer import Intake, IntakeUnavailable, Receipt, StationsRegistered, SubmissionRefused
@@ -144,6 +147,15 @@ def create_app(
     leases = StreamLeases(per_token=streams_per_token)
     ops = Operations(missions, idempotency)
     app.state.operations = ops
+    app.add_exception_handler(OpenRosaRefusal, openrosa_refused)
+    app.include_router(
+        openrosa_router(
+            tokens=tokens,
+            intake=intake,
+            library=FormLibrary(intake.store),
+            max_body_bytes=max_body_bytes,
+        )
+    )
 
     async def principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],

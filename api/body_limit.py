@@ -5,9 +5,13 @@ chunked upload cannot slip past it."""
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, Code
+from forms.openrosa import response as openrosa_response
+
+OPENROSA_PREFIX = "/openrosa/"
 
 
 class BodyTooLarge(HTTPException):
@@ -61,7 +65,15 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = ApiError(
-            Code.body_too_large, f"the request body exceeds {self.max_bytes} bytes"
-        ).response()
+        message = f"the request body exceeds {self.max_bytes} bytes"
+        if str(scope.get("path", "")).startswith(OPENROSA_PREFIX):
+            # OpenRosa clients read refusals from an OpenRosa response document.
+            response: Response = Response(
+                openrosa_response(message, nature="error"),
+                status_code=413,
+                media_type="text/xml; charset=utf-8",
+                headers={"X-OpenRosa-Version": "1.0"},
+            )
+        else:
+            response = ApiError(Code.body_too_large, message).response()
         await response(scope, receive, send)

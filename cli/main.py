@@ -35,6 +35,7 @@ from cli.audit import audit_app
 from cli.commands import InputError, add_subcommands
 from cli.demo import direct, ensure_people, run_demo, through_api
 from cli.election_day import coverage_command, report_app, stations_app
+from cli.forms import forms_app
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
     APPEAR_WITHIN_SECONDS,
@@ -56,6 +57,7 @@ from cli.users import user_app
 from domain.commands import Command, DraftStatement
 from domain.values import SAFE_INTEGER, DeadlineKind, check_text
 from eventstore.projections import MISSIONS, Projector
+from forms.collect import collect_settings, qr_svg, qr_terminal, settings_payload
 from intake.coverage import COVERAGE
 from intake.visits import mission_visits, with_visits
 from operations.errors import InvalidInput, UnknownMission
@@ -522,8 +524,14 @@ def token_create(
     member_state: Annotated[str | None, typer.Option(help="member_state: its ISO code")] = None,
     team: Annotated[str | None, typer.Option(help="observer: the team")] = None,
     expires: Annotated[str | None, typer.Option(help="lifetime: 90d, 12h, 30m")] = None,
+    qr_file: Annotated[
+        Path | None,
+        typer.Option("--qr-file", help="observer: also write ODK Collect's QR code (SVG) here"),
+    ] = None,
 ) -> None:
-    """Issue a token; it is printed once and only its hash is stored."""
+    """Issue a token; it is printed once and only its hash is stored. For an observer,
+    also the QR code that configures ODK Collect for the team's mission (shown once,
+    with the token in its server URL)."""
 
     async def main() -> None:
         try:
@@ -546,6 +554,25 @@ def token_create(
             "shown again",
             highlight=False,
         )
+        if principal.role is Role.observer and principal.mission_id and principal.team_id:
+            settings = collect_settings(
+                base_url=_settings().console_base_url,
+                token=token,
+                mission_id=principal.mission_id,
+                team_id=principal.team_id,
+            )
+            payload = settings_payload(settings)
+            errors.print(
+                "ODK Collect: scan this code (Projects > Add project > Configure with QR "
+                "code), or enter the server URL "
+                f"{settings['general']['server_url']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            errors.print(qr_terminal(payload), highlight=False, soft_wrap=True)
+            if qr_file is not None:
+                qr_file.write_text(qr_svg(payload), encoding="utf-8")
+                errors.print(f"the QR code is in {qr_file}", highlight=False)
 
     _run(main())
 
@@ -594,6 +621,7 @@ app.add_typer(report_app, name="report")
 app.command("coverage")(coverage_command)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(user_app, name="user")
+app.add_typer(forms_app, name="forms")
 
 
 @projections_app.command("rebuild")

@@ -6,7 +6,6 @@ publishing other content under a used version is refused (``FormError``)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,7 +146,7 @@ class FormLibrary:
                 form.version,
                 form.phase.value,
                 form.title,
-                json.dumps(form.model_dump(mode="json")),
+                form.model_dump(mode="json"),
                 converted.xform,
                 converted.xform_md5,
                 new.event_id,

@@ -1,0 +1,339 @@
+"""A mission's OpenRosa server, against the OpenRosa Form List and Form Submission APIs,
+with instances built from the XForm's own primary instance, as a client builds them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from conftest import make_app, serving_app
+from temporalio.client import Client
+from test_intake import open_election_day
+
+from api.feed import EventFeed
+from api.tokens import Role, TokenStore
+from domain.values import Phase
+from eventstore.store import EventStore
+from forms.collect import collect_settings, read_payload, settings_payload
+from forms.library import STANDARD_SET, FormLibrary
+from intake.visits import mission_visits
+from worker import build_worker
+
+FORMS = Path(__file__).with_name("forms")
+XF = "{http://www.w3.org/2002/xforms}"
+LIST = "{http://openrosa.org/xforms/xformsList}"
+RESPONSE = "{http://openrosa.org/http/response}"
+LIMIT = 1_048_576
+
+
+@dataclass
+class Server:
+    base: str
+    other_team: str
+    mission_id: str
+    station_id: str
+    http: httpx.AsyncClient
+    store: EventStore
+    tokens: TokenStore
+    url: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def server(client: Client, pool: object, database_url: str) -> AsyncIterator[Server]:
+    store = EventStore(pool)  # type: ignore[arg-type]
+    task_queue = f"eom-openrosa-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, store, task_queue):
+        missions, mission_id, stations = await open_election_day(
+            client, store, task_queue, stations=5, grace_minutes=60
+        )
+        state = await missions.state(mission_id)
+        assert state.organisation is not None
+        library = FormLibrary(store)
+        await library.import_file(
+            mission_id, state.organisation, FORMS / "station_check.md", actor="coordinator"
+        )
+        await library.import_file(
+            mission_id, state.organisation, STANDARD_SET / "voting.md", actor="coordinator"
+        )
+        feed = EventFeed(store, database_url, fallback=2.0)
+        app = make_app(missions, store.pool, feed, max_body_bytes=LIMIT)
+        tokens = TokenStore(store.pool)
+        token, _ = await tokens.create(
+            role=Role.observer, name="Team one", mission_id=mission_id, team_id="team-1"
+        )
+        other, _ = await tokens.create(
+            role=Role.observer, name="Team two", mission_id=mission_id, team_id="team-2"
+        )
+        async with serving_app(app) as url, httpx.AsyncClient(timeout=30) as http:
+            yield Server(
+                base=f"{url}/openrosa/key/{token}/missions/{mission_id}",
+                other_team=f"{url}/openrosa/key/{other}/missions/{mission_id}",
+                mission_id=mission_id,
+                station_id=stations[0].station_id,
+                http=http,
+                store=store,
+                tokens=tokens,
+                url=url,
+            )
+
+
+def _openrosa(response: httpx.Response) -> None:
+    assert response.headers["X-OpenRosa-Version"] == "1.0"
+
+
+def _message(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(response.content)
+    assert root.tag == f"{RESPONSE}OpenRosaResponse"
+    message = root.find(f"{RESPONSE}message")
+    assert message is not None
+    return message.text or ""
+
+
+async def _xform(server: Server, form_id: str) -> tuple[str, ET.Element]:
+    listed = ET.fromstring((await server.http.get(f"{server.base}/formList")).content)
+    for xform in listed.iter(f"{LIST}xform"):
+        if xform.findtext(f"{LIST}formID") == form_id:
+            url = xform.findtext(f"{LIST}downloadUrl") or ""
+            return url, ET.fromstring((await server.http.get(url)).content)
+    raise AssertionError(f"{form_id} not listed")
+
+
+def _instance(xform: ET.Element, values: dict[str, str], instance_id: str) -> bytes:
+    """The XForm's primary instance, filled as a client fills it."""
+    model = xform.find(f".//{XF}model")
+    assert model is not None
+    primary = model.find(f"{XF}instance")
+    assert primary is not None
+    root = primary[0]
+    ET.register_namespace("", XF.strip("{}"))
+    for element in root.iter():
+        name = element.tag.removeprefix(XF)
+        if name in values:
+            element.text = values[name]
+    instance_id_node = root.find(f"{XF}meta/{XF}instanceID")
+    assert instance_id_node is not None
+    instance_id_node.text = instance_id
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
+
+
+def _submission(document: bytes, *files: tuple[str, bytes]) -> dict[str, tuple[str, bytes, str]]:
+    parts = {"xml_submission_file": ("submission.xml", document, "text/xml")}
+    for name, content in files:
+        parts[name] = (name, content, "image/jpeg")
+    return parts
+
+
+def _visit(server: Server, **values: str) -> dict[str, str]:
+    return {
+        "start": "2021-01-10T08:00:00.000+06:00",
+        "end": "2021-01-10T08:40:00.000+06:00",
+        "station_id": server.station_id,
+        "box_sealed": "yes",
+        "voters_in_queue": "12",
+        "ramp": "no",
+        **values,
+    }
+
+
+async def _stored(server: Server, submission_id: str) -> int:
+    return int(
+        await server.store.pool.fetchval(
+            "SELECT count(*) FROM intake_receipts WHERE mission_id = $1 AND submission_id = $2",
+            server.mission_id,
+            submission_id,
+        )
+    )
+
+
+async def test_the_form_list_gives_each_form_with_its_hash_and_download_url(
+    server: Server,
+) -> None:
+    response = await server.http.get(f"{server.base}/formList")
+    assert response.status_code == 200
+    _openrosa(response)
+    listed = ET.fromstring(response.content)
+    assert listed.tag == f"{LIST}xforms"
+    forms = {x.findtext(f"{LIST}formID"): x for x in listed.iter(f"{LIST}xform")}
+    assert set(forms) == {"station_check", "eom_voting"}
+    for form_id, xform in forms.items():
+        url = xform.findtext(f"{LIST}downloadUrl") or ""
+        assert url.startswith(server.base + "/forms/")
+        download = await server.http.get(url)
+        assert download.status_code == 200
+        _openrosa(download)
+        md5 = hashlib.md5(download.content, usedforsecurity=False).hexdigest()
+        assert xform.findtext(f"{LIST}hash") == f"md5:{md5}"
+        assert ET.fromstring(download.content).find(f".//{XF}instance") is not None, form_id
+
+
+async def test_head_states_the_real_body_limit(server: Server) -> None:
+    response = await server.http.head(f"{server.base}/submission")
+    assert response.status_code == 204
+    _openrosa(response)
+    assert response.headers["X-OpenRosa-Accept-Content-Length"] == str(LIMIT)
+
+
+async def test_a_submission_is_stored_once_and_an_edit_corrects_it(server: Server) -> None:
+    _, xform = await _xform(server, "station_check")
+    first = f"uuid:{uuid.uuid4()}"
+    document = _instance(xform, _visit(server, protocol_photo="protocol.jpg"), first)
+    photo = b"\xff\xd8\xff" + b"protocol" * 100
+    sent = await server.http.post(
+        f"{server.base}/submission", files=_submission(document, ("protocol.jpg", photo))
+    )
+    assert sent.status_code == 201, sent.text
+    _openrosa(sent)
+    assert first in _message(sent)
+    again = await server.http.post(
+        f"{server.base}/submission", files=_submission(document, ("protocol.jpg", photo))
+    )
+    assert again.status_code == 202, again.text
+    assert await _stored(server, first) == 1
+    stored_photo = await server.store.pool.fetchval(
+        "SELECT content FROM submission_attachments WHERE submission_id = $1", first
+    )
+    assert stored_photo == photo
+
+    # Edited on the device: a new instanceID, the old one as deprecatedID.
+    edited_id = f"uuid:{uuid.uuid4()}"
+    edited = _instance(xform, _visit(server, voters_in_queue="30"), edited_id)
+    root = ET.fromstring(edited)
+    meta = root.find(f"{XF}meta")
+    assert meta is not None
+    ET.SubElement(meta, f"{XF}deprecatedID").text = first
+    corrected = await server.http.post(
+        f"{server.base}/submission",
+        files=_submission(ET.tostring(root, encoding="utf-8", xml_declaration=True)),
+    )
+    assert corrected.status_code == 201, corrected.text
+    visits = [
+        v
+        for v in await mission_visits(server.store, server.mission_id)
+        if v.station_id == server.station_id and v.team_id == "team-1"
+    ]
+    assert [v.visit_id for v in visits] == [edited_id]
+    checklist = visits[0].checklists[0]
+    assert (checklist.phase, checklist.form_id, checklist.form_version) == (
+        Phase.voting,
+        "station_check",
+        "1",
+    )
+    assert checklist.answers["voters_in_queue"] == 30
+
+
+async def test_a_critical_answer_is_recorded_with_the_report(server: Server) -> None:
+    _, xform = await _xform(server, "station_check")
+    instance_id = f"uuid:{uuid.uuid4()}"
+    values = _visit(server, box_sealed="no", voters_in_queue="", problems="no_seal")
+    sent = await server.http.post(
+        f"{server.base}/submission", files=_submission(_instance(xform, values, instance_id))
+    )
+    assert sent.status_code == 201, sent.text
+    data = await server.store.pool.fetchval(
+        "SELECT e.data->'critical' FROM events AS e JOIN intake_receipts AS r USING (event_id) "
+        "WHERE r.submission_id = $1",
+        instance_id,
+    )
+    assert [(c["form_id"], c["question"], c["answer"]) for c in data] == [
+        ("station_check", "box_sealed", "no")
+    ]
+
+
+async def test_an_answer_the_form_refuses_is_named_and_nothing_is_stored(server: Server) -> None:
+    _, xform = await _xform(server, "station_check")
+    instance_id = f"uuid:{uuid.uuid4()}"
+    document = _instance(xform, _visit(server, box_sealed="perhaps"), instance_id)
+    sent = await server.http.post(f"{server.base}/submission", files=_submission(document))
+    assert sent.status_code == 422
+    _openrosa(sent)
+    message = _message(sent)
+    assert "answer_invalid" in message and "'box_sealed'" in message
+    assert await _stored(server, instance_id) == 0
+
+
+async def test_wrong_token_wrong_team_and_odd_bodies_are_refused_in_openrosa_xml(
+    server: Server,
+) -> None:
+    _, xform = await _xform(server, "station_check")
+    bad = server.base.replace("/key/eom_", "/key/eom_0")
+    for response in (
+        await server.http.get(f"{bad}/formList"),
+        await server.http.head(f"{bad}/submission"),
+    ):
+        assert response.status_code == 403
+        _openrosa(response)
+    instance_id = f"uuid:{uuid.uuid4()}"
+    document = _instance(xform, _visit(server, team_id="team-1"), instance_id)
+    wrong_team = await server.http.post(
+        f"{server.other_team}/submission", files=_submission(document)
+    )
+    assert wrong_team.status_code == 403
+    assert "team_id" in _message(wrong_team)
+    for body, said in (
+        (b"<data", "well-formed"),
+        (b'<!DOCTYPE d [<!ENTITY e "x">]><data id="station_check"/>', "DTD"),
+        (b'<data id="nope" version="1"><meta><instanceID>a</instanceID></meta></data>', "nope"),
+    ):
+        response = await server.http.post(f"{server.base}/submission", files=_submission(body))
+        assert response.status_code in (400, 422), response.text
+        assert said in _message(response)
+    no_part = await server.http.post(f"{server.base}/submission", files={"x": ("x", b"x")})
+    assert no_part.status_code == 400 and "xml_submission_file" in _message(no_part)
+    too_big = await server.http.post(
+        f"{server.base}/submission", files=_submission(b"<a/>", ("big.jpg", b"x" * (LIMIT + 1)))
+    )
+    assert too_big.status_code == 413
+    _openrosa(too_big)
+    assert await _stored(server, instance_id) == 0
+
+
+async def test_a_chunked_submission_is_taken(server: Server) -> None:
+    _, xform = await _xform(server, "station_check")
+    instance_id = f"uuid:{uuid.uuid4()}"
+    request = server.http.build_request(
+        "POST",
+        f"{server.base}/submission",
+        files=_submission(_instance(xform, _visit(server), instance_id)),
+    )
+    body = request.read()
+    content_type = request.headers["content-type"]
+
+    def chunks() -> Iterator[bytes]:
+        for n in range(0, len(body), 256):
+            yield body[n : n + 256]
+
+    sent = await server.http.post(
+        f"{server.base}/submission",
+        content=_aiter(chunks()),
+        headers={"content-type": content_type},
+    )
+    assert sent.status_code == 201, sent.text
+    assert await _stored(server, instance_id) == 1
+
+
+async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_the_qr_code_carries_collects_settings_for_the_team(server: Server) -> None:
+    token = server.base.split("/key/", 1)[1].split("/", 1)[0]
+    settings = collect_settings(
+        base_url=server.url, token=token, mission_id=server.mission_id, team_id="team-1"
+    )
+    decoded = read_payload(settings_payload(settings))
+    # ODK Collect's documented shape: general / admin / project.
+    assert set(decoded) == {"general", "admin", "project"}
+    assert decoded["general"]["server_url"] == server.base
+    assert decoded["general"]["form_update_mode"] == "match_exactly"
+    assert decoded["project"]["name"]
+    listed = await server.http.get(decoded["general"]["server_url"] + "/formList")
+    assert listed.status_code == 200

@@ -46,6 +46,7 @@ ROUTE_ROLES: dict[str, frozenset[Role]] = {
     "resume_reminders": frozenset({R.coordinator}),
     "send_reminder_now": frozenset({R.coordinator}),
     "get_coverage": READERS,
+    "get_analysis": READERS,
     "verify_mission": READERS,
     # Every stream in the store: auditors, and coordinators (one scoped to an
     # organisation verifies its own missions' streams).

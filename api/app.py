@@ -29,6 +29,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
+from analysis.figures import Analysis
 from api import errors
 from api.access import check_body, forbidden, in_scope, require_role
 from api.body_limit import BodyLimit
@@ -545,6 +546,21 @@ def create_app(
         locality and phase, each team's reports and missed check-ins, findings by category,
         conflicts; each figure with the global log positions of the events behind it."""
         return await ops.coverage(caller, mission_id, catch_up=catch_up)
+
+    @app.get("/v1/missions/{mission_id}/analysis", name="get_analysis")
+    async def get_analysis(
+        mission_id: MissionId,
+        caller: Caller,
+        language: Annotated[
+            str | None, Query(max_length=20, description="labels in: en, ru, tr")
+        ] = None,
+    ) -> Analysis:
+        """Per question of the mission's observation forms (what ``eom analysis`` shows):
+        polling stations that gave each answer out of those asked (a question its
+        ``relevant`` skipped is out of the denominator), overall, by locality and by team,
+        each count with the log positions of the visits behind it; a corrected report
+        counts once, stations whose answers differ are named."""
+        return await ops.analysis(caller, mission_id, language=language)
 
     @app.get("/v1/missions/{mission_id}/verify", name="verify_mission")
     async def verify_mission(mission_id: MissionId, caller: Caller) -> Verification:

@@ -7,6 +7,7 @@ A sub-app; ``cli.main`` registers it.
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from analysis.figures import mission_analysis
 from cli.commands import InputError
 from cli.services import open_missions
 from domain.values import Phase
@@ -230,6 +232,74 @@ def forms_show(
                 " and ".join(q.relevant),
                 q.constraint or "",
                 q.critical or "",
+            )
+        console.print(table)
+
+    asyncio.run(main())
+
+
+def analysis(
+    mission: Annotated[str, typer.Argument(help="the mission")],
+    as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="as CSV, one row per answer")] = False,
+    language: Annotated[str, typer.Option(help="labels in: en, ru, tr")] = "en",
+) -> None:
+    """Per question of the mission's forms: stations that gave each answer out of those
+    asked, overall, by locality and by team, with the log positions of the visits behind
+    each count (a corrected report counts once; conflicting stations are named)."""
+
+    async def main() -> None:
+        async with open_missions(_settings(), need_temporal=False) as missions:
+            found = await mission_analysis(missions.store, mission, language=language)
+        if as_json:
+            print(found.model_dump_json(indent=2))
+            return
+        if as_csv:
+            out = csv.writer(sys.stdout)
+            out.writerow(
+                [
+                    "phase",
+                    "form_id",
+                    "question",
+                    "scope",
+                    "answer",
+                    "stations",
+                    "asked",
+                    "share",
+                    "events",
+                ]
+            )
+            for f in found.figures:
+                for c in f.counts:
+                    out.writerow(
+                        [
+                            f.phase,
+                            f.form_id,
+                            f.question,
+                            f.scope,
+                            c.answer,
+                            c.stations,
+                            f.asked,
+                            c.share,
+                            " ".join(map(str, c.events)),
+                        ]
+                    )
+            return
+        table = Table(
+            title=f"{mission}: {found.stations_observed} stations observed, as of log "
+            f"position {found.as_of_position}"
+        )
+        for column in ("phase", "question", "scope", "answers (stations/asked)", "conflicts"):
+            table.add_column(column)
+        for f in found.figures:
+            if f.scope != "all" or not f.counts:
+                continue
+            table.add_row(
+                f.phase,
+                f"{f.question}\n{f.label}",
+                f.scope,
+                ", ".join(f"{c.answer} {c.stations}/{f.asked} ({c.share:.0%})" for c in f.counts),
+                ", ".join(f.conflicting_stations),
             )
         console.print(table)
 

@@ -35,6 +35,7 @@ from cli.audit import audit_app
 from cli.commands import InputError, add_subcommands
 from cli.demo import direct, ensure_people, run_demo, through_api
 from cli.election_day import coverage_command, report_app, stations_app
+from cli.forms import analysis as forms_analysis
 from cli.forms import forms_app
 from cli.reminder_cli import ladder_app, member_state_app, outbox_command
 from cli.services import (
@@ -622,6 +623,7 @@ app.command("coverage")(coverage_command)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(user_app, name="user")
 app.add_typer(forms_app, name="forms")
+app.command("analysis")(forms_analysis)
 
 
 @projections_app.command("rebuild")

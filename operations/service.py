@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from analysis.figures import Analysis, mission_analysis
 from api.access import in_scope, require_role, unknown_mission
 from api.errors import ApiError, Code
 from api.idempotency import IdempotencyStore
@@ -92,6 +93,14 @@ class Operations(CommandOperations):
             return await mission_coverage(self.missions.store, mission_id, catch_up=catch_up)
         except UnknownMission:
             raise unknown_mission(mission_id) from None
+
+    async def analysis(
+        self, principal: Principal, mission_id: str, *, language: str | None = None
+    ) -> Analysis:
+        """The figures of the mission's observation forms (route ``get_analysis``,
+        ``analysis.figures``). Raises ``ApiError`` 403, 404 ``unknown_mission``."""
+        await self.guarded("get_analysis", principal, mission_id)
+        return await mission_analysis(self.missions.store, mission_id, language=language)
 
     async def verify_mission(self, principal: Principal, mission_id: str) -> Verification:
         """The mission's stream and its election-day streams verified (route

@@ -71,7 +71,11 @@ def _pages(console: RunningConsole) -> list[APIRoute]:
         if isinstance(route, Mount) or not isinstance(route, APIRoute):
             continue
         methods = route.methods or set()
-        if route.path.startswith("/v1") or route.path == "/health" or "GET" not in methods:
+        if (
+            route.path.startswith(("/v1", "/openrosa/"))
+            or route.path == "/health"
+            or "GET" not in methods
+        ):
             continue
         if route.name in FRAGMENTS | DOWNLOADS | STREAMS:
             continue

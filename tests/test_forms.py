@@ -196,3 +196,48 @@ def test_a_form_without_a_station_field_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(FormImportError, match="station_id"):
         convert(path)
+
+
+def _visit(station: str, team: str, position: int, answers: dict[str, Any]) -> Any:
+    from datetime import UTC, datetime
+
+    from intake.visits import RecordedVisit
+
+    return RecordedVisit(
+        visit_id=f"v{position}",
+        station_id=station,
+        locality="Nur-Sultan",
+        team_id=team,
+        arrived_at=datetime(2021, 1, 10, 8, tzinfo=UTC),
+        departed_at=datetime(2021, 1, 10, 9, tzinfo=UTC),
+        checklists=[
+            {"phase": "voting", "form_id": "station_check", "form_version": "1", "answers": answers}
+        ],
+        findings=[],
+        stream_id=f"m/stations/{station}",
+        stream_version=1,
+        global_position=position,
+    )
+
+
+def test_a_question_its_relevant_skipped_is_out_of_the_denominator() -> None:
+    from analysis.figures import analyse
+
+    form = _form()
+    visits = [
+        _visit("A", "t1", 1, {"box_sealed": "yes", "voters_in_queue": 10, "ramp": "no"}),
+        _visit("B", "t1", 2, {"box_sealed": "no", "ramp": "yes"}),
+        _visit("C", "t2", 3, {"box_sealed": "yes", "voters_in_queue": 0, "ramp": "no"}),
+    ]
+    found = analyse("m", visits, [form])
+    figures = {(f.question, f.scope): f for f in found.figures}
+    sealed = figures[("box_sealed", "all")]
+    assert sealed.asked == 3
+    assert {c.answer: (c.stations, c.share, c.events) for c in sealed.counts} == {
+        "yes": (2, 0.6667, [1, 3]),
+        "no": (1, 0.3333, [2]),
+    }
+    assert figures[("voters_in_queue", "all")].asked == 2
+    assert figures[("ramp_width", "all")].asked == 1  # only where a ramp was seen
+    assert figures[("box_sealed", "team:t2")].asked == 1
+    assert found.stations_observed == 3 and found.as_of_position == 3

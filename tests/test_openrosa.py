@@ -16,6 +16,7 @@ from conftest import make_app, serving_app
 from temporalio.client import Client
 from test_intake import open_election_day
 
+from analysis.figures import mission_analysis
 from api.feed import EventFeed
 from api.tokens import Role, TokenStore
 from domain.values import Phase
@@ -337,3 +338,58 @@ async def test_the_qr_code_carries_collects_settings_for_the_team(server: Server
     assert decoded["project"]["name"]
     listed = await server.http.get(decoded["general"]["server_url"] + "/formList")
     assert listed.status_code == 200
+
+
+async def test_analysis_counts_stations_as_direct_sql_does(server: Server) -> None:
+    _, xform = await _xform(server, "station_check")
+    other = await server.http.post(
+        f"{server.other_team}/submission",
+        files=_submission(
+            _instance(xform, _visit(server, team_id="team-2"), f"uuid:{uuid.uuid4()}")
+        ),
+    )
+    assert other.status_code == 201, other.text
+    found = await mission_analysis(server.store, server.mission_id)
+    rows = await server.store.pool.fetch(
+        """
+        SELECT c->'answers'->>'box_sealed' AS answer,
+               count(DISTINCT e.data->>'station_id') AS stations
+        FROM intake_receipts AS r JOIN events AS e USING (event_id),
+             jsonb_array_elements(e.data->'checklists') AS c
+        WHERE r.mission_id = $1 AND r.kind = 'station_visit'
+          AND c->>'form_id' = 'station_check'
+          AND NOT EXISTS (SELECT 1 FROM intake_receipts AS x
+                          WHERE x.mission_id = $1 AND x.corrects = r.submission_id)
+        GROUP BY 1
+        """,
+        server.mission_id,
+    )
+    expected = {r["answer"]: r["stations"] for r in rows}
+    figure = next(f for f in found.figures if (f.question, f.scope) == ("box_sealed", "all"))
+    assert {c.answer: c.stations for c in figure.counts} == expected
+    assert figure.asked == 1  # one station, however many reports
+    assert figure.conflicting_stations == [server.station_id]
+    assert figure.critical == [server.station_id]
+    by_team = {
+        f.scope: f
+        for f in found.figures
+        if f.question == "box_sealed" and f.scope.startswith("team:")
+    }
+    assert set(by_team) == {"team:team-1", "team:team-2"}
+    # Every count names the visits behind it, and they are the mission's standing visits.
+    standing = {v.global_position for v in await mission_visits(server.store, server.mission_id)}
+    assert all(set(c.events) <= standing for c in figure.counts)
+    # The API answers the same figures (a reader's token), and refuses an observer's.
+    coordinator, _ = await server.tokens.create(role=Role.coordinator, name="Coordinator")
+    api = await server.http.get(
+        f"{server.url}/v1/missions/{server.mission_id}/analysis",
+        headers={"Authorization": f"Bearer {coordinator}"},
+    )
+    assert api.status_code == 200, api.text
+    assert api.json() == found.model_dump(mode="json")
+    observer = server.base.split("/key/", 1)[1].split("/", 1)[0]
+    refused = await server.http.get(
+        f"{server.url}/v1/missions/{server.mission_id}/analysis",
+        headers={"Authorization": f"Bearer {observer}"},
+    )
+    assert refused.status_code == 403

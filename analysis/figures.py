@@ -1,0 +1,179 @@
+"""Figures from observation forms: per question, how many polling stations gave each answer,
+out of how many were asked it, by phase, locality and team, each figure naming the events
+behind it.
+
+The unit is the polling station observed, not the report: the visits are the mission's
+standing visits (``intake.visits``: a corrected report counts once, as its latest
+correction); a station two teams reported counts once overall, is named under
+``conflicting_stations`` where their answers differ, and counts once for each team in the
+team breakdown. A question a visit's ``relevant`` skipped is left out of that station's
+denominator.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from domain.forms import FormDefinition, QuestionType, form_key, relevant_questions
+from domain.values import Answer
+from eventstore.store import EventStore
+from forms.library import FormLibrary
+from forms.xpath import CONDITIONS
+from intake.visits import RecordedVisit, mission_visits
+
+COUNTED = frozenset({QuestionType.select_one, QuestionType.select_multiple})
+
+
+class Count(BaseModel):
+    """Stations that gave ``answer`` out of ``asked``, and the events recording them."""
+
+    answer: str
+    stations: int
+    share: float
+    """``stations / asked`` (0 when none was asked)."""
+    events: list[int]
+    """Global log positions of the visits behind the count."""
+
+
+class QuestionFigures(BaseModel):
+    phase: str
+    form_id: str
+    question: str
+    label: str
+    type: str
+    scope: str
+    """``all``, ``locality:<name>`` or ``team:<id>``."""
+    asked: int
+    """Stations where the question was asked (its ``relevant`` held)."""
+    answered: int
+    counts: list[Count]
+    critical: list[str] = []
+    """Answers of this question that met its ``eom:critical`` condition, by station."""
+    conflicting_stations: list[str] = []
+    """Stations whose teams gave this question different answers."""
+
+
+class Analysis(BaseModel):
+    mission_id: str
+    as_of_position: int
+    """The last global log position the figures include."""
+    stations_observed: int
+    figures: list[QuestionFigures]
+
+
+@dataclass
+class _Tally:
+    asked: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+    by_answer: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    events: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    given: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+def _values(kind: QuestionType, answer: Answer | None) -> list[str]:
+    if answer is None or answer == "" or answer == []:
+        return []
+    if kind is QuestionType.select_multiple and isinstance(answer, list):
+        return list(answer)
+    return [str(answer)]
+
+
+def analyse(
+    mission_id: str,
+    visits: Sequence[RecordedVisit],
+    forms: Iterable[FormDefinition],
+    *,
+    language: str | None = None,
+) -> Analysis:
+    """The figures of ``visits`` (standing visits, ``mission_visits``) for the questions of
+    ``forms`` (the mission's assigned versions). Pure: the same visits give the same
+    figures."""
+    by_key = {f.key: f for f in forms}
+    tallies: dict[tuple[str, str, str, str], _Tally] = defaultdict(_Tally)
+    labels: dict[tuple[str, str], tuple[str, str, str]] = {}
+    order: list[tuple[str, str]] = []
+    critical: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for visit in visits:
+        for checklist in visit.checklists:
+            if checklist.form_id is None or checklist.form_version is None:
+                continue
+            form = by_key.get(form_key(checklist.form_id, checklist.form_version))
+            if form is None:
+                continue
+            for c in visit.critical:
+                if c.form_id == form.form_id:
+                    critical[(form.form_id, c.question)].add(visit.station_id)
+            scopes = ("all", f"locality:{visit.locality}", f"team:{visit.team_id}")
+            for question in relevant_questions(form, checklist.answers, CONDITIONS):
+                key = (form.form_id, question.name)
+                if key not in labels:
+                    labels[key] = (form.phase.value, question.label(language), question.type)
+                    order.append(key)
+                values = _values(question.type, checklist.answers.get(question.name))
+                for scope in scopes:
+                    tally = tallies[(form.form_id, question.name, scope, "")]
+                    tally.asked.add(visit.station_id)
+                    if values:
+                        tally.answered.add(visit.station_id)
+                        tally.given[visit.station_id].add(" ".join(sorted(values)))
+                    if question.type in COUNTED:
+                        for value in values:
+                            tally.by_answer[value].add(visit.station_id)
+                            tally.events[value].add(visit.global_position)
+    figures = []
+    for form_id, name in order:
+        phase, label, kind = labels[(form_id, name)]
+        in_scope = sorted(
+            {scope for (f, q, scope, _) in tallies if (f, q) == (form_id, name)},
+            key=lambda scope: (scope != "all", scope),
+        )
+        for scope in in_scope:
+            tally = tallies[(form_id, name, scope, "")]
+            asked = len(tally.asked)
+            figures.append(
+                QuestionFigures(
+                    phase=phase,
+                    form_id=form_id,
+                    question=name,
+                    label=label,
+                    type=kind,
+                    scope=scope,
+                    asked=asked,
+                    answered=len(tally.answered),
+                    counts=[
+                        Count(
+                            answer=answer,
+                            stations=len(stations),
+                            share=round(len(stations) / asked, 4) if asked else 0.0,
+                            events=sorted(tally.events[answer]),
+                        )
+                        for answer, stations in sorted(tally.by_answer.items())
+                    ],
+                    critical=sorted(critical.get((form_id, name), set())) if scope == "all" else [],
+                    conflicting_stations=sorted(
+                        s for s, given in tally.given.items() if len(given) > 1
+                    )
+                    if not scope.startswith("team:")
+                    else [],
+                )
+            )
+    positions = [v.global_position for v in visits]
+    return Analysis(
+        mission_id=mission_id,
+        as_of_position=max(positions, default=0),
+        stations_observed=len({v.station_id for v in visits}),
+        figures=figures,
+    )
+
+
+async def mission_analysis(
+    store: EventStore, mission_id: str, *, language: str | None = None
+) -> Analysis:
+    """``analyse`` over the mission's standing visits and its assigned form versions."""
+    visits = await mission_visits(store, mission_id)
+    forms = [s.form for s in await FormLibrary(store).mission_forms(mission_id)]
+    return analyse(mission_id, visits, forms, language=language)

@@ -16,7 +16,8 @@ import asyncpg
 from domain.forms import FormAssigned, FormDefinition, FormPublished
 from domain.values import RECORDED, Phase
 from eventstore.models import EventMetadata, NewEvent
-from eventstore.store import Connection, EventStore, append_at_heads_on, lock_heads_on
+from eventstore.store import Connection, EventStore, Head, append_at_heads_on, lock_heads_on
+from forms import FieldError
 from forms.xlsform import ConvertedForm, convert
 
 LIBRARY_STREAM = "_forms"
@@ -28,13 +29,8 @@ def mission_forms_stream(mission_id: str) -> str:
     return f"{mission_id}/forms"
 
 
-class FormError(ValueError):
+class FormError(FieldError):
     """A library change that cannot be made: ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -86,13 +82,24 @@ async def assigned_count_on(conn: Connection, mission_id: str) -> int:
     )
 
 
-def _event(event: FormPublished | FormAssigned, actor: str, now: datetime) -> NewEvent:
-    return NewEvent.of(
+async def _append(
+    conn: Connection,
+    heads: dict[str, Head],
+    stream: str,
+    event: FormPublished | FormAssigned,
+    actor: str,
+) -> tuple[uuid.UUID, datetime]:
+    """Append ``event`` at ``stream``'s locked head: its event id and time (for the read
+    model written in the same transaction)."""
+    now = datetime.now(UTC)
+    new = NewEvent.of(
         event,
         event_id=uuid.uuid4(),
         occurred_at=now,
         metadata=EventMetadata(actor=actor, command_type=event.type),
     )
+    await append_at_heads_on(conn, heads, [(stream, [new])])
+    return new.event_id, now
 
 
 class FormLibrary:
@@ -127,7 +134,6 @@ class FormLibrary:
                         "never changed; publish the change under a new version",
                     )
                 return stored, False
-            now = datetime.now(UTC)
             event = FormPublished(
                 organisation=organisation,
                 form=form,
@@ -135,8 +141,7 @@ class FormLibrary:
                 xform_md5=converted.xform_md5,
                 source=source,
             )
-            new = _event(event, actor, now)
-            await append_at_heads_on(conn, heads, [(LIBRARY_STREAM, [new])])
+            event_id, now = await _append(conn, heads, LIBRARY_STREAM, event, actor)
             await conn.execute(
                 "INSERT INTO form_versions (organisation, form_id, version, phase, title, "
                 "definition, xform, xform_md5, event_id, published_at) "
@@ -149,7 +154,7 @@ class FormLibrary:
                 form.model_dump(mode="json"),
                 converted.xform,
                 converted.xform_md5,
-                new.event_id,
+                event_id,
                 now,
             )
             return StoredForm(organisation, form, converted.xform, converted.xform_md5, now), True
@@ -200,7 +205,6 @@ class FormLibrary:
             )
             if done:
                 return stored, False
-            now = datetime.now(UTC)
             event = FormAssigned(
                 mission_id=mission_id,
                 organisation=organisation,
@@ -208,8 +212,7 @@ class FormLibrary:
                 version=stored.version,
                 phase=stored.form.phase,
             )
-            new = _event(event, actor, now)
-            await append_at_heads_on(conn, heads, [(stream, [new])])
+            event_id, now = await _append(conn, heads, stream, event, actor)
             await conn.execute(
                 "INSERT INTO mission_forms (mission_id, form_id, version, organisation, phase, "
                 "event_id, assigned_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -218,7 +221,7 @@ class FormLibrary:
                 stored.version,
                 organisation,
                 stored.form.phase.value,
-                new.event_id,
+                event_id,
                 now,
             )
             return stored, True

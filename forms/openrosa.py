@@ -21,6 +21,7 @@ from defusedxml.ElementTree import fromstring
 
 from domain.forms import FormDefinition, QuestionType
 from domain.values import IDENTIFIER_PATTERN, Answer
+from forms import FieldError
 
 OPENROSA_VERSION = "1.0"
 XFORMS_LIST_NS = "http://openrosa.org/xforms/xformsList"
@@ -32,13 +33,8 @@ SUBMISSION_FILE = "xml_submission_file"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
-class InstanceInvalid(ValueError):
+class InstanceInvalid(FieldError):
     """A submitted instance eom cannot read: ``field`` names the element at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

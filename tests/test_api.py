@@ -53,6 +53,7 @@ EXPECTED: dict[str, set[Role]] = {
     "resume_reminders": {R.coordinator},
     "send_reminder_now": {R.coordinator},
     "get_coverage": {R.coordinator, R.head_of_mission, R.auditor},
+    "get_analysis": {R.coordinator, R.head_of_mission, R.auditor},
     "verify_mission": {R.coordinator, R.head_of_mission, R.auditor},
     "verify_all": {R.coordinator, R.auditor},
     "replay_mission": {R.coordinator, R.head_of_mission, R.auditor},

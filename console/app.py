@@ -500,6 +500,7 @@ def _names() -> dict[str, Any]:
             "missed_check_in": _("Missed check-in"),
             "overdue_answer": _("Overdue answer"),
             "escalation": _("Escalated"),
+            "critical_answer": _("Critical answer"),
         },
         "command_names": {
             "record_needs_assessment": _("Record the needs assessment"),

@@ -179,11 +179,14 @@ class MissionPages:
             rows = []
             for summary in listed:
                 state = await self.missions.state(summary.mission_id)
+                critical = await mission_visits(
+                    self.missions.store, summary.mission_id, critical_only=True
+                )
                 rows.append(
                     {
                         "summary": summary,
                         "organisation": state.organisation,
-                        "alerts": mission_alerts(state, now),
+                        "alerts": mission_alerts(state, now, visits=critical),
                     }
                 )
             return self.render(request, "board.html", viewer, rows=rows)

@@ -7,12 +7,13 @@ the API both show these.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 
-from domain.state import Mission
+from domain.state import Mission, StationVisit
 from domain.values import DeadlineKind, Stage
 
 
@@ -20,6 +21,7 @@ class AlertKind(StrEnum):
     missed_check_in = "missed_check_in"
     overdue_answer = "overdue_answer"
     escalation = "escalation"
+    critical_answer = "critical_answer"
 
 
 class Alert(BaseModel):
@@ -27,19 +29,35 @@ class Alert(BaseModel):
 
     kind: AlertKind
     subject: str
-    """The team (missed check-in) or the member state (overdue answer, escalation)."""
+    """The team (missed check-in), the member state (overdue answer, escalation), or the
+    polling station and team (critical answer)."""
     request: DeadlineKind | None = None
     cycle: int = 0
     since: datetime | None = None
+    answer: str | None = None
+    """A critical answer: ``form/question = answer``."""
 
 
-def mission_alerts(state: Mission, now: datetime) -> list[Alert]:
+def mission_alerts(
+    state: Mission, now: datetime, *, visits: Iterable[StationVisit] | None = None
+) -> list[Alert]:
     """The mission's alerts at ``now`` (an aware datetime): missed check-ins not cleared,
     requests whose deadline passed unanswered (nominations while the delegation forms,
-    acknowledgements, evidence per cycle), and reminders escalated. A closed or
-    cancelled mission has none."""
+    acknowledgements, evidence per cycle), reminders escalated, and critical answers of
+    observation forms in the standing visits (``visits``, else the state's own). A closed
+    or cancelled mission has none."""
     if state.stage in (None, Stage.closed, Stage.cancelled):
         return []
+    critical = [
+        Alert(
+            kind=AlertKind.critical_answer,
+            subject=f"{visit.station_id} ({visit.team_id})",
+            since=visit.arrived_at,
+            answer=f"{c.form_id}/{c.question} = {c.answer}",
+        )
+        for visit in (state.visits.values() if visits is None else visits)
+        for c in visit.critical
+    ]
     alerts = [
         Alert(kind=AlertKind.missed_check_in, subject=team, since=since)
         for team, since in sorted(state.missed_check_ins.items())
@@ -77,4 +95,4 @@ def mission_alerts(state: Mission, now: datetime) -> list[Alert]:
         for track in state.reminders.values()
         if track.escalated and not state.answered(track.kind, track.member_state, track.cycle)
     ]
-    return alerts
+    return alerts + critical

@@ -29,6 +29,7 @@ LEFT JOIN polling_stations AS p ON p.mission_id = r.mission_id AND p.station_id 
 WHERE r.mission_id = $1 AND r.kind = 'station_visit'
   AND ($2::text IS NULL OR r.team_id = $2)
   AND ($3::bigint IS NULL OR r.global_position <= $3)
+  AND (NOT $4::boolean OR coalesce(jsonb_array_length(e.data->'critical'), 0) > 0)
   AND NOT EXISTS (SELECT 1 FROM intake_receipts AS c
                   WHERE c.mission_id = $1 AND c.corrects = r.submission_id
                     AND ($3::bigint IS NULL OR c.global_position <= $3))
@@ -38,6 +39,7 @@ FROM events
 WHERE stream_id = $1 AND event_type = 'StationVisitRecorded'
   AND ($2::text IS NULL OR data->>'team_id' = $2)
   AND ($3::bigint IS NULL OR global_position <= $3)
+  AND NOT $4::boolean
 ORDER BY global_position
 """
 
@@ -58,12 +60,14 @@ async def mission_visits(
     team_id: str | None = None,
     time_zone: str | None = None,
     as_of_version: int | None = None,
+    critical_only: bool = False,
 ) -> list[RecordedVisit]:
     """The mission's standing visits in the order they were recorded (only ``team_id``'s
     if given), their times in their station's zone, else ``time_zone``, with the offset
     (as stored if neither); with ``as_of_version``, as they stood while the mission's
     stream was at that version (the reports recorded, and corrected, before its next
-    event; all of them if it is the stream's head)."""
+    event; all of them if it is the stream's head); with ``critical_only``, only those
+    holding answers that met their form's ``eom:critical`` condition."""
     through = None
     if as_of_version is not None:
         if as_of_version < 1:
@@ -74,7 +78,7 @@ async def mission_visits(
             as_of_version + 1,
         )
         through = None if following is None else following - 1
-    rows = await store.pool.fetch(_VISITS, mission_id, team_id, through)
+    rows = await store.pool.fetch(_VISITS, mission_id, team_id, through, critical_only)
     visits = []
     for row in rows:
         data = json.loads(row["data"])

@@ -8,6 +8,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,14 @@ from test_intake import open_election_day
 from analysis.figures import mission_analysis
 from api.feed import EventFeed
 from api.tokens import Role, TokenStore
+from domain.alerts import AlertKind, mission_alerts
 from domain.values import Phase
 from eventstore.store import EventStore
 from forms.collect import collect_settings, read_payload, settings_payload
 from forms.library import STANDARD_SET, FormLibrary
 from intake.visits import mission_visits
 from worker import build_worker
+from workflows.client import Missions
 
 FORMS = Path(__file__).with_name("forms")
 XF = "{http://www.w3.org/2002/xforms}"
@@ -43,6 +46,7 @@ class Server:
     store: EventStore
     tokens: TokenStore
     url: str
+    missions: Missions
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -81,6 +85,7 @@ async def server(client: Client, pool: object, database_url: str) -> AsyncIterat
                 store=store,
                 tokens=tokens,
                 url=url,
+                missions=missions,
             )
 
 
@@ -246,6 +251,25 @@ async def test_a_critical_answer_is_recorded_with_the_report(server: Server) -> 
     assert [(c["form_id"], c["question"], c["answer"]) for c in data] == [
         ("station_check", "box_sealed", "no")
     ]
+    # The coordinator is alerted: the mission's alerts hold it (what the board and the
+    # mission page show), from the critical visits alone as from all of them.
+    state = await server.missions.state(server.mission_id)
+    critical = await mission_visits(server.store, server.mission_id, critical_only=True)
+    assert [v.visit_id for v in critical] == [instance_id]
+    alerts = [
+        a
+        for a in mission_alerts(state, datetime.now(UTC), visits=critical)
+        if a.kind is AlertKind.critical_answer
+    ]
+    assert [(a.subject, a.answer) for a in alerts] == [
+        (f"{server.station_id} (team-1)", "station_check/box_sealed = no")
+    ]
+    every = await mission_visits(server.store, server.mission_id)
+    assert [
+        a
+        for a in mission_alerts(state, datetime.now(UTC), visits=every)
+        if a.kind is AlertKind.critical_answer
+    ] == alerts
 
 
 async def test_an_answer_the_form_refuses_is_named_and_nothing_is_stored(server: Server) -> None:

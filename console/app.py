@@ -38,6 +38,7 @@ from auditreport import export as auditreport_export
 from auditreport.export import EXPORT_MEDIA_TYPES, ExportFormat
 from console import i18n
 from console.answers import AnswerPages
+from console.observe import ObserverPages
 from console.pages import MissionId, MissionPages, event_summary
 from console.web import (
     CSRF_FIELD,
@@ -72,7 +73,7 @@ FRAGMENTS = frozenset(
     }
 )
 """Routes answering a part of a page (htmx), not a page: checked within their pages."""
-DOWNLOADS = frozenset({"console_export"})
+DOWNLOADS = frozenset({"console_export", "console_observe_xform", "console_observe_worker"})
 STREAMS = frozenset({"console_live"})
 
 SIGN_IN_RATE = parse_rate("5/15minutes")
@@ -310,6 +311,8 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         return response
 
     app.include_router(mission_pages.router())
+    observer_pages = ObserverPages(operations=operations, pages=pages, viewer=viewer, render=render)
+    app.include_router(observer_pages.router())
     answers = AnswerPages(
         missions=missions,
         links=AnswerLinks(store.pool),

@@ -858,6 +858,13 @@ class IntakeUnavailable(Exception):
     """The event store did not take the batch: nothing of it was recorded; send it again."""
 
 
+async def registered_stations(store: EventStore, mission_id: str) -> list[PollingStation]:
+    """The polling stations registered for ``mission_id``, by id."""
+    async with store.connection() as conn:
+        found = await _stations_on(conn, mission_id)
+    return [found[k] for k in sorted(found)]
+
+
 async def _stations_on(conn: Connection, mission_id: str) -> dict[str, PollingStation]:
     rows = await conn.fetch(
         "SELECT station_id, locality, name, time_zone FROM polling_stations WHERE mission_id = $1",

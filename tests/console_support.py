@@ -153,11 +153,12 @@ class RunningConsole:
             **scope,
         )
 
-    async def context(self, browser: Browser) -> BrowserContext:
+    async def context(self, browser: Browser, *, bypass_csp: bool = True) -> BrowserContext:
         """A fresh browser profile whose requests may go to the console only."""
         # axe-core is injected into the pages under test: their Content-Security-Policy
-        # (scripts from the console only) is bypassed for it.
-        context = await browser.new_context(base_url=self.url, bypass_csp=True)
+        # (scripts from the console only) is bypassed for it, unless a test checks that
+        # a page works under its own policy.
+        context = await browser.new_context(base_url=self.url, bypass_csp=bypass_csp)
         context.set_default_timeout(15_000)
 
         async def only_here(route: Route) -> None:
@@ -170,9 +171,9 @@ class RunningConsole:
         await context.route("**/*", only_here)
         return context
 
-    async def signed_in(self, browser: Browser, user: User) -> Page:
+    async def signed_in(self, browser: Browser, user: User, *, bypass_csp: bool = True) -> Page:
         """A page of a new profile, signed in as ``user`` by a one-time link."""
-        context = await self.context(browser)
+        context = await self.context(browser, bypass_csp=bypass_csp)
         page = await context.new_page()
         secret = await self.links.issue(user, timedelta(minutes=5))
         await page.goto(f"/sign-in/{secret}")

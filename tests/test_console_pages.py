@@ -97,6 +97,9 @@ async def test_every_page_passes_axe(running_console: RunningConsole, browser: B
         Role.coordinator: page,
         Role.head_of_mission: await console.signed_in(browser, hom),
         Role.auditor: await console.signed_in(browser, auditor),
+        Role.observer: await console.signed_in(
+            browser, await console.user(Role.observer, mission_id=mission_id, team_id="team-1")
+        ),
     }
     anonymous = await (await console.context(browser)).new_page()
     commands = ["appoint_head_of_mission", "request_nominations", "register_polling_stations"]

@@ -268,6 +268,32 @@ class MissionPages:
             )
 
         @router.get(
+            "/missions/{mission_id}/analysis", name="console_analysis", response_class=HTMLResponse
+        )
+        async def analysis(request: Request, mission_id: MissionId, viewer: Signed) -> HTMLResponse:
+            """The figures of the mission's observation forms: per question, the polling
+            stations that gave each answer out of those asked, overall, by locality and by
+            team, each with the log positions of the visits behind it."""
+            found = await self.operations.analysis(
+                viewer.principal, mission_id, language=viewer.language
+            )
+            state = await self.missions.state(mission_id)
+            overall = [f for f in found.figures if f.scope == "all"]
+            detail: dict[tuple[str, str], list[Any]] = {}
+            for f in found.figures:
+                if f.scope != "all":
+                    detail.setdefault((f.form_id, f.question), []).append(f)
+            return self.render(
+                request,
+                "analysis.html",
+                viewer,
+                mission=state,
+                analysis=found,
+                overall=overall,
+                detail=detail,
+            )
+
+        @router.get(
             "/missions/{mission_id}/election-day",
             name="console_election_day",
             response_class=HTMLResponse,

@@ -139,6 +139,13 @@ async def test_the_web_form_fills_an_eom_xform_and_queues_offline(
     await _until_acknowledged(page, 4)
     assert len(await _receipts(console, mission_id)) == 4
     assert re.search(r"Already received", await page.locator("#outbox").inner_text())
+
+    # The coordinator reads the figures: one station, however many reports.
+    coordinator = await console.signed_in(browser, await console.user(Role.coordinator))
+    await coordinator.goto(f"/missions/{mission_id}/analysis")
+    row = coordinator.locator("#q-quick_check-sealed")
+    assert "yes: 1 / 1 (100%)" in " ".join((await row.inner_text()).split())
+    assert await axe_violations(coordinator) == []
     assert console.outside_requests == []
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from domain.commands import DraftStatement
 from domain.forms import FormDefinition, QuestionType, form_key, relevant_questions
-from domain.values import Answer
+from domain.values import Answer, Citation, CitedFigure
 from eventstore.store import EventStore
 from forms.library import FormLibrary
 from forms.xpath import CONDITIONS
@@ -50,6 +51,8 @@ class QuestionFigures(BaseModel):
     asked: int
     """Stations where the question was asked (its ``relevant`` held)."""
     answered: int
+    answered_events: list[int] = []
+    """Global log positions of the visits that answered it."""
     counts: list[Count]
     critical: list[str] = []
     """Answers of this question that met its ``eom:critical`` condition, by station."""
@@ -72,6 +75,7 @@ class _Tally:
     by_answer: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     events: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     given: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    answered_at: set[int] = field(default_factory=set)
 
 
 def _values(kind: QuestionType, answer: Answer | None) -> list[str]:
@@ -88,6 +92,7 @@ def analyse(
     forms: Iterable[FormDefinition],
     *,
     language: str | None = None,
+    as_of: int | None = None,
 ) -> Analysis:
     """The figures of ``visits`` (standing visits, ``mission_visits``) for the questions of
     ``forms`` (the mission's assigned versions). Pure: the same visits give the same
@@ -119,6 +124,7 @@ def analyse(
                     tally.asked.add(visit.station_id)
                     if values:
                         tally.answered.add(visit.station_id)
+                        tally.answered_at.add(visit.global_position)
                         tally.given[visit.station_id].add(" ".join(sorted(values)))
                     if question.type in COUNTED:
                         for value in values:
@@ -144,6 +150,7 @@ def analyse(
                     scope=scope,
                     asked=asked,
                     answered=len(tally.answered),
+                    answered_events=sorted(tally.answered_at),
                     counts=[
                         Count(
                             answer=answer,
@@ -164,16 +171,60 @@ def analyse(
     positions = [v.global_position for v in visits]
     return Analysis(
         mission_id=mission_id,
-        as_of_position=max(positions, default=0),
+        as_of_position=as_of if as_of is not None else max(positions, default=0),
         stations_observed=len({v.station_id for v in visits}),
         figures=figures,
     )
 
 
 async def mission_analysis(
-    store: EventStore, mission_id: str, *, language: str | None = None
+    store: EventStore,
+    mission_id: str,
+    *,
+    language: str | None = None,
+    through_position: int | None = None,
 ) -> Analysis:
-    """``analyse`` over the mission's standing visits and its assigned form versions."""
-    visits = await mission_visits(store, mission_id)
+    """``analyse`` over the mission's standing visits and its assigned form versions
+    (as they stood at global log position ``through_position``, if given)."""
+    visits = await mission_visits(store, mission_id, through_position=through_position)
     forms = [s.form for s in await FormLibrary(store).mission_forms(mission_id)]
-    return analyse(mission_id, visits, forms, language=language)
+    return analyse(mission_id, visits, forms, language=language, as_of=through_position)
+
+
+def figure_of(analysis: Analysis, citation: Citation) -> CitedFigure | None:
+    """The figure ``citation`` names in ``analysis``: the stations that gave its answer
+    (or, without one, that answered its question) out of those asked, in its scope."""
+    for f in analysis.figures:
+        if (f.form_id, f.question, f.scope) != (
+            citation.form_id,
+            citation.question,
+            citation.scope,
+        ):
+            continue
+        if citation.answer is None:
+            stations, events = f.answered, f.answered_events
+        else:
+            count = next((c for c in f.counts if c.answer == citation.answer), None)
+            if count is None:
+                return None
+            stations, events = count.stations, count.events
+        return CitedFigure(
+            **citation.model_dump(include=set(Citation.model_fields)),
+            stations=stations,
+            asked=f.asked,
+            share=round(stations / f.asked, 4) if f.asked else 0.0,
+            events=events,
+            as_of_position=analysis.as_of_position,
+        )
+    return None
+
+
+async def with_figures(store: EventStore, mission_id: str, draft: DraftStatement) -> DraftStatement:
+    """``draft`` with the figure of each of its citations as eom counts them now (what a
+    caller sent as figures is replaced; a citation no figure answers is left without, for
+    the mission's rules to refuse naming it)."""
+    if not draft.citations:
+        return draft.model_copy(update={"figures": []})
+    found = await mission_analysis(store, mission_id)
+    figures = [figure_of(found, c) for c in draft.citations]
+    return draft.model_copy(update={"figures": [f for f in figures if f is not None]})

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
+from analysis.figures import Analysis, mission_analysis
 from auditreport.model import build_report
 from auditreport.render import (
     FontNotFound,
@@ -22,7 +23,7 @@ from auditreport.render import (
     to_markdown,
     to_pdf,
 )
-from domain import fold, load_event
+from domain import Mission, fold, load_event
 from eventstore.store import EventStore
 from intake.visits import intake_events, mission_visits
 
@@ -59,6 +60,16 @@ class ExportRefused(Exception):
     the PDF's fonts cannot show); another format may do."""
 
 
+async def recounts(store: EventStore, state: Mission) -> dict[int, Analysis]:
+    """The analysis of the mission's observation forms at each log position its drafts'
+    cited figures were counted at: what the report checks them against."""
+    positions = {f.as_of_position for draft in state.drafts.values() for f in draft.figures}
+    mission_id = state.mission_id or ""
+    return {
+        p: await mission_analysis(store, mission_id, through_position=p) for p in sorted(positions)
+    }
+
+
 async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> tuple[bytes, int]:
     """The export of ``mission`` in ``fmt`` and the number of events in it. Raises
     ``ExportUnavailable`` or ``ExportRefused``.
@@ -80,7 +91,7 @@ async def export_mission(store: EventStore, mission: str, fmt: ExportFormat) -> 
     try:
         state = fold(load_event(e.data) for e in events)
         visits = await mission_visits(store, mission, time_zone=state.time_zone)
-        report = build_report(state, events, check, visits)
+        report = build_report(state, events, check, visits, await recounts(store, state))
     except (ValueError, ValidationError) as error:
         first = str(error).splitlines()[0]
         raise ExportRefused(

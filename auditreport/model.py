@@ -7,7 +7,7 @@ versions of the mission's own events, global log positions of the intake's repor
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -16,12 +16,20 @@ from pydantic import (
     ConfigDict,
 )
 
+from analysis.figures import Analysis, figure_of
 from domain import events as ev
 from domain import evolve, load_event, text_sha256
 from domain.events import Event
 from domain.host_time import localized
 from domain.state import Mission, ReminderTrack, StationVisit
-from domain.values import Assessment, DeadlineKind, DeliveryPurpose, FindingCategory, Stage
+from domain.values import (
+    Assessment,
+    CitedFigure,
+    DeadlineKind,
+    DeliveryPurpose,
+    FindingCategory,
+    Stage,
+)
 from eventstore.models import ChainBreak, ChainCheck, RecordedEvent
 from intake.visits import RecordedVisit
 
@@ -176,6 +184,26 @@ class FindingCount(ReportModel):
     positions: list[int] = []
 
 
+class CitedFigureEntry(ReportModel):
+    """A figure of the observation forms a draft cites, as recorded with the draft, and
+    as counted again from the log up to the same position."""
+
+    form_id: str
+    question: str
+    answer: str | None
+    scope: str
+    stations: int
+    asked: int
+    share: float
+    events: list[int]
+    as_of_position: int
+    recounted_stations: int | None = None
+    recounted_asked: int | None = None
+    matches: bool | None = None
+    """The count again from the log gives the same stations, asked and events (``None``
+    where the report was made without counting again)."""
+
+
 class DraftEntry(ReportModel):
     draft_id: str
     title: str
@@ -188,6 +216,7 @@ class DraftEntry(ReportModel):
     claimed_localities: list[str]
     claimed_teams: int
     versions: list[int]
+    figures: list[CitedFigureEntry] = []
 
 
 class ApprovalEntry(ReportModel):
@@ -318,10 +347,12 @@ def build_report(
     events: list[RecordedEvent],
     chain: ChainCheck,
     visits: Sequence[RecordedVisit] | None = None,
+    recounts: Mapping[int, Analysis] | None = None,
 ) -> AuditReport:
     """The report on ``state``, which must be the fold of ``events``; ``visits`` are the
     mission's station visits however they were recorded (``intake.visits``), else those
-    of its own stream.
+    of its own stream; ``recounts`` the analysis of the observation forms at each log
+    position a draft's cited figures were counted at, to check them against.
 
     Values come from the state (what ``evolve`` made of the history); the versions beside
     them come from the events. Folding again here is cheap and guards the one thing that
@@ -344,7 +375,7 @@ def build_report(
             f"{len(events)} events (version {folded.version})"
         )
     index = _Index(typed)
-    statement = _statement(state, index, events)
+    statement = _statement(state, index, events, recounts or {})
     problems = []
     if statement.publication and statement.publication.fingerprint_matches is False:
         problems.append(
@@ -628,7 +659,26 @@ def _findings(cited: list[Cited]) -> list[FindingCount]:
     ]
 
 
-def _statement(state: Mission, index: _Index, events: list[RecordedEvent]) -> StatementReport:
+def _cited(figure: CitedFigure, recount: Analysis | None) -> CitedFigureEntry:
+    again = figure_of(recount, figure) if recount is not None else None
+    return CitedFigureEntry(
+        **figure.model_dump(),
+        recounted_stations=again.stations if again else None,
+        recounted_asked=again.asked if again else None,
+        matches=None
+        if recount is None
+        else again is not None
+        and (again.stations, again.asked, again.events)
+        == (figure.stations, figure.asked, figure.events),
+    )
+
+
+def _statement(
+    state: Mission,
+    index: _Index,
+    events: list[RecordedEvent],
+    recounts: Mapping[int, Analysis],
+) -> StatementReport:
     drafted = {e.draft_id: (v, e) for v, e in index.of(ev.StatementDrafted)}
     drafts = []
     for draft in state.drafts.values():
@@ -645,6 +695,7 @@ def _statement(state: Mission, index: _Index, events: list[RecordedEvent]) -> St
                 claimed_localities=list(event.coverage.localities),
                 claimed_teams=event.coverage.teams,
                 versions=[version],
+                figures=[_cited(f, recounts.get(f.as_of_position)) for f in event.figures],
             )
         )
     approval = state.approval

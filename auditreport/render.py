@@ -397,6 +397,9 @@ def to_markdown(report: AuditReport, events: Sequence[RecordedEvent]) -> str:
         out += [f"### {_md(draft.title)}", ""]
         out += [f"> {_md(p)}" if p.strip() else ">" for p in draft.text.splitlines()]
         out += [""]
+        if draft.figures:
+            out += ["Figures the draft cites (observation forms):", ""]
+            out += _md_table(FIGURE_COLUMNS, _figure_rows(report))
     out += ["## Recommendations", ""]
     for rec in report.recommendations:
         out += [
@@ -564,6 +567,40 @@ def _finding_rows(report: AuditReport) -> list[tuple[str, ...]]:
     ]
 
 
+FIGURE_COLUMNS = ("figure", "stations / asked", "as of", "counted again", "events")
+
+
+def _figure_rows(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
+    """The published (else latest) draft's cited figures of the observation forms, each
+    with what counting the log again up to the same position gives."""
+    draft = report.statement.published_draft
+    rows = []
+    for f in draft.figures if draft else []:
+        answer = f" = {f.answer}" if f.answer is not None else " (answered)"
+        again = (
+            "not counted"
+            if f.matches is None
+            else "same"
+            if f.matches
+            else f"DIFFERS: {f.recounted_stations} / {f.recounted_asked}"
+        )
+        rows.append(
+            (
+                f"{f.form_id}/{f.question}{answer} [{f.scope}]",
+                f"{f.stations} / {f.asked} ({f.share:.0%})",
+                f"position {f.as_of_position}",
+                again,
+                _positions(f.events),
+            )
+        )
+    return rows
+
+
+def _positions(positions: list[int], shown: int = 20) -> str:
+    text = ", ".join(str(p) for p in positions[:shown])
+    return text + (f" (+{len(positions) - shown} more)" if len(positions) > shown else "")
+
+
 def _statement_rows(report: AuditReport) -> list[tuple[str, str, str]]:
     s = report.statement
     rows = [
@@ -692,6 +729,8 @@ def to_html(report: AuditReport, events: Sequence[RecordedEvent]) -> str:
             coverage=coverage_sentence(report),
             chain_line=chain_sentence(report),
             statement_rows=_statement_rows(report),
+            figure_rows=_figure_rows(report),
+            figure_columns=FIGURE_COLUMNS,
             reminder_rows=_reminder_figure_rows(report),
         )
     )
@@ -953,6 +992,8 @@ def to_pdf(
     if draft is not None:
         pdf.heading(draft.title, 1)
         pdf.para(draft.text, size=8.5)
+        if draft.figures:
+            pdf.grid(FIGURE_COLUMNS, _figure_rows(report), (52, 30, 28, 30, 40))
 
     pdf.heading("Recommendations")
     for rec in report.recommendations:

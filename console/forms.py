@@ -97,10 +97,14 @@ def label_of(name: str) -> str:
 
 def form_fields(model: type[BaseModel], *, prefix: str = "") -> list[FormField]:
     """The inputs of ``model``'s form, in the model's field order; the discriminating
-    ``type`` field of a command is left out (the form's address names the command)."""
+    ``type`` field of a command is left out (the form's address names the command), and
+    so are fields eom fills itself (``readOnly`` in their schema)."""
     fields: list[FormField] = []
     for name, info in model.model_fields.items():
         if name == "type" and get_origin(info.annotation) is Literal:
+            continue
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("readOnly"):
             continue
         fields.append(_field(f"{prefix}{name}", name, info.annotation, info))
     return fields

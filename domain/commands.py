@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Self, get_args
 from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 
 from domain.values import (
+    Citation,
+    CitedFigure,
     Count,
     CountryCode,
     DateWindow,
@@ -205,12 +207,20 @@ class CloseElectionDay(CommandBase):
 
 
 class DraftStatement(CommandBase):
-    """Draft the preliminary statement; its coverage is recorded with it."""
+    """Draft the preliminary statement; its coverage is recorded with it, and the
+    figures of the observation forms it cites, as eom counts them when it is recorded."""
 
     type: Literal["draft_statement"] = "draft_statement"
     draft_id: Identifier
     title: Line
     text: Text
+    citations: list[Citation] = Field(default_factory=list, max_length=50)
+    figures: list[CitedFigure] = Field(
+        default_factory=list,
+        max_length=50,
+        json_schema_extra={"readOnly": True},
+        description="filled by eom from its count of the forms' answers: what is sent is replaced",
+    )
 
 
 class ApproveStatement(CommandBase):

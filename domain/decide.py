@@ -21,6 +21,7 @@ from domain.state import Mission, Observer, ObserverStatus, track_key
 from domain.values import (
     LOCALITIES_LISTED,
     PROFILE_RULES,
+    CitedFigure,
     DeadlineKind,
     DeliveryPurpose,
     IntakeProgress,
@@ -557,8 +558,29 @@ def _draft(state: Mission, cmd: c.DraftStatement, now: datetime) -> list[Event]:
             text=cmd.text,
             text_sha256=text_sha256(cmd.text),
             coverage=_coverage(state),
+            figures=_cited(cmd),
         )
     ]
+
+
+def _cited(cmd: c.DraftStatement) -> list[CitedFigure]:
+    """The figure of each citation, in the citations' order (the figures are counted by
+    eom before the command reaches the mission); a citation no figure answers is refused:
+    the forms have no such question, answer or scope."""
+    found = {(f.form_id, f.question, f.answer, f.scope): f for f in cmd.figures}
+    figures = []
+    for n, citation in enumerate(cmd.citations):
+        key = (citation.form_id, citation.question, citation.answer, citation.scope)
+        figure = found.get(key)
+        if figure is None:
+            answer = f" = {citation.answer!r}" if citation.answer is not None else ""
+            raise e.UnknownReference(
+                f"citations.{n}: no figure of the observation forms for "
+                f"{citation.form_id}/{citation.question}{answer} in scope {citation.scope!r} "
+                "(eom analysis lists the figures there are)"
+            )
+        figures.append(figure)
+    return figures
 
 
 def _draft_named(state: Mission, draft_id: str, sha: str) -> None:

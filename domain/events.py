@@ -12,6 +12,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, PositiveInt, TypeAdapter
 
 from domain.values import (
+    CitedFigure,
     CountryCode,
     DateWindow,
     DeadlineKind,
@@ -207,6 +208,8 @@ class StatementDrafted(EventBase):
     text: Text
     text_sha256: Sha256
     coverage: Coverage
+    figures: list[CitedFigure] = Field(default_factory=list)
+    """The figures of the observation forms the draft cites, as counted when drafted."""
 
 
 class StatementApproved(EventBase):

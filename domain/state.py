@@ -9,6 +9,7 @@ from pydantic import Field
 
 from domain.values import (
     PROFILE_RULES,
+    CitedFigure,
     CountryCode,
     CriticalAnswer,
     DateWindow,
@@ -95,6 +96,7 @@ class StatementDraft(Frozen):
     title: str
     text: str
     text_sha256: str
+    figures: list[CitedFigure] = Field(default_factory=list)
 
 
 class Approval(Frozen):

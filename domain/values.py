@@ -438,6 +438,30 @@ class CriticalAnswer(Frozen):
     answer: Answer
 
 
+class Citation(Frozen):
+    """A figure of the observation forms a statement draft cites: the polling stations
+    that gave ``answer`` to ``form_id``'s ``question`` (or answered it, without
+    ``answer``), out of those asked, in ``scope`` (``all``, ``locality:<name>`` or
+    ``team:<id>``)."""
+
+    form_id: Identifier
+    question: Identifier
+    answer: ChoiceName | None = None
+    scope: Line = "all"
+
+
+class CitedFigure(Citation):
+    """A citation with its figure as eom counted it when the draft was recorded."""
+
+    stations: Count
+    asked: Count
+    share: float = Field(ge=0, le=1)
+    events: list[int] = Field(default_factory=list, max_length=100_000)
+    """Global log positions of the visits behind the count."""
+    as_of_position: int = Field(ge=0)
+    """The last global log position the count includes."""
+
+
 class Priority(StrEnum):
     priority = "priority"
     other = "other"

@@ -61,14 +61,16 @@ async def mission_visits(
     time_zone: str | None = None,
     as_of_version: int | None = None,
     critical_only: bool = False,
+    through_position: int | None = None,
 ) -> list[RecordedVisit]:
     """The mission's standing visits in the order they were recorded (only ``team_id``'s
     if given), their times in their station's zone, else ``time_zone``, with the offset
     (as stored if neither); with ``as_of_version``, as they stood while the mission's
     stream was at that version (the reports recorded, and corrected, before its next
     event; all of them if it is the stream's head); with ``critical_only``, only those
-    holding answers that met their form's ``eom:critical`` condition."""
-    through = None
+    holding answers that met their form's ``eom:critical`` condition; with
+    ``through_position``, as they stood once the global log reached that position."""
+    through = through_position
     if as_of_version is not None:
         if as_of_version < 1:
             return []

@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page
 from api.tokens import Role
 from console.observe import OBSERVE_CSP
 from domain import commands as c
+from domain.values import Citation
 from forms.library import FormLibrary
 
 pytestmark = pytest.mark.browser
@@ -145,6 +146,22 @@ async def test_the_web_form_fills_an_eom_xform_and_queues_offline(
     await coordinator.goto(f"/missions/{mission_id}/analysis")
     row = coordinator.locator("#q-quick_check-sealed")
     assert "yes: 1 / 1 (100%)" in " ".join((await row.inner_text()).split())
+    assert await axe_violations(coordinator) == []
+    # A draft cites the figure; the head of mission's page shows it beside the text.
+    await console.missions.execute(mission_id, c.CloseElectionDay(), actor="test")
+    await console.missions.execute(
+        mission_id,
+        c.DraftStatement(
+            draft_id="web-1",
+            title="Preliminary statement",
+            text="Ballot boxes were sealed in the stations observed.",
+            citations=[Citation(form_id="quick_check", question="sealed", answer="yes")],
+        ),
+        actor="test",
+    )
+    await coordinator.goto(f"/missions/{mission_id}/statement")
+    cited = " ".join((await coordinator.locator("#cited-figures").inner_text()).split())
+    assert "quick_check/sealed" in cited and "yes: 1 / 1 (100%)" in cited
     assert await axe_violations(coordinator) == []
     assert console.outside_requests == []
 

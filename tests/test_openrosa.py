@@ -12,22 +12,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 import pytest_asyncio
 from conftest import make_app, serving_app
 from temporalio.client import Client
 from test_intake import open_election_day
 
-from analysis.figures import mission_analysis
+from analysis.figures import figure_of, mission_analysis
 from api.feed import EventFeed
 from api.tokens import Role, TokenStore
+from auditreport.export import ExportFormat, export_mission
+from auditreport.model import build_report
+from domain import text_sha256
 from domain.alerts import AlertKind, mission_alerts
-from domain.values import Phase
+from domain.commands import CloseElectionDay, DraftStatement
+from domain.values import Citation, CitedFigure, Phase
 from eventstore.store import EventStore
 from forms.collect import collect_settings, read_payload, settings_payload
 from forms.library import STANDARD_SET, FormLibrary
 from intake.visits import mission_visits
 from worker import build_worker
-from workflows.client import Missions
+from workflows.client import CommandRefused, Missions
 
 FORMS = Path(__file__).with_name("forms")
 XF = "{http://www.w3.org/2002/xforms}"
@@ -417,3 +422,69 @@ async def test_analysis_counts_stations_as_direct_sql_does(server: Server) -> No
         headers={"Authorization": f"Bearer {observer}"},
     )
     assert refused.status_code == 403
+
+
+async def test_a_statement_draft_cites_figures_counted_by_eom(server: Server) -> None:
+    citations = [
+        Citation(form_id="station_check", question="box_sealed", answer="no"),
+        Citation(form_id="station_check", question="box_sealed", answer="yes", scope="team:team-2"),
+    ]
+    forged = CitedFigure(
+        **citations[0].model_dump(), stations=99, asked=99, share=1.0, as_of_position=1
+    )
+    # The last test of the module: election day closes, the statement stage begins.
+    await server.missions.execute(server.mission_id, CloseElectionDay(), actor="coordinator")
+    found = await mission_analysis(server.store, server.mission_id)
+    await server.missions.execute(
+        server.mission_id,
+        DraftStatement(
+            draft_id="cited-1",
+            title="Preliminary statement",
+            text="In some stations the ballot box was not sealed.",
+            citations=citations,
+            figures=[forged],
+        ),
+        actor="coordinator",
+    )
+    state = await server.missions.state(server.mission_id)
+    figures = state.drafts["cited-1"].figures
+    assert [(f.question, f.answer, f.scope) for f in figures] == [
+        ("box_sealed", "no", "all"),
+        ("box_sealed", "yes", "team:team-2"),
+    ]
+    # Counted by eom (what the caller sent as figures is replaced), as of a log position.
+    expected = [figure_of(found, c) for c in citations]
+    assert figures == expected
+    assert figures[0].stations == 1 and figures[0].asked == 1
+    assert figures[0].as_of_position == found.as_of_position
+    assert state.drafts["cited-1"].text_sha256 == text_sha256(
+        "In some stations the ballot box was not sealed."
+    )
+    # A figure the forms do not have is refused, naming the citation.
+    with pytest.raises(CommandRefused) as refused:
+        await server.missions.execute(
+            server.mission_id,
+            DraftStatement(
+                draft_id="cited-2",
+                title="Preliminary statement",
+                text="x",
+                citations=[
+                    Citation(form_id="station_check", question="box_sealed", answer="maybe")
+                ],
+            ),
+            actor="coordinator",
+        )
+    assert refused.value.rule == "unknown_reference" and "citations.0" in refused.value.message
+    # The auditor's report shows the figures, counted again from the log: the same.
+    report, _ = await export_mission(server.store, server.mission_id, ExportFormat.md)
+    text = report.decode()
+    assert r"station_check/box_sealed = no \[all\] | 1 / 1 (100%)" in text
+    assert "| same |" in text
+    # Counted again differently (a log that says otherwise), the report says so.
+    events = await server.store.read_stream(server.mission_id)
+    check = await server.store.verify_stream(server.mission_id)
+    visits = await mission_visits(server.store, server.mission_id)
+    other = found.model_copy(update={"figures": []})
+    built = build_report(state, events, check, visits, {found.as_of_position: other})
+    (draft,) = [d for d in built.statement.drafts if d.draft_id == "cited-1"]
+    assert [f.matches for f in draft.figures] == [False, False]

@@ -27,8 +27,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from analysis.figures import with_figures
 from domain import DomainError, Event, Mission, decide, fold, load_event, load_event_json
-from domain.commands import CloseElectionDay, Command, RegisterInvitation
+from domain.commands import CloseElectionDay, Command, DraftStatement, RegisterInvitation
 from domain.decide import intake_progressed
 from domain.values import DeadlineKind, RecipientKind, Stage
 from eventstore.models import RecordedEvent
@@ -154,6 +155,8 @@ class Missions:
         stays busy for ``busy_seconds`` is the command refused with ``mission_busy``
         (nothing recorded; the caller may send it again); one it may have taken but did
         not answer in ``answer_seconds`` is ``mission_unresponsive``."""
+        if isinstance(command, DraftStatement):
+            command = await with_figures(self.store, mission_id, command)
         request = CommandRequest(
             command=command,
             command_id=command_id or str(uuid.uuid4()),
@@ -313,6 +316,8 @@ class Missions:
         stored history, deciding as the workflow would: closing election day counts what
         the intake holds first); ``CommandRefused`` if the rules refuse it."""
         state = await self.state(mission_id)
+        if isinstance(command, DraftStatement):
+            command = await with_figures(self.store, mission_id, command)
         try:
             counted: list[Event] = []
             if isinstance(command, CloseElectionDay) and state.stage is Stage.election_day:

@@ -13,8 +13,11 @@ Sections (``--only`` picks some; each returns one result dict, see ``SECTIONS``)
     real ``eom api`` subprocess, by ``--concurrency`` closed-loop clients, each a device of
     one team with its own observer token and its own keep-alive ``aiohttp.ClientSession``;
     beside raw asyncpg single-row INSERTs of the same report JSON into a plain table (one
-    row per transaction) at the same concurrency, and (a diagnostic) ``Intake.submit`` in
-    this process. The mission is the seed mission opened for election day through the
+    row per transaction) at the same concurrency; beside ODK Collect's way in, ``POST
+    /openrosa/key/{token}/missions/{id}/submission`` with one filled tabulation form
+    (``bench/forms/tabulation_check.md``) as multipart XML, by as many clients (its ratio to
+    the same raw baseline is printed too); and (a diagnostic) ``Intake.submit`` in this
+    process. The mission is the seed mission opened for election day through the
     workflow (a worker in this process), ``--stations`` stations registered through the
     API; the reports come from ``intake.simulation.ElectionDay`` (plain reports only,
     submission ids unique per run). Then an open-loop run paced at ``--paced-rate`` for
@@ -125,11 +128,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain import events as ev
     from domain.commands import Command, FormTeam, RecordStationVisit
-    from domain.submissions import PollingStation
+    from domain.submissions import PollingStation, StationVisitReport
     from eventstore.chain import event_hash
     from eventstore.migrations import migrate
     from eventstore.models import GENESIS_HASH, AppendResult, EventMetadata, NewEvent
     from eventstore.store import Connection, EventStore, append_on, create_pool
+    from forms.library import FormLibrary
     from intake.simulation import AnySubmission, ElectionDay, polling_stations
     from intake.writer import Intake
     from worker import (
@@ -1287,6 +1291,94 @@ class HttpIntake(IntakeWorkload):
         return Run(clock() - start, latencies), sorted(lags)
 
 
+BENCH_FORM = Path(__file__).with_name("forms") / "tabulation_check.md"
+"""The form the OpenRosa devices fill (phase tabulation, which the JSON reports never
+observe: they keep their free checklists)."""
+
+MULTIPART_BOUNDARY = "eom-bench-boundary-7f3a"
+
+
+def instance_body(submission: AnySubmission) -> bytes:
+    """What ODK Collect sends for one finalized form: a multipart body whose
+    ``xml_submission_file`` is the filled instance of the bench's tabulation form."""
+    if isinstance(submission, StationVisitReport):
+        start, end = submission.arrived_at, submission.departed_at
+    else:
+        start = end = submission.observed_at
+    delivered = int(submission.submission_id.encode()[-1]) % 10 != 0
+    answers = (
+        "<protocols_delivered>yes</protocols_delivered><protocols_count>3</protocols_count>"
+        if delivered
+        else "<protocols_delivered>no</protocols_delivered><protocols_count/>"
+    )
+    xml = (
+        '<?xml version="1.0"?><data xmlns="http://www.w3.org/2002/xforms" '
+        'id="bench_tabulation" version="1">'
+        f"<start>{start.isoformat()}</start><end>{end.isoformat()}</end>"
+        f"<station_id>{submission.station_id}</station_id><team_id>{submission.team_id}</team_id>"
+        f"{answers}<results_entered>yes</results_entered><comments/>"
+        f"<meta><instanceID>{submission.submission_id}</instanceID></meta></data>"
+    )
+    return (
+        f"--{MULTIPART_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="xml_submission_file"; filename="submission.xml"'
+        f"\r\nContent-Type: text/xml\r\n\r\n{xml}\r\n--{MULTIPART_BOUNDARY}--\r\n"
+    ).encode()
+
+
+class OpenRosaIntake(IntakeWorkload):
+    """``POST /openrosa/key/{token}/missions/{id}/submission`` with one filled form, as ODK
+    Collect sends it: multipart, the instance XML read against its form (types, relevant,
+    constraints, critical answers), then the same intake as the JSON reports. Each client
+    a device of one team, its token in its server URL. Acknowledged when answered 201."""
+
+    def __init__(
+        self,
+        devices: Sequence[aiohttp.ClientSession],
+        ground: IntakeGround,
+        stations: Sequence[PollingStation] | None = None,
+    ) -> None:
+        super().__init__(
+            "eom OpenRosa POST /submission",
+            "POST .../submission multipart xml_submission_file (a tabulation form's instance) "
+            "to `eom api`: read with defusedxml, checked against the XForm's questions, "
+            "Intake.submit; an aiohttp.ClientSession per client, keep-alive",
+            "openrosa",
+            ground,
+            stations,
+        )
+        self.devices = devices
+        self.bodies: list[list[bytes]] = []
+        self.paths: list[list[str]] = []
+        self.headers = {"content-type": f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"}
+
+    async def prepare(self, tag: str, counts: list[int]) -> None:
+        await super().prepare(tag, counts)
+        self.bodies = [[instance_body(s) for s in subs] for subs in self.submissions]
+        self.paths = []
+        for w, count in enumerate(counts):
+            team = self.ground.teams[w % len(self.ground.teams)]
+            self.paths.append(
+                [
+                    f"/openrosa/key/{await self.ground.token(team)}/missions/"
+                    f"{self.ground.mission_id}/submission"
+                    for _ in range(max(1, math.ceil(count / REPORTS_PER_TOKEN)))
+                ]
+            )
+
+    async def op(self, w: int, j: int) -> None:
+        async with self.devices[w].post(
+            self.paths[w][j // REPORTS_PER_TOKEN], data=self.bodies[w][j], headers=self.headers
+        ) as response:
+            body = await response.read()
+        if response.status != 201:
+            raise IntakeFailure(
+                f"instance {j} of client {w} not acknowledged as recorded: "
+                f"{response.status} {body[:300].decode(errors='replace')}"
+            )
+        self.acknowledge()
+
+
 class InProcessIntake(IntakeWorkload):
     """``Intake(store).submit(mission, [one report])`` in this process, at the same
     concurrency: the intake without HTTP, FastAPI or the token check."""
@@ -1686,9 +1778,10 @@ async def setup_intake_mission(
         raise RuntimeError(
             f"registering the stations: {response.status_code} {response.text[:300]}"
         )
-    registered = response.json()["registered"]
+    registered = response.json()["added"]
     if registered != len(ground.stations):
-        raise RuntimeError(f"{registered} stations registered, not {len(ground.stations)}")
+        # The seed's own stations are registered by its commands before these.
+        raise RuntimeError(f"{registered} stations added, not {len(ground.stations)}")
     return {
         "commands": len(commands),
         "stations": registered,
@@ -1804,13 +1897,22 @@ async def measure_intake(ctx: Context) -> dict[str, Any]:
             f"{setup['seconds']:.1f}s",
             flush=True,
         )
-        # The API's intake and the bench's own write to stations of their own.
-        half = len(ground.stations) // 2
-        through_http = HttpIntake(devices, paced_devices, ground, ground.stations[:half])
+        state = await missions.state(ground.mission_id)
+        await FormLibrary(store).import_file(
+            ground.mission_id, state.organisation or "", BENCH_FORM, actor=ACTOR
+        )
+        # The API's intake (JSON, OpenRosa) and the bench's own write to stations of their
+        # own.
+        third = len(ground.stations) // 3
+        through_http = HttpIntake(devices, paced_devices, ground, ground.stations[:third])
+        openrosa_devices = [
+            await local.enter_async_context(device()) for _ in range(args.concurrency)
+        ]
         workloads: list[IntakeWorkload] = [
             through_http,
+            OpenRosaIntake(openrosa_devices, ground, ground.stations[third : 2 * third]),
             RawReportInsert(ground),
-            InProcessIntake(intake, ground, ground.stations[half:]),
+            InProcessIntake(intake, ground, ground.stations[2 * third :]),
         ]
         print(
             f"  measuring {', '.join(w.name for w in workloads)}: together, round-robin "
@@ -1874,7 +1976,7 @@ async def measure_intake(ctx: Context) -> dict[str, Any]:
     profile = None
     if api.profile_path is not None:
         profile = await asyncio.to_thread(profile_summary, api.profile_path, repo_root())
-    http_m, raw_m, inproc_m = measured
+    http_m, openrosa_m, raw_m, inproc_m = measured
     paced_result = paced_json(
         paced_run, lags, args.paced_rate, paced_total, through_http.paced_timeline
     )
@@ -1928,6 +2030,14 @@ async def measure_intake(ctx: Context) -> dict[str, Any]:
                 "intake",
                 "(a) intake: eom HTTP / raw asyncpg",
                 http_m,
+                raw_m,
+                TARGETS["intake"],
+                eom_cpu_groups=("api", "postgres"),
+            ),
+            target_row(
+                "intake",
+                "(a) intake: eom OpenRosa / raw asyncpg",
+                openrosa_m,
                 raw_m,
                 TARGETS["intake"],
                 eom_cpu_groups=("api", "postgres"),

@@ -30,7 +30,7 @@ from api.tokens import Role, TokenStore
 from console import i18n
 from console.web import SECURITY_HEADERS, PageError, Viewer, csrf_ok, posted_token
 from domain.values import IDENTIFIER_PATTERN
-from forms.collect import server_url
+from forms.collect import collect_settings, qr_svg, server_url, settings_payload
 from forms.library import FormLibrary
 from intake.writer import registered_stations
 from operations.service import Operations
@@ -125,6 +125,25 @@ class ObserverPages:
         await self.operations.guarded("submit_reports", principal, mission_id)
         return principal.team_id
 
+    async def team_token(
+        self, viewer: Viewer, mission_id: str, team_id: str, use: str
+    ) -> tuple[str, datetime]:
+        """A new observer token for the team, named after the person and its ``use``,
+        valid until the day after election day (host time): (token, expiry)."""
+        state = await self.operations.missions.state(mission_id)
+        now = datetime.now(UTC)
+        expires = credential_expiry(
+            state.election.date if state.election else None, state.time_zone, now
+        )
+        token, _ = await self.tokens.create(
+            role=Role.observer,
+            name=f"{viewer.principal.name} ({use})",
+            mission_id=mission_id,
+            team_id=team_id,
+            expires_in=expires - now,
+        )
+        return token, expires
+
     def router(self) -> APIRouter:
         router = APIRouter(include_in_schema=False)
         Signed = Annotated[Viewer, Depends(self.viewer)]
@@ -173,18 +192,7 @@ class ObserverPages:
             if not csrf_ok(viewer.csrf_token, await posted_token(request)):
                 raise PageError(403, i18n.gettext("Refused"), "CSRF check failed")
             team_id = await self.observer(viewer, mission_id)
-            state = await self.operations.missions.state(mission_id)
-            now = datetime.now(UTC)
-            expires = credential_expiry(
-                state.election.date if state.election else None, state.time_zone, now
-            )
-            token, _ = await self.tokens.create(
-                role=Role.observer,
-                name=f"{viewer.principal.name} (web form)",
-                mission_id=mission_id,
-                team_id=team_id,
-                expires_in=expires - now,
-            )
+            token, expires = await self.team_token(viewer, mission_id, team_id, "web form")
             return JSONResponse(
                 {
                     "submission_url": server_url("", token, mission_id) + "/submission",
@@ -193,6 +201,37 @@ class ObserverPages:
                 },
                 headers={"Cache-Control": "no-store"},
             )
+
+        @router.post(
+            "/missions/{mission_id}/observe/collect",
+            name="console_observe_collect",
+            response_class=HTMLResponse,
+        )
+        async def collect(request: Request, mission_id: MissionId, viewer: Signed) -> HTMLResponse:
+            """ODK Collect's settings for the team as a QR code (shown once: the server
+            URL it holds carries a new observer token, valid until the day after
+            election day)."""
+            if not csrf_ok(viewer.csrf_token, await posted_token(request)):
+                raise PageError(403, i18n.gettext("Refused"), "CSRF check failed")
+            team_id = await self.observer(viewer, mission_id)
+            token, expires = await self.team_token(viewer, mission_id, team_id, "ODK Collect")
+            base = str(request.base_url).rstrip("/")
+            settings = collect_settings(
+                base_url=base, token=token, mission_id=mission_id, team_id=team_id
+            )
+            svg = qr_svg(settings_payload(settings))
+            response = self.render(
+                request,
+                "collect.html",
+                viewer,
+                mission_id=mission_id,
+                team_id=team_id,
+                server_url=settings["general"]["server_url"],
+                qr=base64.b64encode(svg.encode("utf-8")).decode("ascii"),
+                expires=expires,
+            )
+            response.headers["Cache-Control"] = "no-store"
+            return response
 
         @router.get("/observe-worker.js", name="console_observe_worker")
         async def service_worker() -> Response:

@@ -4,6 +4,7 @@ three reports queued in the outbox and each stored once when the connection retu
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from datetime import datetime
@@ -192,5 +193,18 @@ async def test_the_web_form_page_with_a_form_open_passes_axe(
     await page.wait_for_selector("body[data-ready='true']", state="attached")
     await page.get_by_role("button", name="Open the form").click()
     await page.wait_for_selector(".form-initialization-status.ready", state="attached")
+    assert await axe_violations(page) == []
+    # ODK Collect's settings, shown once as a QR code with the team's server URL.
+    await page.get_by_role("button", name="Show ODK Collect's QR code").click()
+    qr = await page.locator("#collect-qr").get_attribute("src")
+    assert qr is not None and qr.startswith("data:image/svg+xml;base64,")
+    assert b"<svg" in base64.b64decode(qr.split(",", 1)[1])
+    url = (await page.locator("#collect-url").inner_text()).strip()
+    assert re.fullmatch(
+        rf"{console.url}/openrosa/key/eom_[0-9a-f]{{32}}/missions/{mission_id}", url
+    )
+    listed = await page.request.get(f"{url}/formList")
+    assert listed.status == 200 and listed.headers["x-openrosa-version"] == "1.0"
+    assert "quick_check" in await listed.text()
     assert await axe_violations(page) == []
     assert console.outside_requests == []

@@ -441,3 +441,72 @@ async def test_election_day_from_the_coordinators_desk(
     as_json = await eom("coverage", mission_id, "--json", env=service_env)
     found = json.loads(as_json.out)
     assert (found["visits"], found["stations_registered"]) == (1, seed.STATIONS + 4)
+
+
+async def test_forms_from_the_command_line(
+    tmp_path: Path, service_env: dict[str, str], client: Client, store: EventStore
+) -> None:
+    """The standard set and an XLSForm imported and assigned (again: nothing new), a form
+    refused at import naming its row, the forms listed and shown, an observer's token
+    printed with ODK Collect's QR code, and the analysis as JSON and CSV."""
+    _, mission_id, _ = await open_election_day(
+        client, store, service_env["EOM_TASK_QUEUE"], stations=2, grace_minutes=60
+    )
+    standard = await eom("forms", "import", mission_id, "--standard", env=service_env)
+    assert standard.code == 0, standard.err
+    assert (
+        standard.out.count("published and assigned")
+        + standard.out.count("already published; assigned")
+        == 4
+    )
+    quick = Path(__file__).with_name("forms") / "quick_check.md"
+    first = await eom("forms", "import", mission_id, str(quick), env=service_env)
+    assert first.code == 0, first.err
+    again = await eom("forms", "import", mission_id, str(quick), env=service_env)
+    assert again.code == 0 and "already published" in again.out
+    bad = tmp_path / "bad.md"
+    bad.write_text(
+        "| survey |\n| | type | name | label | constraint |\n| | text | station_id | S | |\n"
+        "| | integer | n | N | . <= today() |\n| settings |\n| | form_id | version | phase |\n"
+        "| | bad | 1 | voting |\n",
+        encoding="utf-8",
+    )
+    refused = await eom("forms", "import", mission_id, str(bad), env=service_env)
+    assert refused.code == 2 and "today()" in refused.err and "'n'" in refused.err
+    listed = await eom("forms", "list", mission_id, "--json", env=service_env)
+    assert {f["form_id"] for f in json.loads(listed.out)} == {
+        "eom_opening",
+        "eom_voting",
+        "eom_counting",
+        "eom_tabulation",
+        "quick_check",
+    }
+    shown = await eom("forms", "show", "quick_check", "--language", "ru", env=service_env)
+    assert shown.code == 0 and "Урна опечатана" in shown.out
+    qr_file = tmp_path / "team-1.svg"
+    created = await eom(
+        "token",
+        "create",
+        "--role",
+        "observer",
+        "--name",
+        "Team 1",
+        "--mission",
+        mission_id,
+        "--team",
+        "team-1",
+        "--qr-file",
+        str(qr_file),
+        env=service_env,
+    )
+    assert created.code == 0, created.err
+    token = created.out.strip()
+    assert re.fullmatch(r"eom_[0-9a-f]{32}", token)
+    assert f"/openrosa/key/{token}/missions/{mission_id}" in created.err
+    assert "▀" in created.err or "█" in created.err  # the QR code, drawn in the terminal
+    assert qr_file.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+    analysed = await eom("analysis", mission_id, "--json", env=service_env)
+    assert analysed.code == 0, analysed.err
+    assert json.loads(analysed.out)["mission_id"] == mission_id
+    as_csv = await eom("analysis", mission_id, "--csv", env=service_env)
+    assert as_csv.out.splitlines()[0].startswith("phase,form_id,question,scope,answer")

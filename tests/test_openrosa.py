@@ -424,6 +424,59 @@ async def test_analysis_counts_stations_as_direct_sql_does(server: Server) -> No
     assert refused.status_code == 403
 
 
+async def test_json_reports_are_checked_against_their_form_too(server: Server) -> None:
+    """The same rules over /v1: a refused answer is a 422 naming the report, checklist
+    and question; a free checklist for a phase the mission has forms for is refused."""
+    token = server.base.split("/key/", 1)[1].split("/", 1)[0]
+
+    def report(checklist: dict[str, object]) -> dict[str, object]:
+        return {
+            "kind": "station_visit",
+            "submission_id": f"json-{uuid.uuid4().hex[:8]}",
+            "mission_id": server.mission_id,
+            "station_id": server.station_id,
+            "team_id": "team-1",
+            "arrived_at": "2021-01-10T10:00:00+06:00",
+            "departed_at": "2021-01-10T10:30:00+06:00",
+            "checklists": [checklist],
+        }
+
+    url = f"{server.url}/v1/missions/{server.mission_id}/reports"
+    headers = {"Authorization": f"Bearer {token}"}
+    bad = report(
+        {
+            "phase": "voting",
+            "form_id": "station_check",
+            "form_version": "1",
+            "answers": {"box_sealed": "yes", "voters_in_queue": -4, "ramp": "no"},
+        }
+    )
+    refused = await server.http.post(url, json={"reports": [bad]}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()["error"]
+    assert body["code"] == "answer_invalid"
+    (field,) = body["fields"]
+    assert field["path"] == "body.reports.0"
+    assert (
+        "checklist 0 (voting), form 'station_check': question 'voters_in_queue'"
+        in (field["message"])
+    )
+    free = report({"phase": "voting", "answers": {"secrecy_respected": True}})
+    refused = await server.http.post(url, json={"reports": [free]}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "form_not_assigned"
+    good = report(
+        {
+            "phase": "voting",
+            "form_id": "station_check",
+            "form_version": "1",
+            "answers": {"box_sealed": "yes", "voters_in_queue": 4, "ramp": "no"},
+        }
+    )
+    recorded = await server.http.post(url, json={"reports": [good]}, headers=headers)
+    assert recorded.status_code == 200, recorded.text
+    assert await _stored(server, str(good["submission_id"])) == 1
+
+
 async def test_a_statement_draft_cites_figures_counted_by_eom(server: Server) -> None:
     citations = [
         Citation(form_id="station_check", question="box_sealed", answer="no"),

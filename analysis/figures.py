@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from domain.commands import DraftStatement
-from domain.forms import FormDefinition, QuestionType, form_key, relevant_questions
+from domain.forms import CHOICE_TYPES, FormDefinition, QuestionType, form_key, relevant_questions
 from domain.values import Answer, Citation, CitedFigure
 from eventstore.store import EventStore
 from forms.library import FormLibrary
 from forms.xpath import CONDITIONS
 from intake.visits import RecordedVisit, mission_visits
-
-COUNTED = frozenset({QuestionType.select_one, QuestionType.select_multiple})
 
 
 class Count(BaseModel):
@@ -98,7 +96,7 @@ def analyse(
     ``forms`` (the mission's assigned versions). Pure: the same visits give the same
     figures."""
     by_key = {f.key: f for f in forms}
-    tallies: dict[tuple[str, str, str, str], _Tally] = defaultdict(_Tally)
+    tallies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
     labels: dict[tuple[str, str], tuple[str, str, str]] = {}
     order: list[tuple[str, str]] = []
     critical: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -120,13 +118,13 @@ def analyse(
                     order.append(key)
                 values = _values(question.type, checklist.answers.get(question.name))
                 for scope in scopes:
-                    tally = tallies[(form.form_id, question.name, scope, "")]
+                    tally = tallies[(form.form_id, question.name, scope)]
                     tally.asked.add(visit.station_id)
                     if values:
                         tally.answered.add(visit.station_id)
                         tally.answered_at.add(visit.global_position)
                         tally.given[visit.station_id].add(" ".join(sorted(values)))
-                    if question.type in COUNTED:
+                    if question.type in CHOICE_TYPES:
                         for value in values:
                             tally.by_answer[value].add(visit.station_id)
                             tally.events[value].add(visit.global_position)
@@ -134,11 +132,11 @@ def analyse(
     for form_id, name in order:
         phase, label, kind = labels[(form_id, name)]
         in_scope = sorted(
-            {scope for (f, q, scope, _) in tallies if (f, q) == (form_id, name)},
+            {scope for (f, q, scope) in tallies if (f, q) == (form_id, name)},
             key=lambda scope: (scope != "all", scope),
         )
         for scope in in_scope:
-            tally = tallies[(form_id, name, scope, "")]
+            tally = tallies[(form_id, name, scope)]
             asked = len(tally.asked)
             figures.append(
                 QuestionFigures(

@@ -21,7 +21,6 @@ documents (``nature="error"``) naming the field or rule, never the JSON error sh
 from __future__ import annotations
 
 import hashlib
-import re
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
@@ -30,7 +29,7 @@ from starlette.datastructures import UploadFile
 from api.body_limit import BodyTooLarge
 from api.tokens import Principal, Role, TokenStore
 from domain.submissions import StationVisitReport
-from domain.values import IDENTIFIER_PATTERN, PhaseChecklist
+from domain.values import PhaseChecklist, is_identifier
 from forms import openrosa
 from forms.library import FormLibrary
 from intake.writer import Intake, IntakeUnavailable, SubmissionRefused
@@ -49,7 +48,6 @@ class OpenRosaRefusal(Exception):
 
 
 PREFIX = "/openrosa/key/{token}/missions/{mission_id}"
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 def answer(
@@ -70,7 +68,7 @@ def openrosa_router(
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     async def observer(token: str, mission_id: str) -> Principal:
-        if not _IDENTIFIER.match(mission_id):
+        if not is_identifier(mission_id):
             raise OpenRosaRefusal(404, "mission_id: not a mission id")
         found, status = await tokens.authenticate(token)
         if found is None or status != "active":

@@ -54,6 +54,15 @@ CountryCode = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is an ``Identifier`` as given (letters, digits and ``. _ : -``,
+    starting with a letter or digit, at most 100 characters)."""
+    return _IDENTIFIER.match(value) is not None
+
+
 Identifier = Annotated[
     str,
     StringConstraints(pattern=IDENTIFIER_PATTERN, strip_whitespace=True),

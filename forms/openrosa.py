@@ -9,7 +9,6 @@ the instance's metadata (``meta/instanceID``, ``meta/deprecatedID``).
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from domain.forms import FormDefinition, QuestionType
-from domain.values import IDENTIFIER_PATTERN, Answer
+from domain.values import Answer, is_identifier
 from forms import FieldError
 
 OPENROSA_VERSION = "1.0"
@@ -28,9 +27,6 @@ XFORMS_LIST_NS = "http://openrosa.org/xforms/xformsList"
 RESPONSE_NS = "http://openrosa.org/http/response"
 SUBMISSION_FILE = "xml_submission_file"
 """The multipart part that holds the instance (OpenRosa Form Submission API)."""
-
-
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 class InstanceInvalid(FieldError):
@@ -189,7 +185,7 @@ def filled_form(form: FormDefinition, instance: Instance) -> FilledForm:
         ("meta/instanceID", instance.instance_id),
         ("meta/deprecatedID", instance.deprecated_id),
     ):
-        if value is not None and not _IDENTIFIER.match(value):
+        if value is not None and not is_identifier(value):
             raise InstanceInvalid(f"{prefix}/{label}", f"{value!r} is not an id eom can store")
     return FilledForm(
         submission_id=instance.instance_id,

@@ -33,7 +33,7 @@ from domain.forms import (
     Question,
     QuestionType,
 )
-from domain.values import IDENTIFIER_PATTERN, Phase
+from domain.values import Phase, is_identifier
 from forms.xpath import ExpressionRefused, check_expression
 
 XLSFORM_SUFFIXES = (".xlsx", ".xls", ".csv", ".md")
@@ -53,7 +53,6 @@ _INPUT_TYPES = {
     "geopoint": QuestionType.geopoint,
 }
 _METADATA = {"start", "end", "today", "deviceid", "username", "phonenumber", "email"}
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 class FormImportError(ValueError):
@@ -286,7 +285,7 @@ class _Reader:
                 )
             self.seen.add(name)
             return
-        if not _IDENTIFIER.match(name):
+        if not is_identifier(name):
             raise FormImportError(f"{self.source}: question name {name!r} is not an eom id")
         if name in self.seen:
             raise FormImportError(
@@ -360,7 +359,7 @@ def read_xform(xform: str, *, phase: Phase, source: str = "the XForm") -> FormDe
             "change is published as a new version)"
         )
     for label, value in (("form_id", form_id), ("version", version)):
-        if not _IDENTIFIER.match(value):
+        if not is_identifier(value):
             raise FormImportError(f"{source}: settings: {label} {value!r} is not an eom id")
     title = document.findtext("h:head/h:title", "", _NS).strip() or form_id
     languages = [lang for lang in reader.itext if lang]

@@ -53,10 +53,8 @@ async def _fill(page: Page, voters: str) -> None:
     await page.wait_for_selector(f"body[data-queued='{queued + 1}']", state="attached")
 
 
-async def test_the_web_form_fills_an_eom_xform_and_queues_offline(
-    running_console: RunningConsole, browser: Browser
-) -> None:
-    console = running_console
+async def _open_with_quick_check(console: RunningConsole) -> str:
+    """A seed mission at an open election day, the quick check assigned to it."""
     mission_id = f"webform-{uuid.uuid4().hex[:8]}"
     await seeded(console.missions, mission_id, before=c.CloseElectionDay)
     state = await console.missions.state(mission_id)
@@ -64,6 +62,14 @@ async def test_the_web_form_fills_an_eom_xform_and_queues_offline(
     await FormLibrary(console.missions.store).import_file(
         mission_id, state.organisation, QUICK_CHECK, actor="test"
     )
+    return mission_id
+
+
+async def test_the_web_form_fills_an_eom_xform_and_queues_offline(
+    running_console: RunningConsole, browser: Browser
+) -> None:
+    console = running_console
+    mission_id = await _open_with_quick_check(console)
     observer = await console.user(Role.observer, mission_id=mission_id, team_id="team-1")
 
     # The real page, under its own Content-Security-Policy (no bypass).
@@ -180,13 +186,7 @@ async def test_the_web_form_page_with_a_form_open_passes_axe(
     running_console: RunningConsole, browser: Browser
 ) -> None:
     console = running_console
-    mission_id = f"webform-{uuid.uuid4().hex[:8]}"
-    await seeded(console.missions, mission_id, before=c.CloseElectionDay)
-    state = await console.missions.state(mission_id)
-    assert state.organisation is not None
-    await FormLibrary(console.missions.store).import_file(
-        mission_id, state.organisation, QUICK_CHECK, actor="test"
-    )
+    mission_id = await _open_with_quick_check(console)
     observer = await console.user(Role.observer, mission_id=mission_id, team_id="team-2")
     page = await console.signed_in(browser, observer)
     await page.goto(f"/missions/{mission_id}/observe")

@@ -36,8 +36,8 @@ from api.body_limit import BodyLimit
 from api.errors import ApiError, Code, ErrorResponse
 from api.feed import EventFeed
 from api.idempotency import IdempotencyStore
-from api.openrosa import OpenRosaRefusal, openrosa_router
-from api.openrosa import refused as openrosa_refused
+from api.openrosa import install_errors as install_openrosa_errors
+from api.openrosa import openrosa_router
 from api.streams import Lease, StreamLeases, TooManyStreams
 from api.tokens import Principal, TokenStore
 from auditreport import export as auditreport_export
@@ -148,7 +148,7 @@ def create_app(
     leases = StreamLeases(per_token=streams_per_token)
     ops = Operations(missions, idempotency)
     app.state.operations = ops
-    app.add_exception_handler(OpenRosaRefusal, openrosa_refused)
+    install_openrosa_errors(app)
     app.include_router(
         openrosa_router(
             tokens=tokens,

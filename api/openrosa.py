@@ -21,10 +21,14 @@ documents (``nature="error"``) naming the field or rule, never the JSON error sh
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.body_limit import BodyTooLarge
 from api.tokens import Principal, Role, TokenStore
@@ -33,6 +37,8 @@ from domain.values import PhaseChecklist, is_identifier
 from forms import openrosa
 from forms.library import FormLibrary
 from intake.writer import Intake, IntakeUnavailable, SubmissionRefused
+
+log = structlog.get_logger("eom.openrosa")
 
 HEADERS = {"X-OpenRosa-Version": openrosa.OPENROSA_VERSION}
 _XML = "text/xml; charset=utf-8"
@@ -196,6 +202,38 @@ async def refused(_: Request, refusal: Exception) -> Response:
     """The exception handler of ``OpenRosaRefusal`` (``create_app`` installs it)."""
     assert isinstance(refusal, OpenRosaRefusal)
     return answer(refusal.status, refusal.message, nature="error", headers=refusal.headers)
+
+
+def install_errors(app: FastAPI) -> None:
+    """Under ``/openrosa/``, every error the app would answer in JSON (an unknown path, a
+    method not allowed, a malformed request, an unexpected failure) is answered in
+    OpenRosa's envelope instead, with ``X-OpenRosa-Version``; elsewhere nothing changes."""
+    app.add_exception_handler(OpenRosaRefusal, refused)
+    earlier: dict[Any, Any] = dict(app.exception_handlers)
+
+    def wrap(kind: Any) -> None:
+        handler = earlier[kind]
+
+        async def openrosa_aware(request: Request, exc: Exception) -> Response:
+            if not request.url.path.startswith("/openrosa/"):
+                response: Response = await handler(request, exc)
+                return response
+            if isinstance(exc, StarletteHTTPException):
+                detail = exc.detail if isinstance(exc.detail, str) else ""
+                return answer(exc.status_code, detail or "refused", nature="error")
+            if isinstance(exc, RequestValidationError):
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                return answer(400, problems or "the request cannot be read", nature="error")
+            log.exception("unhandled OpenRosa error", path=request.url.path)
+            return answer(500, "an internal error occurred; it was logged", nature="error")
+
+        app.add_exception_handler(kind, openrosa_aware)
+
+    for kind in (StarletteHTTPException, RequestValidationError, Exception):
+        if kind in earlier:
+            wrap(kind)
 
 
 async def _parts(request: Request, max_bytes: int) -> tuple[bytes, list[tuple[str, str, bytes]]]:

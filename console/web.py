@@ -230,7 +230,7 @@ class NeedsSignIn(Exception):
 
 
 def is_console_path(path: str) -> bool:
-    return not (path.startswith("/v1") or path == "/health")
+    return not (path.startswith(("/v1", "/openrosa/")) or path == "/health")
 
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]

@@ -322,6 +322,15 @@ async def test_wrong_token_wrong_team_and_odd_bodies_are_refused_in_openrosa_xml
     )
     assert too_big.status_code == 413
     _openrosa(too_big)
+    # Whatever the router itself refuses is answered as OpenRosa answers too.
+    for response, status in (
+        (await server.http.get(f"{server.base}/nowhere"), 404),
+        (await server.http.get(f"{server.base}/submission"), 405),
+        (await server.http.delete(f"{server.base}/formList"), 405),
+    ):
+        assert response.status_code == status
+        _openrosa(response)
+        assert _message(response)
     assert await _stored(server, instance_id) == 0
 
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import regex
 from elementpath import XPath1Parser, XPathContext
 from elementpath.exceptions import ElementPathError
 
@@ -54,12 +55,20 @@ def evaluate__count_selected(self: Any, context: Any = None) -> int:
     return len(_text(self, context, 0).split())
 
 
+REGEX_SECONDS = 0.05
+"""How long one ``regex()`` may search: a pattern that backtracks without end on an
+observer's answer must not hold the process (the answer is then refused)."""
+
+
 @_method(_function("regex", nargs=2))
 def evaluate__regex(self: Any, context: Any = None) -> bool:
     try:
-        return re.search(_text(self, context, 1), _text(self, context, 0)) is not None
-    except re.error:
+        found = regex.search(
+            _text(self, context, 1), _text(self, context, 0), timeout=REGEX_SECONDS
+        )
+    except (regex.error, TimeoutError):
         return False
+    return found is not None
 
 
 @_method(_function("boolean-from-string", nargs=1))

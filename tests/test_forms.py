@@ -3,6 +3,7 @@ XForm, and every rule that checks a filled form's answers against it."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,32 @@ def test_a_question_its_relevant_skipped_is_out_of_the_denominator() -> None:
     assert figures[("ramp_width", "all")].asked == 1  # only where a ramp was seen
     assert figures[("box_sealed", "team:t2")].asked == 1
     assert found.stations_observed == 3 and found.as_of_position == 3
+
+
+def _check_in_child(path: str, answer: str, verdicts: Any) -> None:
+    form = convert(Path(path)).form
+    try:
+        check_answers(form, {"code": answer}, CONDITIONS)
+        verdicts.put("accepted")
+    except AnswerInvalid as refused:
+        verdicts.put(str(refused))
+
+
+def test_a_regex_that_backtracks_without_end_refuses_the_answer_and_returns(
+    tmp_path: Path,
+) -> None:
+    """An author's pattern with catastrophic backtracking meets an observer's answer: the
+    search is cut off and the answer refused, and the process is not held (checked in a
+    child process, which is ended if it hangs)."""
+    path = _xlsform(tmp_path, "| | text | code | Code | | regex(., '^(a+)+$') |")
+    context = multiprocessing.get_context("spawn")
+    verdicts = context.Queue()
+    child = context.Process(target=_check_in_child, args=(str(path), "a" * 64 + "!", verdicts))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        raise AssertionError("regex() held the process")
+    assert "breaks its constraint" in verdicts.get(timeout=5)
+    check_answers(convert(path).form, {"code": "aaaa"}, CONDITIONS)

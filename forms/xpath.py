@@ -108,6 +108,8 @@ class ExpressionRefused(ValueError):
 def _parsed(expression: str) -> Any:
     try:
         return _PARSER.parse(expression)
+    except RecursionError:
+        raise ExpressionRefused("is nested too deeply for eom to read") from None
     except ElementPathError as error:
         message = str(error)
         unknown = re.search(r"unknown function '([^']+)'|prefix '([^']+)' is not declared", message)

@@ -144,6 +144,7 @@ def test_answers_a_form_takes_pass_and_critical_ones_are_found() -> None:
         ("jr:choice-name(., 'x')", "jr:..."),
         ("pulldata('a', 'b', 'c', 'd')", "pulldata()"),
         (". = ", "not an XPath 1.0 expression"),
+        ("(" * 5000 + "1" + ")" * 5000, "nested too deeply"),
     ],
 )
 def test_an_expression_eom_cannot_evaluate_is_refused(expression: str, said: str) -> None:

@@ -83,9 +83,15 @@ def convert(path: Path, *, phase: Phase | None = None) -> ConvertedForm:
         result = xls2xform.convert(xlsform=str(path), warnings=[])
         settings = _settings(path)
     except PyXFormError as error:
-        raise FormImportError(f"{path.name}: {error}") from None
-    except (ValueError, KeyError, OSError) as error:
-        raise FormImportError(f"{path.name}: not a readable XLSForm ({error})") from None
+        said = str(error)
+        if "was not recognized as a supported type" in said:
+            said = f"not a readable {path.suffix.lower()} XLSForm (empty, or not that format)"
+        raise FormImportError(f"{path.name}: {said}") from None
+    except Exception as error:  # pyxform on a file it cannot read: any failure is the file's
+        raise FormImportError(
+            f"{path.name}: not a readable XLSForm (it has a 'survey' sheet with type, name and "
+            f"label columns; pyxform: {type(error).__name__}: {error})"
+        ) from None
     named = str(settings.get("phase") or "").strip() or None
     if named is not None and named not in {p.value for p in Phase}:
         raise FormImportError(

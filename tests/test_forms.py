@@ -189,6 +189,26 @@ def test_an_xlsform_eom_cannot_take_is_refused_at_import(
     assert said in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("f.xlsx", b"not a zip", "not a readable .xlsx XLSForm"),
+        ("f.md", b"", "not a readable .md XLSForm"),
+        ("f.csv", b"\xff\xfe\x00garbage", "not a readable XLSForm"),
+        ("f.csv", b"type,name,label\ntext,station_id,S\n", "'survey' sheet"),
+        ("f.txt", b"| survey |", "an XLSForm is a .xlsx"),
+    ],
+)
+def test_a_file_that_is_no_xlsform_is_refused_by_name(
+    tmp_path: Path, name: str, content: bytes, said: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(FormImportError) as refused:
+        convert(path)
+    assert str(refused.value).startswith(name) and said in str(refused.value)
+
+
 def test_a_form_without_a_station_field_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "f.md"
     path.write_text(

@@ -4,10 +4,11 @@ behind it.
 
 The unit is the polling station observed, not the report: the visits are the mission's
 standing visits (``intake.visits``: a corrected report counts once, as its latest
-correction); a station two teams reported counts once overall, is named under
-``conflicting_stations`` where their answers differ, and counts once for each team in the
-team breakdown. A question a visit's ``relevant`` skipped is left out of that station's
-denominator.
+correction); a station two teams reported counts once among those asked, under each answer
+its teams gave, and is named under ``conflicting_stations`` where their answers differ (in
+the team breakdown, once for each team); a team's later visit to a station with the same
+form replaces its earlier one in the counts. A question a visit's ``relevant`` skipped is
+left out of that station's denominator.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from domain.commands import DraftStatement
 from domain.forms import CHOICE_TYPES, FormDefinition, QuestionType, form_key, relevant_questions
-from domain.values import Answer, Citation, CitedFigure
+from domain.values import Answer, Citation, CitedFigure, PhaseChecklist
 from eventstore.store import EventStore
 from forms.library import FormLibrary
 from forms.xpath import CONDITIONS
@@ -100,34 +101,38 @@ def analyse(
     labels: dict[tuple[str, str], tuple[str, str, str]] = {}
     order: list[tuple[str, str]] = []
     critical: dict[tuple[str, str], set[str]] = defaultdict(set)
+    # One filled form per station, team and form: a team's later visit with the same form
+    # replaces its earlier one in the counts (the visits come in log order).
+    latest: dict[tuple[str, str, str], tuple[RecordedVisit, PhaseChecklist, FormDefinition]] = {}
     for visit in visits:
         for checklist in visit.checklists:
             if checklist.form_id is None or checklist.form_version is None:
                 continue
             form = by_key.get(form_key(checklist.form_id, checklist.form_version))
-            if form is None:
-                continue
-            for c in visit.critical:
-                if c.form_id == form.form_id:
-                    critical[(form.form_id, c.question)].add(visit.station_id)
-            scopes = ("all", f"locality:{visit.locality}", f"team:{visit.team_id}")
-            for question in relevant_questions(form, checklist.answers, CONDITIONS):
-                key = (form.form_id, question.name)
-                if key not in labels:
-                    labels[key] = (form.phase.value, question.label(language), question.type)
-                    order.append(key)
-                values = _values(question.type, checklist.answers.get(question.name))
-                for scope in scopes:
-                    tally = tallies[(form.form_id, question.name, scope)]
-                    tally.asked.add(visit.station_id)
-                    if values:
-                        tally.answered.add(visit.station_id)
-                        tally.answered_at.add(visit.global_position)
-                        tally.given[visit.station_id].add(" ".join(sorted(values)))
-                    if question.type in CHOICE_TYPES:
-                        for value in values:
-                            tally.by_answer[value].add(visit.station_id)
-                            tally.events[value].add(visit.global_position)
+            if form is not None:
+                latest[(visit.station_id, visit.team_id, form.form_id)] = (visit, checklist, form)
+    for visit, checklist, form in latest.values():
+        for c in visit.critical:
+            if c.form_id == form.form_id:
+                critical[(form.form_id, c.question)].add(visit.station_id)
+        scopes = ("all", f"locality:{visit.locality}", f"team:{visit.team_id}")
+        for question in relevant_questions(form, checklist.answers, CONDITIONS):
+            key = (form.form_id, question.name)
+            if key not in labels:
+                labels[key] = (form.phase.value, question.label(language), question.type)
+                order.append(key)
+            values = _values(question.type, checklist.answers.get(question.name))
+            for scope in scopes:
+                tally = tallies[(form.form_id, question.name, scope)]
+                tally.asked.add(visit.station_id)
+                if values:
+                    tally.answered.add(visit.station_id)
+                    tally.answered_at.add(visit.global_position)
+                    tally.given[visit.station_id].add(" ".join(sorted(values)))
+                if question.type in CHOICE_TYPES:
+                    for value in values:
+                        tally.by_answer[value].add(visit.station_id)
+                        tally.events[value].add(visit.global_position)
     figures = []
     for form_id, name in order:
         phase, label, kind = labels[(form_id, name)]

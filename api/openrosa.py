@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.body_limit import BodyTooLarge
 from api.tokens import Principal, Role, TokenStore
+from domain.forms import is_file_name
 from domain.submissions import StationVisitReport
 from domain.values import PhaseChecklist, is_identifier
 from forms import openrosa
@@ -170,6 +172,12 @@ def openrosa_router(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
             )
             raise OpenRosaRefusal(422, f"the instance cannot be stored: {problems}") from None
+        named = {a for a in filled.answers.values() if isinstance(a, str)}
+        for file_name, _, _ in attachments:
+            if file_name not in named:
+                raise OpenRosaRefusal(
+                    400, f"attachment {file_name!r} is named by no answer of the instance"
+                )
         try:
             receipts = await intake.submit(mission_id, [report], actor=caller.actor)
         except SubmissionRefused as refused:
@@ -179,7 +187,20 @@ def openrosa_router(
         except IntakeUnavailable as error:
             raise OpenRosaRefusal(503, str(error), headers={"Retry-After": "5"}) from None
         receipt = receipts[0]
-        await _store_attachments(library, mission_id, filled.submission_id, attachments)
+        try:
+            await _store_attachments(library, mission_id, filled.submission_id, attachments)
+        except (OSError, asyncpg.PostgresError) as error:
+            # The report is recorded; its files are not: sent again, the instance is
+            # acknowledged as already received and its files are kept then.
+            log.error(
+                "attachments not stored", submission_id=receipt.submission_id, error=str(error)
+            )
+            raise OpenRosaRefusal(
+                503,
+                f"instance {receipt.submission_id} is recorded but its attachments are not: "
+                "send it again",
+                headers={"Retry-After": "5"},
+            ) from None
         if receipt.status == "duplicate":
             return answer(
                 202,
@@ -256,11 +277,20 @@ async def _parts(request: Request, max_bytes: int) -> tuple[bytes, list[tuple[st
             continue
         content = await part.read()
         if name == openrosa.SUBMISSION_FILE:
+            if document is not None:
+                raise OpenRosaRefusal(
+                    400, f"the submission has more than one {openrosa.SUBMISSION_FILE!r} part"
+                )
             document = content
-        else:
-            attachments.append(
-                (part.filename or name, part.content_type or "application/octet-stream", content)
+            continue
+        file_name = part.filename or name
+        if not is_file_name(file_name):
+            raise OpenRosaRefusal(
+                400,
+                f"attachment {file_name[:100]!r}: a file name is letters, digits and '._ -', "
+                "without a path, at most 200 characters",
             )
+        attachments.append((file_name, part.content_type or "application/octet-stream", content))
     if document is None:
         raise OpenRosaRefusal(400, f"the submission has no {openrosa.SUBMISSION_FILE!r} part")
     return document, attachments

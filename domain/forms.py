@@ -197,7 +197,13 @@ class Conditions(Protocol):
 
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)?$")
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,199}")
+
+
+def is_file_name(name: str) -> bool:
+    """Whether ``name`` is an attachment's file name eom keeps: letters, digits, ``._ -``,
+    no path, at most 200 characters."""
+    return _FILE_NAME.fullmatch(name) is not None
 
 
 def _type_problem(question: Question, answer: Answer) -> str | None:
@@ -249,7 +255,7 @@ def _text_problem(kind: QuestionType, answer: str) -> str | None:
         return None
     if kind is QuestionType.geopoint:
         return _geopoint_problem(answer)
-    if kind is QuestionType.image and not _FILE_NAME.match(answer):
+    if kind is QuestionType.image and not is_file_name(answer):
         return f"takes the file name of an attachment, not {answer!r}"
     return None
 

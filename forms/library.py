@@ -113,7 +113,8 @@ class FormLibrary:
     ) -> tuple[StoredForm, bool]:
         """``converted`` in ``organisation``'s library: (the stored version, whether it
         was published now). The same version published again as it is is the stored
-        one; another XForm under a used version raises ``FormError``."""
+        one; another XForm, or the same XForm read otherwise (another phase given on
+        import), under a used version raises ``FormError``."""
         form = converted.form
         async with self.store.connection() as conn, conn.transaction():
             heads = await lock_heads_on(conn, [LIBRARY_STREAM])
@@ -126,7 +127,7 @@ class FormLibrary:
             )
             if row is not None:
                 stored = _stored(row)
-                if stored.xform_md5 != converted.xform_md5:
+                if stored.xform_md5 != converted.xform_md5 or stored.form != form:
                     raise FormError(
                         "version",
                         f"form {form.form_id!r} version {form.version!r} is already in "

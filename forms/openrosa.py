@@ -9,6 +9,7 @@ the instance's metadata (``meta/instanceID``, ``meta/deprecatedID``).
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,10 @@ def read_instance(document: bytes) -> Instance:
     def walk(element: Any, path: str) -> None:
         children = list(element)
         if not children:
+            if path in values:
+                # A station visit answers each question once (no repeats): a second
+                # element would silently replace the first.
+                raise InstanceInvalid(path, "appears twice; each field is answered once")
             values[path] = (element.text or "").strip()
         for child in children:
             walk(child, f"{path}/{_local(child.tag)}")
@@ -122,17 +127,21 @@ def read_instance(document: bytes) -> Instance:
     )
 
 
+_XSD_INT = re.compile(r"[+-]?[0-9]{1,30}")
+_XSD_DECIMAL = re.compile(r"[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})")
+"""The lexical forms of xsd:int and xsd:decimal (XML Schema Part 2, 3.2.3 and 3.3.17):
+ASCII digits only; Python's int() and float() take other digits, underscores, exponents,
+NaN and infinities, which an XForm's answer never is (and int() refuses past 4,300
+digits: longer numbers are passed on as text, refused by the form's check)."""
+
+
 def _typed(kind: QuestionType, text: str) -> Answer:
+    """``text`` as ``kind``'s answer; text that is not one is passed on as text, for the
+    form's check to refuse naming the question."""
     if kind is QuestionType.integer:
-        try:
-            return int(text)
-        except ValueError:
-            return text  # refused by the form's check, naming the question
+        return int(text) if _XSD_INT.fullmatch(text) else text
     if kind is QuestionType.decimal:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+        return float(text) if _XSD_DECIMAL.fullmatch(text) else text
     if kind is QuestionType.select_multiple:
         return text.split()
     return text
@@ -157,6 +166,10 @@ def filled_form(form: FormDefinition, instance: Instance) -> FilledForm:
     question), its station and team, its ``start`` and ``end``. Raises ``InstanceInvalid``
     naming a missing ``station_id``, ``start`` or ``end``, or an id eom cannot store."""
     prefix = f"/{instance.root}"
+    if instance.root != form.root:
+        raise InstanceInvalid(
+            prefix, f"form {form.form_id!r}'s instance is <{form.root}>, not <{instance.root}>"
+        )
     fields: dict[str, str] = {}
     answers: dict[str, Answer] = {}
     by_path = {q.path: q for q in form.questions}
@@ -168,7 +181,11 @@ def filled_form(form: FormDefinition, instance: Instance) -> FilledForm:
             if path.count("/") == 2 and name in {"station_id", "team_id", "start", "end"}:
                 fields[name] = text
             elif text and path not in group_paths:
-                answers[name] = text  # an element of no question: refused by name
+                raise InstanceInvalid(
+                    path,
+                    f"is no question of form {form.form_id!r} version {form.version!r} "
+                    "(an answer is at its question's path)",
+                )
             continue
         if text and question.type is not QuestionType.note:
             answers[question.name] = _typed(question.type, text)

@@ -196,13 +196,17 @@ class _Reader:
     def choices(self, control: ET.Element) -> list[Choice]:
         itemset = control.find("xf:itemset", _NS)
         if itemset is not None:
-            match = re.match(r"instance\('([^']+)'\)", itemset.get("nodeset", ""))
+            # Choices of the form's own lists, unfiltered: a choice_filter would hide choices
+            # eom would still take, and a list from a file is not in the form.
+            nodeset = itemset.get("nodeset", "")
+            match = re.fullmatch(r"instance\('([^']+)'\)/root/item", nodeset)
             instance = self.secondary.get(match.group(1)) if match else None
-            if instance is None:
+            if instance is None or instance.get("src"):
                 raise FormImportError(
-                    f"{self.source}: {control.get('ref')}: choices from "
-                    f"{itemset.get('nodeset')!r} (a filter or an external file) are not "
-                    "supported; list them in the choices sheet"
+                    f"{self.source}: question {control.get('ref', '').rsplit('/', 1)[-1]!r}: "
+                    f"choices from {nodeset!r} (a choice_filter, or a list from an external "
+                    "file such as select_one_from_file) are not supported; list the choices "
+                    "in the choices sheet"
                 )
             found = []
             for item in instance.iter(f"{{{_XF}}}item"):
@@ -357,6 +361,12 @@ def read_xform(xform: str, *, phase: Phase, source: str = "the XForm") -> FormDe
         )
     if not reader.questions:
         raise FormImportError(f"{source}: the form asks no question")
+    missing = [name for name in ("start", "end") if name not in metadata]
+    if missing:
+        raise FormImportError(
+            f"{source}: an eom form records when the visit started and ended: add "
+            + " and ".join(f"a row of type {name} named {name}" for name in missing)
+        )
     version = reader.root.get("version")
     form_id = reader.root.get("id") or ""
     if not version:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from copy import copy
 from decimal import Decimal
 from functools import lru_cache
+from itertools import product
 from typing import Any
 
 import regex
@@ -39,6 +41,79 @@ class OdkXPathParser(XPath1Parser):
 
 _method = OdkXPathParser.method
 _function = OdkXPathParser.function
+
+_COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+_ARITHMETIC = ("+", "-", "*", "div", "mod")
+
+
+_NUMBER = re.compile(r"\s*-?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*")
+"""XPath 1.0's Number (section 3.7) with surrounding white space: what number() reads."""
+
+
+def _number(value: Any) -> float:
+    """XPath 1.0's number() of an atomized value: NaN for a string that is no Number (an
+    unanswered question is the empty string)."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    text = str(value)
+    return float(text) if _NUMBER.fullmatch(text) else math.nan
+
+
+def _xpath1_comparison_data(self: Any, context: Any = None) -> Iterator[tuple[Any, Any]]:
+    """The pairs a comparison compares, by XPath 1.0's rules (section 3.4): with a boolean,
+    as booleans; with a number, or for ``<``, ``<=``, ``>``, ``>=``, as numbers (NaN for
+    text that is none); else as strings. elementpath compares an element's text with a
+    number as unequal whatever it holds (``/data/n = 5`` is false for ``<n>5</n>``) and
+    raises on text that is no number."""
+    left = list(self[0].atomization(copy(context)))
+    right = list(self[1].atomization(copy(context)))
+    if not left or not right:
+        return
+    if len(left) == 1 and isinstance(left[0], bool):
+        yield left[0], self.boolean_value(right)
+        return
+    if len(right) == 1 and isinstance(right[0], bool):
+        yield self.boolean_value(left), right[0]
+        return
+
+    def is_number(x: Any) -> bool:
+        return isinstance(x, int | float | Decimal) and not isinstance(x, bool)
+
+    if self.symbol in ("<", "<=", ">", ">=") or any(map(is_number, left + right)):
+        yield from product(map(_number, left), map(_number, right))
+    else:
+        yield from product(map(str, left), map(str, right))
+
+
+def _arithmetic_nan(evaluate: Any) -> Any:
+    def nan_aware(self: Any, context: Any = None) -> Any:
+        try:
+            return evaluate(self, context)
+        except ElementPathError as error:
+            if "FORG0001" in str(error) or "could not convert" in str(error):
+                return math.nan  # XPath 1.0: arithmetic with NaN is NaN
+            raise
+
+    return nan_aware
+
+
+def _xpath1(symbol: str) -> None:
+    """This parser's token for ``symbol``: elementpath's, with XPath 1.0's comparisons
+    and NaN arithmetic, so that ``${n} > 100 or ${a} = 'yes'`` with ``n`` unanswered is
+    ``${a} = 'yes'``, as ODK Collect evaluates it."""
+    base = OdkXPathParser.symbol_table[symbol]
+    members = (
+        {"iter_comparison_data": _xpath1_comparison_data}
+        if symbol in _COMPARISONS
+        else {"evaluate": _arithmetic_nan(base.evaluate)}
+    )
+    OdkXPathParser.symbol_table[symbol] = type(f"_Odk{base.__name__}", (base,), members)
+
+
+for _symbol in (*_COMPARISONS, *_ARITHMETIC):
+    _xpath1(_symbol)
 
 
 def _text(token: Any, context: Any, index: int) -> str:

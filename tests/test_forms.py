@@ -4,6 +4,7 @@ XForm, and every rule that checks a filled form's answers against it."""
 from __future__ import annotations
 
 import multiprocessing
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,7 @@ def _xlsform(tmp_path: Path, rows: str, settings: str = "| | t | 1 | voting |") 
     path = tmp_path / "f.md"
     path.write_text(
         "| survey |\n| | type | name | label | relevant | constraint |\n"
+        "| | start | start | | | |\n| | end | end | | | |\n"
         "| | text | station_id | Station | | |\n"
         f"{rows}\n| settings |\n| | form_id | version | phase |\n{settings}\n",
         encoding="utf-8",
@@ -207,6 +209,35 @@ def test_a_file_that_is_no_xlsform_is_refused_by_name(
     with pytest.raises(FormImportError) as refused:
         convert(path)
     assert str(refused.value).startswith(name) and said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("rows", "column", "said"),
+    [
+        ("| | select_one_from_file stations.csv | s | S | |", "", "select_one_from_file"),
+        (
+            "| | select_one yn | a | A | |\n| | select_one yn | b | B | name != ${a} |",
+            "",
+            "choice_filter",
+        ),
+        ("| | select_one yn | a | A | |", "| | start | start | | |\n", "type end named end"),
+    ],
+)
+def test_choices_eom_would_not_check_and_forms_without_times_are_refused(
+    tmp_path: Path, rows: str, column: str, said: str
+) -> None:
+    path = tmp_path / "f.md"
+    times = column or "| | start | start | | |\n| | end | end | | |\n"
+    path.write_text(
+        "| survey |\n| | type | name | label | choice_filter |\n"
+        f"{times}| | text | station_id | Station | |\n{rows}\n"
+        "| choices |\n| | list_name | name | label |\n| | yn | yes | Yes |\n| | yn | no | No |\n"
+        "| settings |\n| | form_id | version | phase |\n| | t | 1 | voting |\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FormImportError) as refused:
+        convert(path)
+    assert said in str(refused.value)
 
 
 def test_a_form_without_a_station_field_is_refused(tmp_path: Path) -> None:
@@ -292,3 +323,77 @@ def test_a_regex_that_backtracks_without_end_refuses_the_answer_and_returns(
         raise AssertionError("regex() held the process")
     assert "breaks its constraint" in verdicts.get(timeout=5)
     check_answers(convert(path).form, {"code": "aaaa"}, CONDITIONS)
+
+
+OR_FORM = """\
+| survey |
+| | type | name | label | relevant | required |
+| | start | start | | | |
+| | end | end | | | |
+| | text | station_id | Station | | yes |
+| | select_one yes_no | a | A | | yes |
+| | integer | n | N | ${a} = 'no' | |
+| | text | why | Why | ${n} > 100 or ${a} = 'yes' | yes |
+| | text | calm | Calm | not(${n} > 100) | |
+| | text | odd | Odd | ${n} != 5 | |
+| choices |
+| | list_name | name | label |
+| | yes_no | yes | Yes |
+| | yes_no | no | No |
+| settings |
+| | form_id | form_title | version | phase |
+| | or_check | Or check | 1 | opening |
+"""
+
+
+@pytest.mark.parametrize(
+    ("answers", "refused"),
+    [
+        # n unanswered: `${n} > 100` is false (NaN), the `or` goes on to `${a} = 'yes'`.
+        ({"a": "yes", "why": "long queue"}, None),
+        ({"a": "yes"}, "'why': is required here"),
+        # not(NaN > 100) is true, and NaN != 5 is true (XPath 1.0, 3.4).
+        ({"a": "yes", "why": "w", "calm": "all calm", "odd": "x"}, None),
+        ({"a": "no", "n": 500, "why": "w", "calm": "c"}, "'calm': is skipped here"),
+        ({"a": "no", "n": 5, "odd": "x"}, "'odd': is skipped here"),
+    ],
+)
+def test_skip_logic_over_an_unanswered_number_is_xpath_1(
+    tmp_path: Path, answers: dict[str, Any], refused: str | None
+) -> None:
+    """Where elementpath raises on a comparison with an empty answer, XPath 1.0 (and ODK
+    Collect) compare with NaN: only that comparison is false, the rest of the expression
+    counts."""
+    path = tmp_path / "or.md"
+    path.write_text(OR_FORM, encoding="utf-8")
+    form = convert(path).form
+    if refused is None:
+        check_answers(form, answers, CONDITIONS)
+    else:
+        with pytest.raises(AnswerInvalid, match=re.escape(refused)):
+            check_answers(form, answers, CONDITIONS)
+
+
+def test_a_teams_later_visit_replaces_its_earlier_one_in_the_counts() -> None:
+    from analysis.figures import analyse
+
+    form = _form()
+    visits = [
+        _visit("A", "t1", 1, {"box_sealed": "yes", "voters_in_queue": 10, "ramp": "no"}),
+        _visit("A", "t1", 2, {"box_sealed": "no", "ramp": "no"}),
+        _visit("B", "t1", 3, {"box_sealed": "yes", "voters_in_queue": 1, "ramp": "no"}),
+        _visit("B", "t2", 4, {"box_sealed": "no", "ramp": "no"}),
+    ]
+    figures = {(f.question, f.scope): f for f in analyse("m", visits, [form]).figures}
+    sealed = figures[("box_sealed", "all")]
+    assert sealed.asked == 2
+    assert {c.answer: (c.stations, c.events) for c in sealed.counts} == {
+        "no": (2, [2, 4]),
+        "yes": (1, [3]),
+    }
+    # A conflict is two teams answering differently, not one team's two visits.
+    assert sealed.conflicting_stations == ["B"]
+    assert {c.answer: c.stations for c in figures[("box_sealed", "team:t1")].counts} == {
+        "no": 1,
+        "yes": 1,
+    }

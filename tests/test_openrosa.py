@@ -29,7 +29,7 @@ from domain.commands import CloseElectionDay, DraftStatement
 from domain.values import Citation, CitedFigure, Phase
 from eventstore.store import EventStore
 from forms.collect import collect_settings, read_payload, settings_payload
-from forms.library import STANDARD_SET, FormLibrary
+from forms.library import STANDARD_SET, FormError, FormLibrary
 from intake.visits import mission_visits
 from worker import build_worker
 from workflows.client import CommandRefused, Missions
@@ -162,6 +162,55 @@ async def _stored(server: Server, submission_id: str) -> int:
             submission_id,
         )
     )
+
+
+async def test_instances_that_say_two_things_or_answer_elsewhere_are_refused(
+    server: Server,
+) -> None:
+    """Each case is refused naming the element, in OpenRosa's envelope, nothing stored:
+    a field given twice (the last would win), an answer outside its question's group, an
+    instance of another root, an integer not written as xsd:int, unsafe or unnamed
+    attachment file names, two instance parts."""
+    _, xform = await _xform(server, "station_check")
+
+    def instance(values: dict[str, str], *extra: str, root: str | None = None) -> tuple[str, bytes]:
+        instance_id = f"uuid:{uuid.uuid4()}"
+        document = _instance(xform, _visit(server, **values), instance_id).decode()
+        assert "<meta>" in document and "</data>" in document
+        if extra:
+            document = document.replace("<meta>", "".join(extra) + "<meta>", 1)
+        if root is not None:
+            document = document.replace("<data ", f"<{root} ").replace("</data>", f"</{root}>")
+        return instance_id, document.encode()
+
+    ns = ""
+    cases = [
+        (instance({}, f"<{ns}station_id>NS-999</{ns}station_id>"), None, "appears twice"),
+        (instance({}, f"<{ns}box_sealed>no</{ns}box_sealed>"), None, "appears twice"),
+        (instance({}, f"<{ns}ramp>no</{ns}ramp>"), None, "is no question"),
+        (instance({}, f"<{ns}elsewhere>no</{ns}elsewhere>"), None, "is no question"),
+        (instance({}, root="not_the_form"), None, "not <not_the_form>"),
+        (instance({"voters_in_queue": "٣"}), None, "'voters_in_queue'"),
+        (instance({"voters_in_queue": "1_000"}), None, "'voters_in_queue'"),
+        (instance({"protocol_photo": "p.jpg"}), ("a\x00b.jpg", b"x"), "a file name is"),
+        (instance({"protocol_photo": "p.jpg"}), ("../p.jpg", b"x"), "a file name is"),
+        (instance({"protocol_photo": "p.jpg"}), ("other.jpg", b"x"), "named by no answer"),
+    ]
+    for (instance_id, document), attachment, said in cases:
+        files = _submission(document, *([attachment] if attachment else []))
+        sent = await server.http.post(f"{server.base}/submission", files=files)
+        assert 400 <= sent.status_code < 500, (said, sent.status_code, sent.text)
+        _openrosa(sent)
+        assert said in _message(sent), (said, _message(sent))
+        assert await _stored(server, instance_id) == 0
+    # Two instance parts in one submission: which one would be meant?
+    _, document = instance({})
+    parts = [
+        ("xml_submission_file", ("a.xml", document, "text/xml")),
+        ("xml_submission_file", ("b.xml", document, "text/xml")),
+    ]
+    twice = await server.http.post(f"{server.base}/submission", files=parts)
+    assert twice.status_code == 400 and "more than one" in _message(twice)
 
 
 async def test_the_form_list_gives_each_form_with_its_hash_and_download_url(
@@ -383,22 +432,29 @@ async def test_analysis_counts_stations_as_direct_sql_does(server: Server) -> No
     other = await server.http.post(
         f"{server.other_team}/submission",
         files=_submission(
-            _instance(xform, _visit(server, team_id="team-2"), f"uuid:{uuid.uuid4()}")
+            _instance(
+                xform,
+                _visit(server, team_id="team-2", box_sealed="no", voters_in_queue=""),
+                f"uuid:{uuid.uuid4()}",
+            )
         ),
     )
     assert other.status_code == 201, other.text
     found = await mission_analysis(server.store, server.mission_id)
     rows = await server.store.pool.fetch(
         """
-        SELECT c->'answers'->>'box_sealed' AS answer,
-               count(DISTINCT e.data->>'station_id') AS stations
-        FROM intake_receipts AS r JOIN events AS e USING (event_id),
-             jsonb_array_elements(e.data->'checklists') AS c
-        WHERE r.mission_id = $1 AND r.kind = 'station_visit'
-          AND c->>'form_id' = 'station_check'
-          AND NOT EXISTS (SELECT 1 FROM intake_receipts AS x
-                          WHERE x.mission_id = $1 AND x.corrects = r.submission_id)
-        GROUP BY 1
+        WITH latest AS (
+            SELECT DISTINCT ON (r.station_id, r.team_id)
+                   r.station_id, c->'answers'->>'box_sealed' AS answer
+            FROM intake_receipts AS r JOIN events AS e USING (event_id),
+                 jsonb_array_elements(e.data->'checklists') AS c
+            WHERE r.mission_id = $1 AND r.kind = 'station_visit'
+              AND c->>'form_id' = 'station_check'
+              AND NOT EXISTS (SELECT 1 FROM intake_receipts AS x
+                              WHERE x.mission_id = $1 AND x.corrects = r.submission_id)
+            ORDER BY r.station_id, r.team_id, r.global_position DESC
+        )
+        SELECT answer, count(DISTINCT station_id) AS stations FROM latest GROUP BY 1
         """,
         server.mission_id,
     )
@@ -414,6 +470,9 @@ async def test_analysis_counts_stations_as_direct_sql_does(server: Server) -> No
         if f.question == "box_sealed" and f.scope.startswith("team:")
     }
     assert set(by_team) == {"team:team-1", "team:team-2"}
+    # Team 1 sent three visits of the station (one edited): its latest counts, once.
+    assert {c.answer: c.stations for c in by_team["team:team-1"].counts} == {"yes": 1}
+    assert {c.answer: c.stations for c in by_team["team:team-2"].counts} == {"no": 1}
     # Every count names the visits behind it, and they are the mission's standing visits.
     standing = {v.global_position for v in await mission_visits(server.store, server.mission_id)}
     assert all(set(c.events) <= standing for c in figure.counts)
@@ -489,7 +548,7 @@ async def test_json_reports_are_checked_against_their_form_too(server: Server) -
 async def test_a_statement_draft_cites_figures_counted_by_eom(server: Server) -> None:
     citations = [
         Citation(form_id="station_check", question="box_sealed", answer="no"),
-        Citation(form_id="station_check", question="box_sealed", answer="yes", scope="team:team-2"),
+        Citation(form_id="station_check", question="box_sealed", answer="no", scope="team:team-2"),
     ]
     forged = CitedFigure(
         **citations[0].model_dump(), stations=99, asked=99, share=1.0, as_of_position=1
@@ -512,7 +571,7 @@ async def test_a_statement_draft_cites_figures_counted_by_eom(server: Server) ->
     figures = state.drafts["cited-1"].figures
     assert [(f.question, f.answer, f.scope) for f in figures] == [
         ("box_sealed", "no", "all"),
-        ("box_sealed", "yes", "team:team-2"),
+        ("box_sealed", "no", "team:team-2"),
     ]
     # Counted by eom (what the caller sent as figures is replaced), as of a log position.
     expected = [figure_of(found, c) for c in citations]
@@ -550,3 +609,32 @@ async def test_a_statement_draft_cites_figures_counted_by_eom(server: Server) ->
     built = build_report(state, events, check, visits, {found.as_of_position: other})
     (draft,) = [d for d in built.statement.drafts if d.draft_id == "cited-1"]
     assert [f.matches for f in draft.figures] == [False, False]
+
+
+async def test_a_form_version_is_never_read_two_ways(server: Server, tmp_path: Path) -> None:
+    """A phaseless XLSForm published for one phase cannot be published again, under the
+    same version, for another: the stored version is what it is."""
+    path = tmp_path / "phaseless.md"
+    path.write_text(
+        (FORMS / "quick_check.md")
+        .read_text(encoding="utf-8")
+        .replace("| phase |", "|")
+        .replace("| voting |", "|")
+        .replace("quick_check", "phaseless"),
+        encoding="utf-8",
+    )
+    library = FormLibrary(server.store)
+    state = await server.missions.state(server.mission_id)
+    organisation = state.organisation or ""
+    await library.import_file(
+        server.mission_id, organisation, path, phase=Phase.opening, actor="coordinator"
+    )
+    with pytest.raises(FormError) as refused:
+        await library.import_file(
+            server.mission_id, organisation, path, phase=Phase.counting, actor="coordinator"
+        )
+    assert refused.value.field == "version"
+    _, again = await library.import_file(
+        server.mission_id, organisation, path, phase=Phase.opening, actor="coordinator"
+    )
+    assert again is False

@@ -85,8 +85,8 @@ CREDENTIAL_GRACE = timedelta(days=1)
 
 def credential_expiry(election_day: Any, time_zone: str | None, now: datetime) -> datetime:
     """When the outbox's credential stops working: the end of the day after election day
-    in the host's zone (UTC without one); a day from ``now`` if election day is past or
-    unknown."""
+    in the host's zone (UTC without one), and not sooner than 12 hours from ``now``; a day
+    from ``now`` if election day is unknown."""
     if election_day is None:
         return now + CREDENTIAL_GRACE
     zone = ZoneInfo(time_zone) if time_zone else UTC

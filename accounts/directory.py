@@ -219,9 +219,10 @@ class UserDirectory:
         return await self._change(decide)
 
     async def disable(self, email: str, actor: str) -> User:
-        """Disable a person: their sign-in links are refused and their sessions end, in
-        the transaction that records it. A user disabled already is returned as is (no
-        second event). Raises ``UserError('email')`` when nobody has that address."""
+        """Disable a person: their sign-in links are refused, their sessions end and the
+        tokens the console issued to them are revoked, in the transaction that records it.
+        A user disabled already is returned as is (no second event). Raises
+        ``UserError('email')`` when nobody has that address."""
         who = _actor(actor)
 
         async def decide(conn: Connection, version: int) -> User:
@@ -241,6 +242,12 @@ class UserDirectory:
             ended = await conn.execute(
                 "UPDATE console_sessions SET ended_at = clock_timestamp() "
                 "WHERE user_id = $1 AND ended_at IS NULL",
+                user.user_id,
+            )
+            # Tokens the console issued to them (the web form's outbox, ODK Collect).
+            await conn.execute(
+                "UPDATE api_tokens SET revoked_at = clock_timestamp() "
+                "WHERE issued_to = $1 AND revoked_at IS NULL",
                 user.user_id,
             )
             log.info(

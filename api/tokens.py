@@ -172,8 +172,10 @@ class TokenStore:
         member_state: str | None = None,
         team_id: str | None = None,
         expires_in: timedelta | None = None,
+        issued_to: uuid.UUID | None = None,
     ) -> tuple[str, Principal]:
-        """A new token (returned once, never stored) and its principal."""
+        """A new token (returned once, never stored) and its principal; ``issued_to`` is
+        the console person it is issued to (disabling them revokes it)."""
         member_state = member_state.strip().upper() if member_state else None
         name = _line("--name", name)
         organisation = _line("--organisation", organisation) if organisation else None
@@ -197,8 +199,8 @@ class TokenStore:
         expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
         row = await self.pool.fetchrow(
             f"INSERT INTO api_tokens (token_id, token_hash, name, role, organisation, "
-            f"mission_id, member_state, team_id, expires_at) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
+            f"mission_id, member_state, team_id, expires_at, issued_to) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
             uuid.uuid4(),
             hash_token(token),
             name.strip(),
@@ -208,6 +210,7 @@ class TokenStore:
             member_state,
             team_id,
             expires_at,
+            issued_to,
         )
         assert row is not None
         return token, _principal(row)

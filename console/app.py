@@ -144,6 +144,7 @@ def mount_console(app: FastAPI, services: ConsoleServices, settings: ConsoleSett
         signed = Viewer(
             principal=session.principal,
             email=session.user.email,
+            user_id=session.user.user_id,
             language=language,
             csrf_token=session.csrf_token,
             session_secret=secret,

@@ -141,6 +141,7 @@ class ObserverPages:
             mission_id=mission_id,
             team_id=team_id,
             expires_in=expires - now,
+            issued_to=viewer.user_id,
         )
         return token, expires
 

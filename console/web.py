@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,7 @@ class Viewer:
 
     principal: Principal
     email: str
+    user_id: uuid.UUID
     language: str
     csrf_token: str
     session_secret: str

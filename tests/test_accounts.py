@@ -37,7 +37,7 @@ from accounts.links import MAX_LINK_TTL
 from accounts.mail import MailError
 from accounts.sessions import MAX_SESSION_TTL
 from activities.delivery import DeliverySettings
-from api.tokens import Role
+from api.tokens import Role, TokenStore
 from cli.smtp_sink import SmtpSink
 from cli.stack import free_port
 from eventstore.store import EventStore
@@ -426,6 +426,20 @@ async def test_disabling_a_user_ends_their_sessions(
 ) -> None:
     user = await add(directory)
     bystander = await add(directory)
+    # Tokens the console issued to each (a web form's outbox, ODK Collect's QR code).
+    tokens = TokenStore(pool)
+    issued = {
+        who.user_id: (
+            await tokens.create(
+                role=Role.observer,
+                name="web form",
+                mission_id="m-1",
+                team_id="team-1",
+                issued_to=who.user_id,
+            )
+        )[0]
+        for who in (user, bystander)
+    }
     mine = [await sessions.start(user, timedelta(hours=1)) for _ in range(3)]
     theirs = await sessions.start(bystander, timedelta(hours=1))
     await directory.disable(user.email, actor=ACTOR)
@@ -441,6 +455,8 @@ async def test_disabling_a_user_ends_their_sessions(
     assert await sessions.lookup(theirs.secret) is not None
     with pytest.raises(UserError, match=r"^user: "):
         await sessions.start(user, timedelta(hours=1))
+    assert (await tokens.authenticate(issued[user.user_id]))[1] == "revoked"
+    assert (await tokens.authenticate(issued[bystander.user_id]))[1] == "active"
 
 
 async def test_an_expired_session_is_not_found(

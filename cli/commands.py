@@ -102,8 +102,8 @@ DEADLINES = frozenset({"deadline", "acknowledge_by"})
 CODE_LISTS = frozenset({"member_states"})
 """Lists of ISO codes: ``AZ,KG`` is taken for ``AZ`` and ``KG`` (no code has a comma)."""
 
-HIDDEN = frozenset({("publish_statement", "history_fingerprint")})
-"""Fields the CLI does not offer: the workflow sets them, whatever a caller says."""
+HIDDEN = frozenset({("publish_statement", "history_fingerprint"), ("draft_statement", "figures")})
+"""Fields the CLI does not offer: eom sets them, whatever a caller says."""
 
 BY_DRAFT = frozenset({"approve_statement", "publish_statement"})
 """Commands that name a draft by id and its text by sha256: the sha256 may be left out,
@@ -151,8 +151,22 @@ FORMS: dict[str, Form] = {
     ),
     "checklists": Form(
         "one per phase observed, [{phase, answers: {QUESTION: true, false, a number or "
-        f"text}}}}] with phases {_one_of(Phase)}",
-        ("[{phase: opening, answers: {opened_on_time: true, ballot_boxes: 2}}]",),
+        f"text}}}}] with phases {_one_of(Phase)}; with form_id and form_version, the "
+        "answers a form's questions take (eom forms show)",
+        (
+            "[{phase: opening, answers: {opened_on_time: true, ballot_boxes: 2}}]",
+            "[{phase: voting, form_id: eom_voting, form_version: '2026113001', answers: "
+            "{ballot_box_sealed: 'yes'}}]",
+        ),
+    ),
+    "citations": Form(
+        "figures of the observation forms the draft cites, [{form_id, question, answer, "
+        "scope}] (answer left out: the stations that answered; scope all, locality:NAME "
+        "or team:ID; eom analysis lists them); eom counts each as the draft is recorded",
+        (
+            "[{form_id: eom_voting, question: ballot_box_sealed, answer: 'no'}]",
+            "[{form_id: eom_voting, question: ramp_available, scope: 'team:team-1'}]",
+        ),
     ),
     "findings": Form(
         f"[{{category, assessment, note}}], assessments {_one_of(Assessment)}, categories "

@@ -178,6 +178,13 @@ def _field(name: str, key: str, annotation: Any, info: FieldInfo | None) -> Form
         if isinstance(item_type, type) and issubclass(item_type, BaseModel):
             made.kind = "rows"
             made.children = form_fields(item_type, prefix=f"{name}.{{index}}.")
+            if not made.required:
+                # Rows of a list that may be empty: a row left empty is dropped, so the
+                # browser must not insist on its inputs (one half filled is still named
+                # by the model's "missing" error), and nothing is prefilled (a default
+                # would keep an unwanted row; the model's default applies once left out).
+                _not_required(made.children)
+                _no_defaults(made.children)
         else:
             made.kind = "lines"
         return made
@@ -221,6 +228,12 @@ def _field(name: str, key: str, annotation: Any, info: FieldInfo | None) -> Form
     elif _multiline(metadata):
         made.kind = "textarea"
     return made
+
+
+def _not_required(fields: list[FormField]) -> None:
+    for item in fields:
+        item.required = False
+        _not_required(item.children)
 
 
 def _no_defaults(fields: list[FormField]) -> None:
